@@ -1,0 +1,41 @@
+"""kernelkit: kernel methods at hardware speed.
+
+The layers: :mod:`kernelkit.kernels` (what k is) -> :mod:`kernelkit.engine`
+(kernel sums, log-sum-exp, top-k, dense blocks within a memory budget) ->
+methods (density estimation, compression, privacy...).
+
+``import kernelkit`` is light: method modules (and scikit-learn, torch, dask)
+are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._options import options, get_options
+from .kernels import (Kernel, Gaussian, Laplace, Matern, IMQ, RationalQuadratic, Linear, Polynomial,
+                      SumKernel, ScaledKernel, ProductKernel, make_kernel)
+from .engine import kernel_sum, kernel_logsumexp, kernel_topk, kernel_block
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily)
+_LAZY = {
+    "KernelDensity": "kernelkit.density",
+}
+
+__all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
+           "Linear", "Polynomial", "SumKernel", "ScaledKernel", "ProductKernel", "make_kernel",
+           "kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kernelkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,65 @@
+"""Command-line interface: ``kernelkit <verb> ...``.
+
+Each verb lives in its own module ``kernelkit.cli._<verb>`` with a
+``register(subparsers)`` function that adds its parser and sets
+``run=function(args) -> int``. Errors in the user's input print one line and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+
+#: verb modules, in the order ``kernelkit --help`` lists them
+VERB_MODULES = ["_demo", "_kde", "_thin", "_private"]
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="kernelkit",
+        description="Kernel methods at hardware speed: exact kernel sums, density estimation, "
+                    "kernel thinning and private similarity queries.",
+        epilog="Run 'kernelkit <command> --help' for the options of a command. "
+               "Data files: CSV (header optional), .npy, .npz (first array, or NAME.npz:key), "
+               ".parquet (with pyarrow), posteriordb draws (.json or .json.zip).",
+    )
+    parser.add_argument("--version", action="version", version=f"kernelkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in VERB_MODULES:
+        try:
+            mod = importlib.import_module(f"kernelkit.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"kernelkit.cli.{name}":
+                continue  # verb not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (CLIError, ValueError, TypeError, OSError, KeyError, NotImplementedError) as exc:
+        msg = str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}"
+        print(f"kernelkit {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The kernel-sum engine: one entry point per reduction.
+
+``out[j, :] = sum_i k(X[i], Y[j]) * W[i, :]`` and its log-sum-exp and top-k
+variants, tiled within an explicit memory budget (see :func:`kernelkit.options`).
+Methods never loop over points themselves: they call these functions, and the
+engine picks the backend (fused compiled CPU path by default, blocked NumPy as
+reference and fallback).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._options import get_options
+from .._validation import check_pair, check_weights, check_int
+from ..kernels import Kernel
+from . import _numpy
+
+__all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available"]
+
+
+def _check_kernel(kernel, owner):
+    if not isinstance(kernel, Kernel):
+        raise TypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel object "
+                        f"(e.g. kernelkit.Gaussian(1.0)); use kernelkit.make_kernel for names. Got {kernel!r}.")
+    return kernel
+
+
+def _fused_backend():
+    """The compiled backend module, or None when it is not built."""
+    try:
+        from . import _fused as mod
+    except ImportError:  # pragma: no cover - depends on the build
+        return None
+    return mod if mod.available() else None
+
+
+def fused_available():
+    """True when the compiled CPU backend is built and importable."""
+    return _fused_backend() is not None
+
+
+def _backend(opts, kernel, op):
+    """The module that runs ``op`` for ``kernel`` under ``opts``."""
+    if opts.backend == "numpy":
+        return _numpy
+    if opts.backend == "torch":
+        from . import _torch
+        return _torch
+    fused = _fused_backend()
+    if fused is not None and fused.supports(kernel, op):
+        return fused
+    if opts.backend == "fused":
+        reason = "is not built" if fused is None else f"does not support {op} with {kernel!r}"
+        raise ValueError(f"The 'backend' option is 'fused' but the fused backend {reason}; "
+                         "use backend='auto' or 'numpy'.")
+    return _numpy
+
+
+def _opts(memory, threads, backend, progress):
+    return get_options(memory=memory, threads=threads, backend=backend, progress=progress)
+
+
+def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend=None, progress=None):
+    r"""Weighted kernel sums :math:`out_{j,:} = \sum_i k(x_i, y_j)\, W_{i,:}`.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The kernel k.
+    X : array of shape (n, d)
+        Source points x_i.
+    Y : array of shape (m, d)
+        Query points y_j.
+    weights : array of shape (n,) or (n, p), optional
+        W (any sign). Default: all ones.
+    memory, threads, backend, progress : optional
+        Per-call overrides of :func:`kernelkit.options` (memory budget in
+        bytes or a string such as "256MB", CPU threads, backend name, tqdm bar).
+
+    Returns
+    -------
+    out : array of shape (m,) or (m, p)
+        In the dtype of the inputs (float32 when X and Y are both float32,
+        float64 otherwise). Partial sums are accumulated in float64.
+    """
+    _check_kernel(kernel, "kernel_sum")
+    X, Y = check_pair(X, Y, owner="kernel_sum")
+    W = check_weights(weights, X.shape[0], "weights", "kernel_sum")
+    squeeze = W is None or W.ndim == 1
+    W = np.ones((X.shape[0], 1)) if W is None else W.reshape(X.shape[0], -1)
+    opts = _opts(memory, threads, backend, progress)
+    out = _backend(opts, kernel, "sum").kernel_sum(kernel, X, Y, W, opts)
+    out = out.astype(X.dtype, copy=False)
+    return out[:, 0] if squeeze else out
+
+
+def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=None, backend=None, progress=None):
+    r"""Log-domain kernel sums :math:`out_{j,:} = \log \sum_i \exp(\log k(x_i, y_j) + L_{i,:})`.
+
+    Exact in the log domain: nothing underflows even when every k(x_i, y_j)
+    is below the smallest float64 (high-dimensional kernel density
+    estimation). Only for positive kernels (``kernel.is_positive``).
+
+    Parameters
+    ----------
+    kernel : Kernel
+        A positive kernel (all radial kernels, their sums, products and
+        positive scalings).
+    X, Y : arrays of shape (n, d) and (m, d)
+    log_weights : array of shape (n,) or (n, p), optional
+        L, log of non-negative weights (-inf allowed for zero weights).
+        Default: zeros (unit weights).
+
+    Returns
+    -------
+    out : array of shape (m,) or (m, p), float64 or float32 as the inputs.
+    """
+    _check_kernel(kernel, "kernel_logsumexp")
+    if not kernel.is_positive:
+        raise ValueError(f"The 'kernel' parameter of kernel_logsumexp must be a positive kernel "
+                         f"(log k must exist). Got {kernel!r}.")
+    X, Y = check_pair(X, Y, owner="kernel_logsumexp")
+    LW = check_weights(log_weights, X.shape[0], "log_weights", "kernel_logsumexp", allow_neg_inf=True)
+    squeeze = LW is None or LW.ndim == 1
+    LW = np.zeros((X.shape[0], 1)) if LW is None else LW.reshape(X.shape[0], -1)
+    opts = _opts(memory, threads, backend, progress)
+    out = _backend(opts, kernel, "logsumexp").kernel_logsumexp(kernel, X, Y, LW, opts)
+    out = out.astype(X.dtype, copy=False)
+    return out[:, 0] if squeeze else out
+
+
+def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, progress=None):
+    """The k largest kernel values k(x_i, y_j) over i, for every query y_j.
+
+    Parameters
+    ----------
+    kernel : Kernel
+    X, Y : arrays of shape (n, d) and (m, d)
+    k : int in [1, n]
+
+    Returns
+    -------
+    values : array of shape (m, k)
+        Sorted in decreasing order (ties broken by the smaller index).
+    indices : int64 array of shape (m, k)
+        Rows of X.
+    """
+    _check_kernel(kernel, "kernel_topk")
+    X, Y = check_pair(X, Y, owner="kernel_topk")
+    k = check_int(k, "k", "kernel_topk", low=1, high=X.shape[0])
+    opts = _opts(memory, threads, backend, progress)
+    values, indices = _backend(opts, kernel, "topk").kernel_topk(kernel, X, Y, k, opts)
+    return values.astype(X.dtype, copy=False), indices
+
+
+def kernel_block(kernel, X, Y=None, *, memory=None):
+    """The dense kernel matrix ``K[i, j] = k(X[i], Y[j])``, shape (n, m).
+
+    Guarded by the memory budget: raises ValueError when n * m values do not
+    fit, instead of swapping. ``Y=None`` means ``Y = X``.
+    """
+    _check_kernel(kernel, "kernel_block")
+    X, Y = check_pair(X, X if Y is None else Y, owner="kernel_block")
+    opts = _opts(memory, None, None, None)
+    need = 2 * X.shape[0] * Y.shape[0] * 8
+    if need > opts.memory:
+        raise ValueError(
+            f"kernel_block of shape ({X.shape[0]}, {Y.shape[0]}) needs about {need / 1e6:.1f} MB, more than "
+            f"the memory budget of {opts.memory / 1e6:.1f} MB; raise it with kernelkit.options(memory=...) "
+            "or use kernel_sum / kernel_topk, which tile.")
+    return kernel._block(X, Y)

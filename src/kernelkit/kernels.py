@@ -1,0 +1,719 @@
+"""Kernels: small immutable objects that say what k(x, y) is.
+
+A kernel holds parameters, never data. Every kernel offers
+
+* ``k(X, Y)``: the dense matrix ``K[i, j] = k(X[i], Y[j])`` of shape (n, m),
+  for small inputs (large sums go through :mod:`kernelkit.engine`);
+* ``k.diag(X)``: ``k(X[i], X[i])`` for every row;
+* ``k.spec``: a hashable description ``(family, params)`` the engine compiles.
+
+Radial kernels ``k(x, y) = phi(||x - y||)`` (all with ``phi(0) = 1``) also
+offer ``log_integral(d)`` (log of the integral over R^d, for normalised
+densities), ``sample_density(n, d, rng)`` (draws from ``phi(||x||) / integral``),
+and, where the spectral density is known, ``spectral_sample(d, D, rng)``
+(frequencies ``w`` with ``k(x, y) = E[cos(w . (x - y))]``) and
+``power(alpha, d)`` (the alpha-power kernel of Generalized Kernel Thinning,
+whose Fourier transform is the alpha-th power of k's, rescaled so that
+``phi(0) = 1``).
+
+Bandwidths are in the units of the data. Conventions (r = ||x - y||):
+
+=====================  =====================================================
+Gaussian(sigma)        exp(-r^2 / (2 sigma^2))
+Laplace(ell)           exp(-r / ell)
+Matern(nu, ell)        2^(1-nu)/Gamma(nu) (sqrt(2 nu) r/ell)^nu K_nu(sqrt(2 nu) r/ell)
+IMQ(c, beta=1/2)       (1 + r^2 / c^2)^(-beta)
+RationalQuadratic      (1 + r^2 / (2 alpha ell^2))^(-alpha)
+Linear(c=0)            x . y + c
+Polynomial             (gamma x . y + c)^degree
+=====================  =====================================================
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ._validation import check_pair, check_points, check_positive, check_int
+
+__all__ = [
+    "Kernel", "RadialKernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
+    "Linear", "Polynomial", "SumKernel", "ScaledKernel", "ProductKernel", "make_kernel",
+    "sqdist", "KERNEL_NAMES",
+]
+
+
+def sqdist(X, Y):
+    """Squared Euclidean distances ``D[i, j] = ||X[i] - Y[j]||^2`` (dense).
+
+    Computed as ``|x|^2 + |y|^2 - 2 x.y`` after centring both sets on the mean
+    of ``X`` (which removes most of the cancellation), clipped at 0. Inputs
+    must already be validated arrays of one dtype.
+    """
+    c = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+    Xc = X - c
+    Yc = Y - c
+    x2 = np.einsum("ij,ij->i", Xc, Xc)
+    y2 = np.einsum("ij,ij->i", Yc, Yc)
+    D = Xc @ Yc.T
+    D *= -2
+    D += x2[:, None]
+    D += y2[None, :]
+    np.maximum(D, 0, out=D)
+    return D
+
+
+class Kernel:
+    """Base class. Subclasses implement ``_block(X, Y)`` on validated arrays."""
+
+    #: name of the family, used by the engine and in error messages
+    family = "kernel"
+    #: True if the kernel is k(x, y) = phi(||x - y||)
+    is_radial = False
+    #: True if every value is > 0 (then log k is defined: kernel_logsumexp)
+    is_positive = False
+
+    # --- public API -----------------------------------------------------
+    def __call__(self, X, Y=None):
+        """Dense kernel matrix ``K[i, j] = k(X[i], Y[j])``, shape (n, m).
+
+        ``Y=None`` means ``Y = X``. Use the engine (``kernel_block``) when the
+        matrix may not fit in memory: this method does not tile.
+        """
+        if Y is None:
+            X = check_points(X, "X", type(self).__name__)
+            Y = X
+        else:
+            X, Y = check_pair(X, Y, owner=type(self).__name__)
+        return self._block(X, Y)
+
+    def diag(self, X):
+        """``k(X[i], X[i])`` for every row of X, shape (n,)."""
+        X = check_points(X, "X", type(self).__name__ + ".diag")
+        return self._diag(X)
+
+    @property
+    def spec(self):
+        """Hashable ``(family, params)`` description compiled by the engine."""
+        return (self.family, tuple(sorted(self._params().items())))
+
+    def log_block(self, X, Y):
+        """``log k(X[i], Y[j])`` for positive kernels (validated arrays)."""
+        if not self.is_positive:
+            raise TypeError(
+                f"log k is only defined for positive kernels; {self!r} can be zero or negative.")
+        return np.log(self._block(X, Y))
+
+    # --- combinators ----------------------------------------------------
+    def __add__(self, other):
+        if not isinstance(other, Kernel):
+            return NotImplemented
+        return SumKernel(self, other)
+
+    def __mul__(self, other):
+        if isinstance(other, Kernel):
+            return ProductKernel(self, other)
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            return ScaledKernel(self, other)
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    # --- plumbing -------------------------------------------------------
+    def _params(self):
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.spec == other.spec
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.spec))
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"{type(self).__name__} is immutable; create a new kernel instead.")
+        object.__setattr__(self, name, value)
+
+    def _freeze(self):
+        object.__setattr__(self, "_frozen", True)
+
+    def _diag(self, X):
+        return np.array([self._block(x[None], x[None])[0, 0] for x in X], dtype=X.dtype)
+
+    def _not_supported(self, what):
+        return NotImplementedError(f"{what} is not available for {self!r}.")
+
+    def spectral_sample(self, d, D, rng=None):
+        raise self._not_supported("spectral_sample (no known spectral density)")
+
+    def power(self, alpha, d=None):
+        raise self._not_supported("power (Generalized Kernel Thinning power kernel)")
+
+    def log_integral(self, d):
+        raise self._not_supported("log_integral (a normalised density)")
+
+    def sample_density(self, n, d, rng=None):
+        raise self._not_supported("sample_density (drawing from the kernel as a density)")
+
+
+class RadialKernel(Kernel):
+    """k(x, y) = phi(||x - y||) with phi(0) = 1; subclasses define phi."""
+
+    is_radial = True
+    is_positive = True
+
+    def __init__(self, bandwidth=1.0):
+        self.bandwidth = check_positive(bandwidth, "bandwidth", type(self).__name__)
+
+    def _params(self):
+        return {"bandwidth": self.bandwidth}
+
+    def profile(self, r2):
+        """phi as a function of the squared distance ``r2`` (array, any shape)."""
+        return np.exp(self.log_profile(r2))
+
+    def log_profile(self, r2):
+        """log phi as a function of the squared distance ``r2``."""
+        raise NotImplementedError
+
+    def _block(self, X, Y):
+        D = sqdist(X, Y)
+        return self.profile(D).astype(X.dtype, copy=False)
+
+    def log_block(self, X, Y):
+        return self.log_profile(sqdist(X, Y)).astype(X.dtype, copy=False)
+
+    def _diag(self, X):
+        return np.ones(X.shape[0], dtype=X.dtype)
+
+    def _check_d(self, d, what):
+        return check_int(d, "d", f"{type(self).__name__}.{what}", low=1)
+
+
+def _rng(rng):
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def _uniform_directions(n, d, rng):
+    z = rng.standard_normal((n, d))
+    nrm = np.linalg.norm(z, axis=1, keepdims=True)
+    nrm[nrm == 0] = 1.0
+    return z / nrm
+
+
+class Gaussian(RadialKernel):
+    r"""Gaussian (RBF) kernel :math:`k(x, y) = \exp(-\|x - y\|^2 / (2\sigma^2))`.
+
+    Parameters
+    ----------
+    bandwidth : float > 0
+        sigma, in the units of the data (standard deviation of the kernel
+        seen as a density). goodpoints' ``var`` is sigma^2; scikit-learn's
+        ``gamma`` is 1 / (2 sigma^2).
+
+    Notes
+    -----
+    Integral over R^d: (2 pi sigma^2)^(d/2). Spectral density: N(0, I / sigma^2).
+    alpha-power kernel: Gaussian with variance alpha sigma^2 (root: sigma^2 / 2).
+    """
+
+    family = "gaussian"
+
+    def profile(self, r2):
+        return np.exp(np.asarray(r2) * (-0.5 / self.bandwidth ** 2))
+
+    def log_profile(self, r2):
+        return np.asarray(r2) * (-0.5 / self.bandwidth ** 2)
+
+    def log_integral(self, d):
+        d = self._check_d(d, "log_integral")
+        return 0.5 * d * math.log(2 * math.pi * self.bandwidth ** 2)
+
+    def sample_density(self, n, d, rng=None):
+        return _rng(rng).standard_normal((n, d)) * self.bandwidth
+
+    def spectral_sample(self, d, D, rng=None):
+        """D frequencies in R^d from N(0, I / sigma^2), shape (D, d)."""
+        return _rng(rng).standard_normal((D, d)) / self.bandwidth
+
+    def power(self, alpha, d=None):
+        """Gaussian with variance alpha * sigma^2 (any dimension)."""
+        alpha = check_positive(alpha, "alpha", "Gaussian.power")
+        return Gaussian(self.bandwidth * math.sqrt(alpha))
+
+
+class Matern(RadialKernel):
+    r"""Matern kernel with smoothness nu and length scale ell.
+
+    .. math:: k(r) = \frac{2^{1-\nu}}{\Gamma(\nu)} (\sqrt{2\nu} r/\ell)^\nu K_\nu(\sqrt{2\nu} r/\ell)
+
+    nu = 1/2, 3/2, 5/2 use the closed forms exp(-s), (1 + s) exp(-s) and
+    (1 + s + s^2/3) exp(-s) with s = sqrt(2 nu) r / ell; other nu use
+    ``scipy.special.kve``.
+
+    Parameters
+    ----------
+    nu : float > 0
+        Smoothness (sample paths are ceil(nu) - 1 times differentiable).
+    bandwidth : float > 0
+        Length scale ell, in the units of the data.
+
+    Notes
+    -----
+    With lambda = sqrt(2 nu) / ell, the spectral density is a multivariate t
+    with 2 nu degrees of freedom and scale 1/ell; the Fourier transform is
+    proportional to (lambda^2 + |w|^2)^(-(nu + d/2)). The integral over R^d
+    is 2^d pi^(d/2) Gamma(nu + d/2) / (Gamma(nu) lambda^d). The alpha-power
+    kernel (Generalized Kernel Thinning; GKT writes it "Matern(nu) -> alpha nu"
+    in its Fourier-exponent convention nu_GKT = nu + d/2) is the Matern with
+    nu' = alpha (nu + d/2) - d/2 and the same lambda; it exists when nu' > 0.
+    """
+
+    family = "matern"
+
+    def __init__(self, nu=1.5, bandwidth=1.0):
+        self.nu = check_positive(nu, "nu", "Matern")
+        super().__init__(bandwidth)
+
+    def _params(self):
+        return {"nu": self.nu, "bandwidth": self.bandwidth}
+
+    @property
+    def _lambda(self):
+        return math.sqrt(2 * self.nu) / self.bandwidth
+
+    def log_profile(self, r2):
+        s = np.sqrt(np.asarray(r2, dtype=np.float64)) * self._lambda
+        nu = self.nu
+        if nu == 0.5:
+            return -s
+        if nu == 1.5:
+            return np.log1p(s) - s
+        if nu == 2.5:
+            return np.log1p(s + s * s / 3.0) - s
+        from scipy import special
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = ((1 - nu) * math.log(2) - special.gammaln(nu) + nu * np.log(s)
+                   + np.log(special.kve(nu, s)) - s)
+        return np.where(s == 0, 0.0, out)
+
+    def profile(self, r2):
+        return np.exp(self.log_profile(r2))
+
+    def log_integral(self, d):
+        d = self._check_d(d, "log_integral")
+        from scipy.special import gammaln
+        nu = self.nu
+        return (d * math.log(2) + 0.5 * d * math.log(math.pi) + gammaln(nu + d / 2) - gammaln(nu)
+                - d * math.log(self._lambda))
+
+    def sample_density(self, n, d, rng=None):
+        # A Matern profile is a normal variance mixture: x = sqrt(W) z with
+        # W ~ Gamma(shape nu + d/2, scale 2 / lambda^2).
+        rng = _rng(rng)
+        w = rng.gamma(self.nu + d / 2, 2.0 / self._lambda ** 2, size=(n, 1))
+        return np.sqrt(w) * rng.standard_normal((n, d))
+
+    def spectral_sample(self, d, D, rng=None):
+        """D frequencies: multivariate t, 2 nu degrees of freedom, scale 1/ell."""
+        rng = _rng(rng)
+        chi2 = rng.chisquare(2 * self.nu, size=(D, 1))
+        return rng.standard_normal((D, d)) * np.sqrt(2 * self.nu / chi2) / self.bandwidth
+
+    def power(self, alpha, d=None):
+        """alpha-power kernel: Matern(nu' = alpha (nu + d/2) - d/2, same lambda).
+
+        ``d`` (the dimension of the data) is required. Raises ValueError when
+        nu' <= 0 (the power kernel does not exist for that alpha).
+        """
+        alpha = check_positive(alpha, "alpha", f"{type(self).__name__}.power")
+        if d is None:
+            raise ValueError(f"The 'd' parameter of {type(self).__name__}.power is required: "
+                             "the power of a Matern kernel depends on the dimension. Got None.")
+        d = self._check_d(d, "power")
+        nu_new = alpha * (self.nu + d / 2) - d / 2
+        if nu_new <= 0:
+            raise ValueError(
+                f"The 'alpha' parameter of {type(self).__name__}.power must be > d / (2 nu + d) = "
+                f"{d / (2 * self.nu + d):.4g} for d={d} (else the power kernel does not exist). Got {alpha}.")
+        lam = self._lambda
+        return Matern(nu=nu_new, bandwidth=math.sqrt(2 * nu_new) / lam)
+
+
+class Laplace(Matern):
+    r"""Laplace (exponential) kernel :math:`k(x, y) = \exp(-\|x - y\|/\ell)`.
+
+    The Matern kernel with nu = 1/2. Spectral density: multivariate Cauchy
+    with scale 1/ell. Its alpha-power kernel is a Matern with
+    nu' = alpha (d + 1)/2 - d/2 (it needs alpha > d / (d + 1)).
+
+    Parameters
+    ----------
+    bandwidth : float > 0
+        Length scale ell, in the units of the data.
+    """
+
+    family = "laplace"
+
+    def __init__(self, bandwidth=1.0):
+        super().__init__(nu=0.5, bandwidth=bandwidth)
+
+    def _params(self):
+        return {"bandwidth": self.bandwidth}
+
+    def log_profile(self, r2):
+        return -np.sqrt(np.asarray(r2)) / self.bandwidth
+
+    def sample_density(self, n, d, rng=None):
+        # radial density r^(d-1) exp(-r / ell): r ~ Gamma(d, ell)
+        rng = _rng(rng)
+        r = rng.gamma(d, self.bandwidth, size=(n, 1))
+        return r * _uniform_directions(n, d, rng)
+
+
+class RationalQuadratic(RadialKernel):
+    r"""Rational quadratic kernel :math:`(1 + r^2 / (2\alpha\ell^2))^{-\alpha}`.
+
+    A scale mixture of Gaussians (precision ~ Gamma(alpha, rate alpha ell^2)),
+    so its spectral density is known; it tends to the Gaussian as alpha -> inf.
+
+    Parameters
+    ----------
+    bandwidth : float > 0
+        Length scale ell, in the units of the data.
+    alpha : float > 0
+        Shape (dimensionless). As a density it is a multivariate t with
+        2 alpha - d degrees of freedom: normalisable only when 2 alpha > d.
+    """
+
+    family = "rq"
+
+    def __init__(self, bandwidth=1.0, alpha=1.0):
+        super().__init__(bandwidth)
+        self.alpha = check_positive(alpha, "alpha", type(self).__name__)
+
+    def _params(self):
+        return {"bandwidth": self.bandwidth, "alpha": self.alpha}
+
+    @property
+    def _c2(self):  # r^2 scale: k = (1 + r^2 / c2)^(-alpha)
+        return 2 * self.alpha * self.bandwidth ** 2
+
+    @property
+    def _exponent(self):
+        return self.alpha
+
+    def log_profile(self, r2):
+        return -self._exponent * np.log1p(np.asarray(r2) / self._c2)
+
+    def spectral_sample(self, d, D, rng=None):
+        """D frequencies: w ~ N(0, tau I), tau ~ Gamma(shape beta, scale 2 / c^2)."""
+        rng = _rng(rng)
+        tau = rng.gamma(self._exponent, 2.0 / self._c2, size=(D, 1))
+        return rng.standard_normal((D, d)) * np.sqrt(tau)
+
+    def _t_dof(self, d, what):
+        d = self._check_d(d, what)
+        dof = 2 * self._exponent - d
+        if dof <= 0:
+            raise ValueError(
+                f"{self!r} is not integrable in d={d} dimensions (it needs exponent > d/2, "
+                f"got {self._exponent}); pick a larger exponent or another kernel.")
+        return d, dof
+
+    def log_integral(self, d):
+        from scipy.special import gammaln
+        d, dof = self._t_dof(d, "log_integral")
+        b = self._exponent
+        return 0.5 * d * math.log(math.pi * self._c2) + gammaln(b - d / 2) - gammaln(b)
+
+    def sample_density(self, n, d, rng=None):
+        d, dof = self._t_dof(d, "sample_density")
+        rng = _rng(rng)
+        scale = math.sqrt(self._c2 / dof)
+        chi2 = rng.chisquare(dof, size=(n, 1))
+        return rng.standard_normal((n, d)) * np.sqrt(dof / chi2) * scale
+
+
+class IMQ(RationalQuadratic):
+    r"""Inverse multiquadric kernel :math:`(1 + \|x - y\|^2 / c^2)^{-\beta}`.
+
+    Parameters
+    ----------
+    bandwidth : float > 0
+        c, in the units of the data.
+    beta : float > 0
+        Exponent (default 1/2, the classical IMQ). Normalisable as a density
+        only when 2 beta > d.
+    """
+
+    family = "imq"
+
+    def __init__(self, bandwidth=1.0, beta=0.5):
+        RadialKernel.__init__(self, bandwidth)
+        self.beta = check_positive(beta, "beta", "IMQ")
+
+    def _params(self):
+        return {"bandwidth": self.bandwidth, "beta": self.beta}
+
+    @property
+    def _c2(self):
+        return self.bandwidth ** 2
+
+    @property
+    def _exponent(self):
+        return self.beta
+
+
+class Linear(Kernel):
+    r"""Linear kernel :math:`k(x, y) = x \cdot y + c`.
+
+    Parameters
+    ----------
+    c : float >= 0
+        Constant offset (units of x . y).
+    """
+
+    family = "linear"
+
+    def __init__(self, c=0.0):
+        self.c = check_positive(c, "c", "Linear", allow_zero=True)
+
+    def _params(self):
+        return {"c": self.c}
+
+    def _block(self, X, Y):
+        G = X @ Y.T
+        if self.c:
+            G += self.c
+        return G
+
+    def _diag(self, X):
+        return np.einsum("ij,ij->i", X, X) + X.dtype.type(self.c)
+
+
+class Polynomial(Kernel):
+    r"""Polynomial kernel :math:`k(x, y) = (\gamma\, x \cdot y + c)^{p}`.
+
+    Parameters
+    ----------
+    degree : int >= 1
+        p.
+    gamma : float > 0
+        Scale of the inner product (1 / units of x . y).
+    c : float >= 0
+        Offset.
+    """
+
+    family = "polynomial"
+
+    def __init__(self, degree=2, gamma=1.0, c=1.0):
+        self.degree = check_int(degree, "degree", "Polynomial", low=1)
+        self.gamma = check_positive(gamma, "gamma", "Polynomial")
+        self.c = check_positive(c, "c", "Polynomial", allow_zero=True)
+
+    def _params(self):
+        return {"degree": self.degree, "gamma": self.gamma, "c": self.c}
+
+    def _block(self, X, Y):
+        G = X @ Y.T
+        G *= self.gamma
+        G += self.c
+        return G ** self.degree
+
+    def _diag(self, X):
+        return (self.gamma * np.einsum("ij,ij->i", X, X) + self.c) ** self.degree
+
+
+class SumKernel(Kernel):
+    """k = k1 + k2 + ... (a kernel: sums of kernels are positive definite)."""
+
+    family = "sum"
+
+    def __init__(self, *kernels):
+        flat = []
+        for k in kernels:
+            if not isinstance(k, Kernel):
+                raise TypeError(f"The 'kernels' of SumKernel must be Kernel objects. Got {k!r}.")
+            flat.extend(k.kernels if isinstance(k, SumKernel) else [k])
+        if not flat:
+            raise ValueError("SumKernel needs at least one kernel. Got none.")
+        self.kernels = tuple(flat)
+        self.is_positive = all(k.is_positive for k in flat)
+
+    @property
+    def spec(self):
+        return ("sum", tuple(k.spec for k in self.kernels))
+
+    def __repr__(self):
+        return " + ".join(repr(k) for k in self.kernels)
+
+    def _block(self, X, Y):
+        out = self.kernels[0]._block(X, Y).copy()
+        for k in self.kernels[1:]:
+            out += k._block(X, Y)
+        return out
+
+    def _diag(self, X):
+        return sum(k._diag(X) for k in self.kernels)
+
+    def _component_masses(self, d):
+        return np.array([math.exp(k.log_integral(d)) for k in self.kernels])
+
+    def log_integral(self, d):
+        return float(np.log(self._component_masses(d).sum()))
+
+    def sample_density(self, n, d, rng=None):
+        rng = _rng(rng)
+        mass = self._component_masses(d)
+        comp = rng.choice(len(self.kernels), size=n, p=mass / mass.sum())
+        out = np.empty((n, d))
+        for c, k in enumerate(self.kernels):
+            idx = np.flatnonzero(comp == c)
+            if idx.size:
+                out[idx] = k.sample_density(idx.size, d, rng)
+        return out
+
+
+class ScaledKernel(Kernel):
+    """k = scale * base with scale > 0."""
+
+    family = "scaled"
+
+    def __init__(self, base, scale):
+        if not isinstance(base, Kernel):
+            raise TypeError(f"The 'base' parameter of ScaledKernel must be a Kernel. Got {base!r}.")
+        self.scale = check_positive(scale, "scale", "ScaledKernel")
+        self.base = base
+        self.is_positive = base.is_positive
+        self.is_radial = base.is_radial
+
+    @property
+    def spec(self):
+        return ("scaled", (self.scale, self.base.spec))
+
+    def __repr__(self):
+        return f"{self.scale!r} * {self.base!r}"
+
+    def _block(self, X, Y):
+        out = self.base._block(X, Y)
+        out *= X.dtype.type(self.scale)
+        return out
+
+    def log_block(self, X, Y):
+        return self.base.log_block(X, Y) + X.dtype.type(math.log(self.scale))
+
+    def _diag(self, X):
+        return self.scale * self.base._diag(X)
+
+    def log_integral(self, d):
+        return math.log(self.scale) + self.base.log_integral(d)
+
+    def sample_density(self, n, d, rng=None):
+        return self.base.sample_density(n, d, rng)
+
+    def spectral_sample(self, d, D, rng=None):
+        return self.base.spectral_sample(d, D, rng)
+
+    def power(self, alpha, d=None):
+        return self.base.power(alpha, d)
+
+
+class ProductKernel(Kernel):
+    """k = k1 * k2 * ... (products of kernels are positive definite)."""
+
+    family = "product"
+
+    def __init__(self, *kernels):
+        flat = []
+        for k in kernels:
+            if not isinstance(k, Kernel):
+                raise TypeError(f"The 'kernels' of ProductKernel must be Kernel objects. Got {k!r}.")
+            flat.extend(k.kernels if isinstance(k, ProductKernel) else [k])
+        self.kernels = tuple(flat)
+        self.is_positive = all(k.is_positive for k in flat)
+
+    @property
+    def spec(self):
+        return ("product", tuple(k.spec for k in self.kernels))
+
+    def __repr__(self):
+        return " * ".join(f"({k!r})" for k in self.kernels)
+
+    def _block(self, X, Y):
+        out = self.kernels[0]._block(X, Y).copy()
+        for k in self.kernels[1:]:
+            out *= k._block(X, Y)
+        return out
+
+    def log_block(self, X, Y):
+        out = self.kernels[0].log_block(X, Y).copy()
+        for k in self.kernels[1:]:
+            out += k.log_block(X, Y)
+        return out
+
+    def _diag(self, X):
+        out = self.kernels[0]._diag(X)
+        for k in self.kernels[1:]:
+            out = out * k._diag(X)
+        return out
+
+
+for _cls in (Gaussian, Matern, Laplace, RationalQuadratic, IMQ, Linear, Polynomial,
+             SumKernel, ScaledKernel, ProductKernel):
+    _orig_init = _cls.__init__
+
+    def _frozen_init(self, *args, __orig=_orig_init, __cls=_cls, **kwargs):
+        object.__setattr__(self, "_frozen", False)
+        __orig(self, *args, **kwargs)
+        if type(self) is __cls:
+            self._freeze()
+
+    _cls.__init__ = _frozen_init
+del _cls, _orig_init
+
+
+KERNEL_NAMES = {
+    "gaussian": Gaussian, "rbf": Gaussian, "laplace": Laplace, "matern": Matern,
+    "matern12": lambda bandwidth=1.0: Matern(0.5, bandwidth),
+    "matern32": lambda bandwidth=1.0: Matern(1.5, bandwidth),
+    "matern52": lambda bandwidth=1.0: Matern(2.5, bandwidth),
+    "imq": IMQ, "rq": RationalQuadratic, "rational_quadratic": RationalQuadratic,
+    "cauchy": lambda bandwidth=1.0: RationalQuadratic(bandwidth, alpha=1.0),
+    "linear": Linear, "polynomial": Polynomial,
+}
+
+
+def make_kernel(kernel, bandwidth=None, **params):
+    """Resolve a kernel given as an object or a name.
+
+    Parameters
+    ----------
+    kernel : Kernel or str
+        A kernel object (returned as is) or one of the names in
+        ``KERNEL_NAMES`` (case-insensitive).
+    bandwidth : float, optional
+        Bandwidth for radial kernels given by name.
+    **params
+        Other constructor parameters (``nu``, ``beta``, ``alpha``, ``degree``...).
+    """
+    if isinstance(kernel, Kernel):
+        if bandwidth is not None or params:
+            raise ValueError("Pass either a Kernel object or a kernel name with parameters, not both.")
+        return kernel
+    if not isinstance(kernel, str) or kernel.lower() not in KERNEL_NAMES:
+        raise ValueError(
+            f"The 'kernel' parameter must be a Kernel object or one of {sorted(KERNEL_NAMES)}. Got {kernel!r}.")
+    factory = KERNEL_NAMES[kernel.lower()]
+    if bandwidth is not None:
+        params["bandwidth"] = bandwidth
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise TypeError(f"Bad parameters for kernel {kernel!r}: {exc}") from None
