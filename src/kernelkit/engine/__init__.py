@@ -46,6 +46,9 @@ def _backend(opts, kernel, op):
         return _numpy
     if opts.backend == "torch":
         from . import _torch
+        if not _torch.supports(kernel, op):
+            raise ValueError(f"The 'backend' option is 'torch' but the torch backend does not support "
+                             f"{kernel!r} (general-nu Matern); use backend='auto' or 'numpy'.")
         return _torch
     fused = _fused_backend()
     if fused is not None and fused.supports(kernel, op):
