@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily)
 _LAZY = {
     "KernelDensity": "kernelkit.density",
+    "PrivateKernelSum": "kernelkit.privacy", "PrivateDistanceSum": "kernelkit.privacy",
+    "PrivateSimilarityClassifier": "kernelkit.privacy", "PrivacyAccountant": "kernelkit.privacy",
 }
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",

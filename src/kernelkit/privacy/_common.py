@@ -1,0 +1,132 @@
+"""Shared pieces of the private structures: domain, semantics, release, saving."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+
+import numpy as np
+
+from .._options import get_options
+from .._validation import check_points, check_positive
+from . import _noise
+from ._accountant import PrivacyAccountant, check_delta, check_epsilon, check_neighbouring
+
+__all__ = ["check_privacy_params", "check_domain", "clip_to_ball", "clip_to_box", "release_integer_sums",
+           "row_blocks", "map_row_blocks", "save_state", "load_state", "NotFittedError"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a private structure is queried before ``fit``."""
+
+
+def check_privacy_params(est, owner):
+    """Validate epsilon, delta, neighbouring and the accountant of ``est``."""
+    epsilon = check_epsilon(est.epsilon, owner)
+    delta = check_delta(est.delta, owner)
+    neighbouring = check_neighbouring(est.neighbouring, owner)
+    acc = est.accountant
+    if acc is not None and not isinstance(acc, PrivacyAccountant):
+        raise TypeError(f"The 'accountant' parameter of {owner} must be a PrivacyAccountant or None. Got {acc!r}.")
+    return epsilon, delta, neighbouring
+
+
+def check_domain(radius, center, d, owner):
+    """The public input domain: the l2 ball of ``radius`` around ``center``."""
+    if radius is None:
+        raise ValueError(
+            f"The 'radius' parameter of {owner} is required: the input domain must be declared by you "
+            "(public knowledge, e.g. a known range of the features), never estimated from the private data. "
+            "Got None.")
+    radius = check_positive(radius, "radius", owner)
+    if center is None:
+        center = np.zeros(d)
+    else:
+        center = check_points(np.asarray(center, dtype=float).reshape(1, -1), "center", owner)[0]
+        if center.shape[0] != d:
+            raise ValueError(f"The 'center' parameter of {owner} must have {d} coordinates (one per feature). "
+                             f"Got {center.shape[0]}.")
+    return radius, center.astype(np.float64)
+
+
+def clip_to_ball(X, center, radius):
+    """Project every row of X onto the l2 ball of ``radius`` around ``center`` (a new array)."""
+    Z = np.asarray(X, dtype=np.float64) - center
+    norms = np.sqrt(np.einsum("ij,ij->i", Z, Z))
+    scale = np.minimum(1.0, radius / np.maximum(norms, 1e-300))
+    return Z * scale[:, None] + center
+
+
+def clip_to_box(X, center, radius):
+    """Clip every coordinate of X to ``[center - radius, center + radius]`` (a new array)."""
+    return np.clip(np.asarray(X, dtype=np.float64), center - radius, center + radius)
+
+
+def release_integer_sums(stat, sens_l1, sens_l2, epsilon, delta, noise_factor=1.0):
+    """Add DP noise to an int64 statistic (any shape) in grid units.
+
+    Pure epsilon-DP (``delta == 0``): discrete Laplace with scale
+    ``sens_l1 / epsilon``. (epsilon, delta)-DP: rounded Gaussian with the
+    analytic-Gaussian sigma for ``sens_l2``. ``noise_factor`` is 1 in every
+    real release (tests shrink it to build deliberately broken mechanisms).
+
+    Returns
+    -------
+    noisy : int64 array like ``stat``
+    std : float
+        Standard deviation of the noise in each cell (grid units).
+    mechanism : str
+    """
+    stat = np.asarray(stat, dtype=np.int64)
+    if delta == 0:
+        scale = sens_l1 / epsilon * noise_factor
+        noise = _noise.discrete_laplace(scale, stat.shape)
+        return stat + noise, _noise.discrete_laplace_std(scale), "discrete-laplace"
+    sigma = _noise.gaussian_sigma(epsilon, delta, sens_l2) * noise_factor
+    noise = _noise.rounded_gaussian(sigma, stat.shape)
+    return stat + noise, _noise.rounded_gaussian_std(sigma), "rounded-gaussian"
+
+
+def row_blocks(n, row_bytes, memory=None):
+    """Row ranges so that one block's temporaries fit the memory budget (at least 1 row)."""
+    budget = get_options(memory=memory).memory
+    step = max(1, min(n, int(budget // max(row_bytes, 1))))
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
+
+
+def map_row_blocks(func, n, row_bytes, memory=None):
+    """Apply ``func(start, stop)`` over row blocks on the engine's threads and return the results in order.
+
+    Each worker gets its share of the budget. NumPy's ufuncs and BLAS release
+    the GIL, so blocks run in parallel.
+    """
+    opts = get_options(memory=memory)
+    threads = opts.resolved_threads()
+    per_thread = max(1, opts.memory // threads)
+    blocks = row_blocks(n, row_bytes, per_thread)
+    if threads == 1 or len(blocks) == 1:
+        return [func(a, b) for a, b in blocks]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda ab: func(*ab), blocks))
+
+
+def save_state(path, kind, arrays, meta):
+    """Write sanitized state to ``.npz``: numeric arrays plus JSON metadata (no pickle)."""
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    for k, v in payload.items():
+        if v.dtype == object:
+            raise TypeError(f"refusing to save object array {k!r}")
+    payload["__meta__"] = np.frombuffer(json.dumps({"kind": kind, **meta}).encode("utf-8"), dtype=np.uint8)
+    np.savez(path, **payload)
+
+
+def load_state(path, kind=None):
+    """Read state written by :func:`save_state` (``allow_pickle=False``)."""
+    with np.load(path, allow_pickle=False) as z:
+        if "__meta__" not in z.files:
+            raise ValueError(f"{path!r} is not a kernelkit private sketch (no metadata).")
+        meta = json.loads(bytes(z["__meta__"]).decode("utf-8"))
+        arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    if kind is not None and meta.get("kind") != kind:
+        raise ValueError(f"{path!r} holds a {meta.get('kind')!r}, not a {kind!r}.")
+    return meta, arrays
