@@ -1,0 +1,275 @@
+"""kernelkit.privacy: accuracy against exact references, semantics, bad input, persistence."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+import kernelkit as kk
+from kernelkit.privacy import (BudgetExceededError, PrivacyAccountant, PrivateDistanceSum, PrivateKernelSum,
+                               PrivateSimilarityClassifier)
+from kernelkit.privacy import _noise
+from kernelkit.privacy._noise import _seeded_noise_for_tests  # test-only hook: seeded noise
+
+
+def _data(n=700, d=5, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(dtype), rng.standard_normal((37, d)).astype(dtype)
+
+
+# --- noise ----------------------------------------------------------------------------------------
+def test_discrete_laplace_matches_its_law():
+    rng = np.random.default_rng(1)
+    scale = 3.0
+    z = _noise.discrete_laplace(scale, 200_000, rng)
+    assert z.dtype == np.int64
+    q = math.exp(-1 / scale)
+    for k in (0, 1, -2, 5):
+        p = (1 - q) / (1 + q) * q ** abs(k)
+        se = math.sqrt(p * (1 - p) / z.size)
+        assert abs(np.mean(z == k) - p) < 5 * se
+    assert abs(z.std() - _noise.discrete_laplace_std(scale)) < 0.02 * _noise.discrete_laplace_std(scale)
+
+
+def test_gaussian_sigma_is_calibrated():
+    for eps, delta in [(0.5, 1e-5), (1.0, 1e-6), (4.0, 1e-3)]:
+        s = _noise.gaussian_sigma(eps, delta, 2.0)
+        assert _noise._gaussian_delta(s, eps, 2.0) <= delta * (1 + 1e-9)
+        assert _noise._gaussian_delta(s * 0.99, eps, 2.0) > delta
+    # the analytic sigma beats the classical sqrt(2 ln(1.25/delta)) Delta / eps for eps < 1
+    assert _noise.gaussian_sigma(0.5, 1e-5, 1.0) < math.sqrt(2 * math.log(1.25e5)) / 0.5
+
+
+def test_noise_is_not_reproducible_from_random_state():
+    X, _ = _data()
+    a = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=5.0, n_features=64, random_state=3).fit(X)
+    b = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=5.0, n_features=64, random_state=3).fit(X)
+    np.testing.assert_array_equal(a.feature_map_.omega, b.feature_map_.omega)  # public part repeats
+    assert not np.array_equal(a.sums_, b.sums_)  # noise does not
+
+
+# --- kernel sums ----------------------------------------------------------------------------------
+def _noiseless_rff(est, X, Y):
+    """Reference: the same public feature map, no noise, no snapping."""
+    fm = est.feature_map_
+    S = fm.transform(X).astype(np.float64).sum(axis=0)
+    return fm.transform(Y).astype(np.float64) @ S / fm.n_freq
+
+
+@pytest.mark.parametrize("method", ["rff", "orf", "jl", "lsq-rff"])
+@pytest.mark.parametrize("delta", [0.0, 1e-6])
+def test_kernel_sum_noise_within_error_bars(method, delta):
+    X, Y = _data(n=900, d=6)
+    with _seeded_noise_for_tests(11):
+        est = PrivateKernelSum(kk.Gaussian(2.0), epsilon=1.0, delta=delta, radius=10.0, n_features=200,
+                               method=method, reduced_dim=4, random_state=0).fit(X)
+        values, std = est.query(Y, return_std=True)
+    z = (values - _noiseless_rff(est, X, Y)) / std
+    assert np.all(np.abs(z) < 5)
+    # the stated error bar is the noise's standard deviation: same answer, fresh noise, many times
+    with _seeded_noise_for_tests(12):
+        zs = []
+        for _ in range(60):
+            est2 = PrivateKernelSum(kk.Gaussian(2.0), epsilon=1.0, delta=delta, radius=10.0, n_features=200,
+                                    method=method, reduced_dim=4, random_state=0).fit(X)
+            zs.append((est2.query(Y[:1])[0] - _noiseless_rff(est2, X, Y[:1])[0]) / std[0])
+    assert 0.7 < np.std(zs) < 1.35
+
+
+@pytest.mark.parametrize("kernel", [kk.Gaussian(1.5), kk.Laplace(2.0), kk.Matern(2.5, 1.5), kk.IMQ(2.0)])
+def test_kernel_sum_close_to_exact_engine(kernel):
+    X, Y = _data(n=3000, d=3)
+    with _seeded_noise_for_tests(5):
+        est = PrivateKernelSum(kernel, epsilon=1.0, delta=1e-6, radius=6.0, n_features=4096,
+                               random_state=0).fit(X)
+        values, std = est.query(Y, return_std=True)
+    exact = kk.kernel_sum(kernel, X, Y)
+    rel = np.abs(values - exact) / exact
+    assert np.median(rel) < 0.05
+    assert np.all(std < 0.01 * exact.mean())
+
+
+def test_kernel_sum_dtypes_and_blocked_path_give_identical_release(dtype):
+    X, Y = _data(n=501, d=7)
+    kw = dict(epsilon=2.0, radius=4.0, n_features=34, random_state=1)
+    with _seeded_noise_for_tests(3):
+        ref = PrivateKernelSum(kk.Gaussian(1.0), **kw).fit(X)
+    with _seeded_noise_for_tests(3), kk.options(memory=4096, threads=2):
+        blocked = PrivateKernelSum(kk.Gaussian(1.0), **kw).fit(X.astype(dtype))
+        q_blocked = blocked.query(Y.astype(dtype))
+    # float32 input is converted exactly to float64 for the phases, so the snapped sums are the same
+    if dtype == np.float64:
+        np.testing.assert_array_equal(ref.sums_, blocked.sums_)
+    else:
+        X32 = X.astype(np.float32).astype(np.float64)
+        with _seeded_noise_for_tests(3):
+            ref = PrivateKernelSum(kk.Gaussian(1.0), **kw).fit(X32)
+        np.testing.assert_array_equal(ref.sums_, blocked.sums_)
+    np.testing.assert_allclose(q_blocked, ref.query(Y.astype(dtype)), rtol=1e-5, atol=1e-5)
+
+
+def test_kernel_sum_clips_to_declared_ball():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((200, 3)) * 10
+    center = np.array([1.0, -1.0, 0.5])
+    Z = X - center
+    nrm = np.linalg.norm(Z, axis=1, keepdims=True)
+    clipped = center + Z * np.minimum(1, 3.0 / nrm)
+    kw = dict(epsilon=1.0, radius=3.0, center=center, n_features=40, random_state=0)
+    with _seeded_noise_for_tests(9):
+        a = PrivateKernelSum(kk.Gaussian(1.0), **kw).fit(X)
+    with _seeded_noise_for_tests(9):
+        b = PrivateKernelSum(kk.Gaussian(1.0), **kw).fit(clipped)
+    np.testing.assert_array_equal(a.sums_, b.sums_)
+    assert "clipped" in a.privacy_["domain"]
+
+
+def test_released_state_only_sanitized_and_pickle_carries_no_data(tmp_path):
+    X, Y = _data(n=300, d=4)
+    est = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=5.0, n_features=32, random_state=0).fit(X)
+    blob = pickle.dumps(est)
+    for row in X[:20]:
+        assert row.tobytes() not in blob
+        assert row.astype(np.float32).tobytes() not in blob
+    for value in vars(est).values():
+        assert not (isinstance(value, np.ndarray) and value.shape[0] == X.shape[0])
+    exact_sums = est.feature_map_.transform(X).astype(np.float64).sum(axis=0)
+    assert not np.allclose(est.sums_, exact_sums, atol=1e-6)  # noisy, not the raw statistic
+    path = tmp_path / "sketch.npz"
+    est.save(path)
+    with np.load(path, allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+    back = PrivateKernelSum.load(path)
+    np.testing.assert_array_equal(back.query(Y), est.query(Y))
+    assert back.privacy_ == est.privacy_
+    for key in ("epsilon", "delta", "neighbouring", "n_public", "domain", "budget_split", "mechanism"):
+        assert key in est.privacy_
+
+
+def test_replace_one_doubles_sensitivity():
+    X, _ = _data(n=50)
+    a = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=5.0, n_features=16).fit(X)
+    b = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=5.0, n_features=16, neighbouring="replace-one").fit(X)
+    assert b.privacy_["sensitivity_l1_grid_units"] == pytest.approx(2 * a.privacy_["sensitivity_l1_grid_units"])
+    assert b.noise_std_ > 1.9 * a.noise_std_ and b.privacy_["n_public"] and not a.privacy_["n_public"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epsilon=0.0), "'epsilon'"), (dict(epsilon=-1.0), "'epsilon'"), (dict(epsilon=float("nan")), "'epsilon'"),
+    (dict(delta=1.0), "'delta'"), (dict(delta=-0.1), "'delta'"), (dict(radius=None), "'radius'"),
+    (dict(radius=-2.0), "'radius'"), (dict(method="magic"), "'method'"), (dict(n_features=7, method="rff"),
+                                                                           "'n_features'"),
+    (dict(neighbouring="swap"), "'neighbouring'"), (dict(kernel=kk.Linear()), "'kernel'"),
+    (dict(kernel=kk.Laplace(1.0), method="orf"), "'method'"), (dict(center=[0.0, 1.0]), "'center'"),
+])
+def test_kernel_sum_bad_input(kwargs, match):
+    X, _ = _data(n=20, d=3)
+    params = dict(kernel=kk.Gaussian(1.0), epsilon=1.0, radius=2.0)
+    params.update(kwargs)
+    kernel = params.pop("kernel")
+    with pytest.raises(ValueError, match=match):
+        PrivateKernelSum(kernel, **params).fit(X)
+
+
+def test_kernel_sum_bad_data_and_queries():
+    X, _ = _data(n=20, d=3)
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="'X'.*finite"):
+        PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=2.0).fit(X)
+    est = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=2.0)
+    with pytest.raises(ValueError, match="not fitted"):
+        est.query(np.zeros((1, 3)))
+    est.fit(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="'Y'.*3 features"):
+        est.query(np.zeros((1, 2)))
+
+
+# --- accountant -----------------------------------------------------------------------------------
+def test_accountant_composition_and_overspending():
+    acc = PrivacyAccountant(epsilon=1.0, delta=1e-6)
+    X, _ = _data(n=30, d=2)
+    PrivateKernelSum(kk.Gaussian(1.0), epsilon=0.6, delta=5e-7, radius=3.0, n_features=8, accountant=acc).fit(X)
+    assert acc.spent == pytest.approx((0.6, 5e-7))
+    with pytest.raises(BudgetExceededError, match="budget exceeded"):
+        PrivateDistanceSum("l1", epsilon=0.5, radius=3.0, accountant=acc).fit(X)
+    assert len(acc.ledger) == 1  # the refused release is not recorded
+    PrivateDistanceSum("l1", epsilon=0.4, delta=5e-7, radius=3.0, accountant=acc).fit(X)
+    assert acc.remaining[0] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="'epsilon'"):
+        PrivacyAccountant(epsilon=0)
+    with pytest.raises(ValueError, match="'delta'"):
+        PrivacyAccountant(epsilon=1, delta=1.5)
+
+
+# --- distance sums --------------------------------------------------------------------------------
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+@pytest.mark.parametrize("d", [1, 4])
+def test_distance_sum_against_exact(metric, d, dtype):
+    rng = np.random.default_rng(d)
+    X = rng.uniform(-1, 1, (1001, d)).astype(dtype)
+    Y = rng.uniform(-1.3, 1.3, (23, d)).astype(dtype)
+    radius = 1.0 if metric == "l1" else math.sqrt(d)
+    exact = cdist(Y.astype(float), X.astype(float), "cityblock" if metric == "l1" else "euclidean").sum(axis=1)
+    L = 9
+    with _seeded_noise_for_tests(4), kk.options(memory=4096):
+        est = PrivateDistanceSum(metric, epsilon=1.0, radius=radius, levels=L, n_projections=60,
+                                 random_state=0).fit(X)
+        values, std = est.query(Y, return_std=True)
+    # noiseless reference: the same trees without noise
+    with _seeded_noise_for_tests(4):
+        quiet = type("Quiet", (PrivateDistanceSum,), {"_noise_factor": 1e-9})(
+            metric, epsilon=1.0, radius=radius, levels=L, n_projections=60, random_state=0).fit(X)
+    noiseless = quiet.query(Y)
+    m = d if metric == "l1" else 1
+    h = 2 * radius / 2 ** L
+    if metric == "l1":  # snapping: h/2 per record and coordinate, plus h for records beside the split
+        assert np.all(np.abs(noiseless - exact) <= X.shape[0] * m * h * 1.5 + 1e-9)
+    elif d == 1:  # directions are +-1: l2 is l1, same snapping bound
+        assert np.all(np.abs(noiseless - exact) <= X.shape[0] * h * 1.5 + 1e-9)
+    else:  # projection error, relative, of order 1/sqrt(m)
+        assert np.median(np.abs(noiseless - exact) / exact) < 0.06
+    z = (values - noiseless) / std
+    assert np.all(np.abs(z) < 5)
+    assert 0.4 < np.sqrt(np.mean(z ** 2)) < 1.6
+
+
+def test_distance_sum_semantics_and_bad_input(tmp_path):
+    X = np.random.default_rng(0).uniform(-3, 3, (100, 3))
+    est = PrivateDistanceSum("l1", epsilon=1.0, radius=1.0, levels=4).fit(X)
+    p = est.privacy_
+    assert p["sensitivity_counts_l1"] == 3 * 5
+    assert p["sensitivity_sums_l1_half_cells"] == 3 * 5 * 15
+    assert p["budget_split"]["counts"] == [0.5, 0.0]
+    est.save(tmp_path / "d.npz")
+    back = PrivateDistanceSum.load(tmp_path / "d.npz")
+    np.testing.assert_array_equal(back.query(X[:5]), est.query(X[:5]))
+    for kwargs, match in [(dict(metric="linf"), "'metric'"), (dict(levels=0), "'levels'"),
+                          (dict(radius=None), "'radius'"), (dict(count_fraction=1.0), "'count_fraction'"),
+                          (dict(delta=2.0), "'delta'"), (dict(epsilon=-1.0), "'epsilon'")]:
+        params = dict(metric="l1", epsilon=1.0, radius=1.0)
+        params.update(kwargs)
+        with pytest.raises(ValueError, match=match):
+            PrivateDistanceSum(params.pop("metric"), **params).fit(X)
+
+
+# --- classification -------------------------------------------------------------------------------
+def test_classifier_separates_clusters_and_keeps_semantics():
+    rng = np.random.default_rng(0)
+    centers = np.array([[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    y = rng.integers(0, 3, 3000)
+    X = centers[y] + rng.standard_normal((3000, 2))
+    yt = rng.integers(0, 3, 300)
+    Xt = centers[yt] + rng.standard_normal((300, 2))
+    with _seeded_noise_for_tests(0):
+        clf = PrivateSimilarityClassifier(kk.Gaussian(1.5), epsilon=1.0, radius=8.0, n_features=128,
+                                          random_state=0).fit(X, y)
+    assert clf.score(Xt, yt) > 0.9
+    assert clf.privacy_["classes_public"]
+    assert set(clf.privacy_["budget_split"]) == {"per class (parallel composition)", "class size", "kernel sums"}
+    clf2 = PrivateSimilarityClassifier(kk.Gaussian(1.5), epsilon=1.0, radius=8.0, classes=[0, 1, 2, 3],
+                                       n_features=16).fit(X, y)
+    assert clf2.decision_function(Xt[:3]).shape == (3, 4)  # an empty class still gets a structure
+    with pytest.raises(ValueError, match="'y'"):
+        PrivateSimilarityClassifier(epsilon=1.0, radius=8.0, bandwidth=1.0).fit(X, y[:10])
