@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import secrets
 
@@ -166,6 +167,7 @@ def _gaussian_delta(sigma, epsilon, sensitivity):
     return first - second
 
 
+@functools.lru_cache(maxsize=256)
 def gaussian_sigma(epsilon, delta, sensitivity):
     """Smallest sigma making the Gaussian mechanism (epsilon, delta)-DP.
 
