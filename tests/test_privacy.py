@@ -78,11 +78,12 @@ def test_kernel_sum_noise_within_error_bars(method, delta):
     assert 0.7 < np.std(zs) < 1.35
 
 
+@pytest.mark.parametrize("method", ["rff", "orf"])
 @pytest.mark.parametrize("kernel", [kk.Gaussian(1.5), kk.Laplace(2.0), kk.Matern(2.5, 1.5), kk.IMQ(2.0)])
-def test_kernel_sum_close_to_exact_engine(kernel):
+def test_kernel_sum_close_to_exact_engine(kernel, method):
     X, Y = _data(n=3000, d=3)
     with _seeded_noise_for_tests(5):
-        est = PrivateKernelSum(kernel, epsilon=1.0, delta=1e-6, radius=6.0, n_features=4096,
+        est = PrivateKernelSum(kernel, epsilon=1.0, delta=1e-6, radius=6.0, n_features=4096, method=method,
                                random_state=0).fit(X)
         values, std = est.query(Y, return_std=True)
     exact = kk.kernel_sum(kernel, X, Y)
@@ -162,7 +163,7 @@ def test_replace_one_doubles_sensitivity():
     (dict(radius=-2.0), "'radius'"), (dict(method="magic"), "'method'"), (dict(n_features=7, method="rff"),
                                                                            "'n_features'"),
     (dict(neighbouring="swap"), "'neighbouring'"), (dict(kernel=kk.Linear()), "'kernel'"),
-    (dict(kernel=kk.Laplace(1.0), method="orf"), "'method'"), (dict(center=[0.0, 1.0]), "'center'"),
+    (dict(kernel=kk.Laplace(1.0), method="jl"), "'method'"), (dict(center=[0.0, 1.0]), "'center'"),
 ])
 def test_kernel_sum_bad_input(kwargs, match):
     X, _ = _data(n=20, d=3)
@@ -273,3 +274,22 @@ def test_classifier_separates_clusters_and_keeps_semantics():
     assert clf2.decision_function(Xt[:3]).shape == (3, 4)  # an empty class still gets a structure
     with pytest.raises(ValueError, match="'y'"):
         PrivateSimilarityClassifier(epsilon=1.0, radius=8.0, bandwidth=1.0).fit(X, y[:10])
+
+
+@pytest.mark.parametrize("method", ["rff", "orf", "lsq-rff"])
+def test_total_error_bar_covers_the_exact_sum(method):
+    X, Y = _data(n=2000, d=4, seed=3)
+    Y = np.vstack([Y, _data(n=63, d=4, seed=4)[0]])
+    kernel = kk.Gaussian(1.5)
+    exact = kk.kernel_sum(kernel, X, Y)
+    with _seeded_noise_for_tests(21):
+        est = PrivateKernelSum(kernel, epsilon=1.0, radius=6.0, n_features=512, method=method,
+                               random_state=2).fit(X)
+        values, total = est.query(Y, return_std="total")
+        _, noise = est.query(Y, return_std="noise")
+    np.testing.assert_allclose(values, est.query(Y), rtol=1e-9, atol=1e-9)
+    assert np.all(total > 0.5 * noise)
+    z = np.abs(values - exact) / total
+    assert np.mean(z < 2) > 0.85 and np.all(z < 5)
+    with pytest.raises(ValueError, match="'return_std'"):
+        est.query(Y, return_std="both")

@@ -16,11 +16,14 @@ Kinds
     bounded estimate of ``k(x, y) = E cos(w . (x - y))``.
     Per record: ``||phi||_2 = sqrt(n_freq)`` exactly and ``||phi||_1 <= sqrt(2) n_freq``.
 ``"orf"``
-    As ``"rff"`` with orthogonal frequencies (Yu et al. 2016, Gaussian
-    kernel only): blocks of d orthonormal directions, each scaled by an
-    independent chi_d radius / sigma. Each w_j is still N(0, I / sigma^2)
-    (unbiased), but the frequencies of a block are not redundant, which
-    lowers the approximation variance at the same sketch size.
+    As ``"rff"`` with orthogonal frequencies (Yu et al. 2016), for radial
+    kernels: blocks of d orthonormal directions, each scaled by an
+    independent radius ``||w||`` with w drawn from the spectral density.
+    A radial kernel has an isotropic spectral density (direction uniform and
+    independent of the radius), so each w_j keeps the right law (unbiased;
+    for the Gaussian the radii are chi_d / sigma), but the frequencies of a
+    block are not redundant, which lowers the approximation variance at the
+    same sketch size.
 ``"jl"``
     Dimensionality reduction first (the Backurs et al. 2024 route to query
     time independent of d): a public Gaussian projection ``P`` (d' x d,
@@ -131,10 +134,13 @@ def make_feature_map(kernel, method, d, n_features, reduced_dim, rng, owner):
     """Draw a public feature map with ``n_features`` cells for ``kernel`` in R^d."""
     is_gaussian = isinstance(kernel, Gaussian)
     if method == "auto":
-        method = "orf" if is_gaussian else "rff"
-    if method in ("orf", "jl") and not is_gaussian:
-        raise ValueError(f"The 'method' parameter of {owner} may be {method!r} only with a Gaussian kernel "
-                         f"(it relies on Gaussian frequencies). Got {method!r} with {kernel!r}; use 'rff'.")
+        method = "orf" if kernel.is_radial else "rff"
+    if method == "jl" and not is_gaussian:
+        raise ValueError(f"The 'method' parameter of {owner} may be 'jl' only with a Gaussian kernel "
+                         f"(it relies on Gaussian frequencies). Got {method!r} with {kernel!r}; use 'orf' or 'rff'.")
+    if method == "orf" and not kernel.is_radial:
+        raise ValueError(f"The 'method' parameter of {owner} may be 'orf' only with a radial kernel (isotropic "
+                         f"spectral density). Got {method!r} with {kernel!r}; use 'rff'.")
     if method == "lsq-rff":
         n_freq = n_features
     else:
@@ -143,7 +149,7 @@ def make_feature_map(kernel, method, d, n_features, reduced_dim, rng, owner):
                              f"(cos and sin cells per frequency). Got {n_features}.")
         n_freq = n_features // 2
     try:
-        if method in ("rff", "lsq-rff"):
+        if method in ("rff", "lsq-rff", "orf"):
             omega = kernel.spectral_sample(d, n_freq, rng)
     except NotImplementedError:
         raise ValueError(f"The 'kernel' parameter of {owner} must be shift-invariant with a known spectral "
@@ -152,12 +158,11 @@ def make_feature_map(kernel, method, d, n_features, reduced_dim, rng, owner):
         return FourierMap("rff", omega)
     if method == "lsq-rff":
         return FourierMap("lsq-rff", omega, phase=rng.uniform(0, 2 * np.pi, n_freq))
-    sigma = kernel.bandwidth
     if method == "orf":
-        dirs = _orthonormal_rows(n_freq, d, rng)
-        radii = np.sqrt(rng.chisquare(d, size=n_freq))
-        return FourierMap("orf", dirs * (radii / sigma)[:, None])
+        radii = np.sqrt(np.einsum("ij,ij->i", omega, omega))
+        return FourierMap("orf", _orthonormal_rows(n_freq, d, rng) * radii[:, None])
     # jl
+    sigma = kernel.bandwidth
     dp = d if reduced_dim is None else reduced_dim
     projection = rng.standard_normal((dp, d)) / math.sqrt(dp)
     dirs = _orthonormal_rows(n_freq, dp, rng)

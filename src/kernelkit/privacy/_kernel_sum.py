@@ -70,7 +70,7 @@ class PrivateKernelSum:
     n_features : int, default 2048
         Sketch size: number of released noisy cells.
     method : {'auto', 'rff', 'orf', 'jl', 'lsq-rff'}, default 'auto'
-        Feature map. 'auto' is 'orf' for the Gaussian kernel, 'rff' otherwise.
+        Feature map. 'auto' is 'orf' for radial kernels, 'rff' otherwise.
         'jl' reduces the dimension to ``reduced_dim`` first (faster builds
         and queries; adds Johnson-Lindenstrauss distortion). 'lsq-rff' is the
         baseline of Wagner et al. (2023).
@@ -99,7 +99,8 @@ class PrivateKernelSum:
     Error of an answer: noise, with standard deviation
     ``noise_std_ * ||phi(y)||_2 / n_freq`` (``query(Y, return_std=True)``), plus
     the random-feature approximation, of order ``n / sqrt(n_freq)`` (public
-    randomness; not included in the error bar).
+    randomness). ``query(Y, return_std='total')`` estimates the standard
+    deviation of both together from the released state.
     """
 
     #: 1 in every real release; tests shrink it to build deliberately broken mechanisms.
@@ -200,33 +201,57 @@ class PrivateKernelSum:
     def query(self, Y, return_std=False):
         """Private kernel sums at the rows of Y (public queries).
 
+        Parameters
+        ----------
+        Y : array of shape (m, d)
+        return_std : {False, True, 'noise', 'total'}
+            ``True`` or ``'noise'``: also return the standard deviation of the
+            DP noise in each answer, ``noise_std_ * ||phi(y)||_2 / n_freq``
+            (exact, from the noise scale). ``'total'``: an estimate of the
+            standard deviation of the whole error (noise plus random-feature
+            approximation), computed from the released state only: each
+            frequency j gives its own unbiased estimate ``e_j(y)`` (the cos and
+            sin cells of j), the answer is their mean, and the error bar is
+            ``std_j(e_j) / sqrt(n_freq)``. It treats frequencies as independent
+            (conservative for orthogonal features, whose errors are negatively
+            correlated) and is itself post-processing: no privacy cost.
+
         Returns
         -------
         values : array of shape (m,)
             Estimates of ``sum_x k(x, y_j)``.
         std : array of shape (m,), if ``return_std``
-            Standard deviation of the DP noise in each answer (the error bar
-            from the noise scale; the feature approximation adds an error of
-            order n / sqrt(n_freq)).
         """
         self._check_fitted()
         owner = f"{type(self).__name__}.query"
+        if return_std not in (False, True, "noise", "total"):
+            raise ValueError(f"The 'return_std' parameter of {owner} must be one of {{False, True, 'noise', "
+                             f"'total'}}. Got {return_std!r}.")
         Y = check_points(Y, "Y", owner)
         if Y.shape[1] != self.n_features_in_:
             raise ValueError(f"The 'Y' parameter of {owner} must have {self.n_features_in_} features, like the "
                              f"data given to fit. Got shape {Y.shape}.")
         fmap = self.feature_map_
+        nf = fmap.n_freq
         values = np.empty(Y.shape[0])
-        norms = np.empty(Y.shape[0])
+        spread = np.empty(Y.shape[0])
+        total = return_std == "total"
 
         def block(a, b):
             F = fmap.transform(Y[a:b]).astype(np.float64)
-            values[a:b] = F @ self.sums_ / fmap.n_freq
-            norms[a:b] = np.sqrt(np.einsum("ij,ij->i", F, F))
+            if total:
+                E = F * self.sums_
+                if fmap.paired:
+                    E = E[:, :nf] + E[:, nf:]  # per-frequency estimates e_j(y)
+                values[a:b] = E.mean(axis=1)
+                spread[a:b] = E.std(axis=1, ddof=1) / np.sqrt(nf) if nf > 1 else np.inf
+            else:
+                values[a:b] = F @ self.sums_ / nf
+                spread[a:b] = self.noise_std_ * np.sqrt(np.einsum("ij,ij->i", F, F)) / nf
 
-        map_row_blocks(block, Y.shape[0], fmap.row_bytes() * 2)
+        map_row_blocks(block, Y.shape[0], fmap.row_bytes() * 3)
         if return_std:
-            return values, self.noise_std_ * norms / fmap.n_freq
+            return values, spread
         return values
 
     # --- saving: sanitized state only, no pickle -------------------------
