@@ -33,7 +33,7 @@ def test_build_and_query_kernel_sum(files, capsys):
     out = tmp / "answers.csv"
     assert main(["private-sum", "query", str(sketch), str(tmp / "y.csv"), "--out", str(out)]) == 0
     table = np.loadtxt(out, delimiter=",", skiprows=1)
-    assert table.shape == (25, 2)
+    assert table.shape == (25, 3)  # value, noise std, estimated total std
     exact = kk.kernel_sum(kk.Gaussian(1.5), X, Y)
     assert np.median(np.abs(table[:, 0] - exact) / exact) < 0.05
     assert np.all(table[:, 1] > 0)

@@ -46,8 +46,8 @@ def register(sub):
     q = verbs.add_parser("query", help="answer queries from a sketch")
     q.add_argument("sketch", metavar="SKETCH", help="sketch written by 'private-sum build'")
     q.add_argument("queries", metavar="QUERIES", help="query points (CSV, .npy, .npz, .parquet)")
-    q.add_argument("--out", default=None, help="write value and error bar (noise std) per query "
-                                               "(CSV, .npy, .npz)")
+    q.add_argument("--out", default=None, help="write value, noise std (and, for kernels, estimated total error "
+                                               "std) per query (CSV, .npy, .npz)")
     q.set_defaults(run=run_query)
     p.set_defaults(run=lambda args: _usage(p))
 
@@ -112,11 +112,16 @@ def run_query(args):
     Y, _ = read_points(args.queries, "QUERIES")
     t0 = time.perf_counter()
     values, std = est.query(Y, return_std=True)
+    columns, table = ["value", "noise_std"], [values, std]
+    if hasattr(est, "feature_map_"):  # kernel sketches also estimate the total error (noise + features)
+        table.append(est.query(Y, return_std="total")[1])
+        columns.append("total_std")
     dt = time.perf_counter() - t0
     print(f"private-sum query: {Y.shape[0]:,} queries in {dt:.3f} s (no privacy cost: post-processing)")
-    print(f"  mean answer {values.mean():.6g}, mean error bar (noise std) {std.mean():.4g}")
+    print(f"  mean answer {values.mean():.6g}, mean error bar (noise std) {std.mean():.4g}"
+          + (f", estimated total error std {table[2].mean():.4g}" if len(table) == 3 else ""))
     if args.out:
-        write_array(args.out, np.column_stack([values, std]), columns=["value", "noise_std"])
+        write_array(args.out, np.column_stack(table), columns=columns)
         print(f"  wrote {args.out}")
     else:
         for v, s in list(zip(values, std))[:10]:

@@ -161,14 +161,13 @@ class PrivateDistanceSum:
             Z = self._project(X[a:b], center, radius, directions)
             idx = np.clip(np.floor((Z + radius) / h), 0, n_leaves - 1).astype(np.int64)
             flat = idx + (np.arange(m, dtype=np.int64) * n_leaves)[None, :]
-            cnt = np.bincount(flat.ravel(), minlength=m * n_leaves)
-            vsum = np.bincount(flat.ravel(), weights=(2 * idx - vmax).ravel().astype(np.float64),
-                               minlength=m * n_leaves)
-            return cnt, vsum
+            return np.bincount(flat.ravel(), minlength=m * n_leaves)
 
         parts = map_row_blocks(leaves, X.shape[0], m * 40)
-        leaf_counts = np.sum([p[0] for p in parts], axis=0).astype(np.int64).reshape(m, n_leaves)
-        leaf_vsums = np.rint(np.sum([p[1] for p in parts], axis=0)).astype(np.int64).reshape(m, n_leaves)
+        leaf_counts = (np.sum(parts, axis=0) if parts else np.zeros(m * n_leaves)).astype(np.int64)
+        leaf_counts = leaf_counts.reshape(m, n_leaves)
+        # every record of a leaf has the leaf's value v: the sums are exact integer products
+        leaf_vsums = leaf_counts * (2 * np.arange(n_leaves, dtype=np.int64) - vmax)[None, :]
         del parts
         counts, vsums = [leaf_counts], [leaf_vsums]
         for _ in range(L):

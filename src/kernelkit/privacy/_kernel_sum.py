@@ -169,7 +169,7 @@ class PrivateKernelSum:
             F = fmap.transform(clip_to_ball(X[a:b], center, radius))
             F *= inv_gamma
             np.rint(F, out=F)
-            return F.sum(axis=0, dtype=np.float64)  # exact: integers below 2^53
+            return F.sum(axis=0, dtype=np.float64)  # exact: integers below 2^53 (n < 2^33 records)
 
         parts = map_row_blocks(block_sum, X.shape[0], fmap.row_bytes())
         stat = np.rint(np.sum(parts, axis=0)).astype(np.int64) if parts else np.zeros(fmap.n_cells, np.int64)
