@@ -293,3 +293,22 @@ def test_total_error_bar_covers_the_exact_sum(method):
     assert np.mean(z < 2) > 0.85 and np.all(z < 5)
     with pytest.raises(ValueError, match="'return_std'"):
         est.query(Y, return_std="both")
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+def test_distance_sum_clips_to_declared_domain(metric):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 3)) * 4
+    center = np.array([0.5, -0.5, 0.0])
+    if metric == "l1":
+        clipped = np.clip(X, center - 2.0, center + 2.0)
+    else:
+        Z = X - center
+        clipped = center + Z * np.minimum(1, 2.0 / np.linalg.norm(Z, axis=1, keepdims=True))
+    kw = dict(epsilon=1.0, radius=2.0, center=center, levels=6, random_state=0)
+    with _seeded_noise_for_tests(8):
+        a = PrivateDistanceSum(metric, **kw).fit(X)
+    with _seeded_noise_for_tests(8):
+        b = PrivateDistanceSum(metric, **kw).fit(clipped)
+    np.testing.assert_array_equal(a.counts_, b.counts_)
+    np.testing.assert_array_equal(a.sums_, b.sums_)

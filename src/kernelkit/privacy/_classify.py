@@ -34,8 +34,12 @@ class PrivateSimilarityClassifier:
 
     Parameters
     ----------
-    kernel, bandwidth, radius, center, n_features, method, random_state
+    kernel, bandwidth, radius, center, method, random_state
         As in :class:`PrivateKernelSum` (radius in the units of the data).
+    n_features : int, optional
+        Sketch size per class. Default: 256 for pure epsilon-DP (its noise
+        per answer grows like sqrt(n_features)) and 4096 for
+        (epsilon, delta)-DP (noise per answer independent of n_features).
     epsilon : float > 0
     delta : float in [0, 1), default 0
     classes : array-like, optional
@@ -46,7 +50,7 @@ class PrivateSimilarityClassifier:
     """
 
     def __init__(self, kernel="gaussian", *, epsilon, delta=0.0, radius=None, center=None, bandwidth=None,
-                 n_features=2048, method="auto", classes=None, count_fraction=0.1, neighbouring="add-remove",
+                 n_features=None, method="auto", classes=None, count_fraction=0.1, neighbouring="add-remove",
                  accountant=None, random_state=None):
         self.kernel = kernel
         self.epsilon = epsilon
@@ -79,6 +83,7 @@ class PrivateSimilarityClassifier:
         if unknown.any():
             raise ValueError(f"The 'y' parameter of {owner} has labels outside 'classes' {classes.tolist()}: "
                              f"Got {y[unknown][0]!r}.")
+        n_features = (256 if delta == 0 else 4096) if self.n_features is None else self.n_features
         split = 0.5 if neighbouring == "replace-one" else 1.0
         eps_c, del_c = epsilon * split, delta * split
         if self.accountant is not None:
@@ -90,7 +95,7 @@ class PrivateSimilarityClassifier:
             Xc = X[y == c]
             s = PrivateKernelSum(self.kernel, epsilon=eps_c * (1 - frac), delta=del_c * (1 - frac),
                                  radius=self.radius, center=self.center, bandwidth=self.bandwidth,
-                                 n_features=self.n_features, method=self.method, random_state=seed)
+                                 n_features=n_features, method=self.method, random_state=seed)
             s._fit_allow_empty(Xc)
             self.structures_.append(s)
             noisy, std, _ = release_integer_sums(np.array([Xc.shape[0]]), 1.0, 1.0, eps_c * frac, del_c * frac)

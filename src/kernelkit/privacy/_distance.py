@@ -244,15 +244,16 @@ class PrivateDistanceSum:
             c = np.clip(np.rint((Z + R) / h), 0, n_leaves).astype(np.int64)  # split at the nearest cell edge
             P = np.zeros(Z.shape)
             SP = np.zeros(Z.shape)
+            k = np.zeros(Z.shape)  # number of tree nodes in each prefix (popcount of c)
             for j in range(L + 1):
                 bit = ((c >> j) & 1).astype(bool)
                 node = np.minimum((c >> (j + 1)) << 1, 2 ** (L - j) - 1) + offsets[j]
                 P += np.where(bit, self.counts_[rows, node], 0.0)
                 SP += np.where(bit, self.sums_[rows, node], 0.0)
+                k += bit
             N = self.counts_[:, -1][None, :]
             S = self.sums_[:, -1][None, :]
             A = Z * (2 * P - N) + S - 2 * SP
-            k = np.array([int(v).bit_count() for v in range(n_leaves + 1)])[c]
             full = c == n_leaves
             v = np.where(full, Z * Z * vc + vs, Z * Z * (4 * k + 1) * vc + (4 * k + 1) * vs)
             if dirs is None:
