@@ -163,6 +163,7 @@ def test_replace_one_doubles_sensitivity():
     (dict(radius=-2.0), "'radius'"), (dict(method="magic"), "'method'"), (dict(n_features=7, method="rff"),
                                                                            "'n_features'"),
     (dict(neighbouring="swap"), "'neighbouring'"), (dict(kernel=kk.Linear()), "'kernel'"),
+    (dict(kernel=2.0 * kk.Gaussian(1.0)), "'kernel'"),
     (dict(kernel=kk.Laplace(1.0), method="jl"), "'method'"), (dict(center=[0.0, 1.0]), "'center'"),
 ])
 def test_kernel_sum_bad_input(kwargs, match):

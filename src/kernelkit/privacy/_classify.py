@@ -37,8 +37,8 @@ class PrivateSimilarityClassifier:
     kernel, bandwidth, radius, center, method, random_state
         As in :class:`PrivateKernelSum` (radius in the units of the data).
     n_features : int, optional
-        Sketch size per class. Default: 256 for pure epsilon-DP (its noise
-        per answer grows like sqrt(n_features)) and 4096 for
+        Sketch size per class. Default: 128 for pure epsilon-DP (its noise
+        per answer grows like sqrt(n_features)) and 8192 for
         (epsilon, delta)-DP (noise per answer independent of n_features).
     epsilon : float > 0
     delta : float in [0, 1), default 0
@@ -83,7 +83,7 @@ class PrivateSimilarityClassifier:
         if unknown.any():
             raise ValueError(f"The 'y' parameter of {owner} has labels outside 'classes' {classes.tolist()}: "
                              f"Got {y[unknown][0]!r}.")
-        n_features = (256 if delta == 0 else 4096) if self.n_features is None else self.n_features
+        n_features = (128 if delta == 0 else 8192) if self.n_features is None else self.n_features
         split = 0.5 if neighbouring == "replace-one" else 1.0
         eps_c, del_c = epsilon * split, delta * split
         if self.accountant is not None:

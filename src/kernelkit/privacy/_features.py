@@ -43,7 +43,7 @@ import math
 
 import numpy as np
 
-from ..kernels import Gaussian
+from ..kernels import Gaussian, RadialKernel
 
 __all__ = ["FourierMap", "make_feature_map", "METHODS"]
 
@@ -132,6 +132,9 @@ class FourierMap:
 
 def make_feature_map(kernel, method, d, n_features, reduced_dim, rng, owner):
     """Draw a public feature map with ``n_features`` cells for ``kernel`` in R^d."""
+    if not isinstance(kernel, RadialKernel):
+        raise ValueError(f"The 'kernel' parameter of {owner} must be a radial kernel with a known spectral "
+                         f"density (Gaussian, Laplace, Matern, IMQ, rational quadratic). Got {kernel!r}.")
     is_gaussian = isinstance(kernel, Gaussian)
     if method == "auto":
         method = "orf" if kernel.is_radial else "rff"
