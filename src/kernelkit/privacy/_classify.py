@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_points, check_positive
-from ._common import NotFittedError, check_privacy_params, release_integer_sums
+from ._common import NotFittedError, check_domain, check_privacy_params, release_integer_sums
 from ._kernel_sum import PrivateKernelSum
 
 __all__ = ["PrivateSimilarityClassifier"]
@@ -83,6 +83,10 @@ class PrivateSimilarityClassifier:
         if unknown.any():
             raise ValueError(f"The 'y' parameter of {owner} has labels outside 'classes' {classes.tolist()}: "
                              f"Got {y[unknown][0]!r}.")
+        probe = PrivateKernelSum(self.kernel, epsilon=epsilon, radius=self.radius, center=self.center,
+                                 bandwidth=self.bandwidth)
+        check_domain(self.radius, self.center, X.shape[1], owner)  # fail before spending any budget
+        probe._resolve_kernel()
         n_features = (128 if delta == 0 else 8192) if self.n_features is None else self.n_features
         split = 0.5 if neighbouring == "replace-one" else 1.0
         eps_c, del_c = epsilon * split, delta * split
