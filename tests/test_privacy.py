@@ -313,3 +313,27 @@ def test_distance_sum_clips_to_declared_domain(metric):
         b = PrivateDistanceSum(metric, **kw).fit(clipped)
     np.testing.assert_array_equal(a.counts_, b.counts_)
     np.testing.assert_array_equal(a.sums_, b.sums_)
+
+
+def test_auto_sketch_size_spends_a_small_count_budget():
+    X, Y = _data(n=4000, d=3)
+    acc = PrivacyAccountant(epsilon=1.0)
+    with _seeded_noise_for_tests(2):
+        est = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=6.0, n_features="auto", accountant=acc,
+                               random_state=0).fit(X)
+    split = est.privacy_["budget_split"]
+    assert split["sketch size (noisy count)"][0] == pytest.approx(0.05)
+    assert split["feature sums"][0] == pytest.approx(0.95)
+    assert acc.spent[0] == pytest.approx(1.0)
+    assert abs(est.n_estimate_ - 4000) < 200  # Laplace scale 20
+    n_freq = est.feature_map_.n_freq
+    assert n_freq == round(0.125 * est.n_estimate_ * 0.95)
+    exact = kk.kernel_sum(kk.Gaussian(1.0), X, Y)
+    assert np.median(np.abs(est.query(Y) - exact) / exact) < 0.1
+    # (epsilon, delta): largest size; replace-one: n is public, no count is released
+    g = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, delta=1e-6, radius=6.0, n_features="auto",
+                         neighbouring="replace-one").fit(X[:50])
+    assert g.feature_map_.n_freq == 4096 and g.n_estimate_ == 50
+    assert "sketch size (noisy count)" in g.privacy_["budget_split"]
+    with pytest.raises(ValueError, match="'n_features'"):
+        PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=6.0, n_features="big").fit(X)

@@ -67,8 +67,14 @@ class PrivateKernelSum:
         Centre of the domain ball (default: the origin), units of the data.
     bandwidth : float, optional
         Bandwidth when ``kernel`` is a name (units of the data).
-    n_features : int, default 2048
-        Sketch size: number of released noisy cells.
+    n_features : int or 'auto', default 2048
+        Sketch size: number of released noisy cells. 'auto' spends 5% of
+        epsilon on a noisy count n~ (exact n under replace-one, where n is
+        public) and uses n_freq = clip(n~ epsilon / 8, 16, 4096) frequencies
+        for pure DP (balancing noise, which grows like sqrt(n_freq), against
+        the feature approximation, which shrinks like n / sqrt(n_freq)), and
+        4096 frequencies for (epsilon, delta)-DP. The count is released as
+        ``n_estimate_``.
     method : {'auto', 'rff', 'orf', 'jl', 'lsq-rff'}, default 'auto'
         Feature map. 'auto' is 'orf' for radial kernels, 'rff' otherwise.
         'jl' reduces the dimension to ``reduced_dim`` first (faster builds
@@ -143,7 +149,12 @@ class PrivateKernelSum:
         owner = type(self).__name__
         epsilon, delta, neighbouring = check_privacy_params(self, owner)
         kernel = self._resolve_kernel()
-        n_features = check_int(self.n_features, "n_features", owner, low=1)
+        auto_size = isinstance(self.n_features, str) and self.n_features == "auto"
+        if not auto_size:
+            if isinstance(self.n_features, str):
+                raise ValueError(f"The 'n_features' parameter of {owner} must be an int >= 1 or 'auto'. "
+                                 f"Got {self.n_features!r}.")
+            n_features = check_int(self.n_features, "n_features", owner, low=1)
         if self.method not in METHODS:
             raise ValueError(f"The 'method' parameter of {owner} must be one of {set(METHODS)}. Got {self.method!r}.")
         X = check_points(X, "X", owner, min_rows=min_rows)
@@ -153,6 +164,17 @@ class PrivateKernelSum:
         if self.method == "jl":
             reduced_dim = min(d, 32) if self.reduced_dim is None else check_int(self.reduced_dim, "reduced_dim",
                                                                                   owner, low=1)
+        budget_split = {}
+        eps_sums = epsilon
+        n_estimate = None
+        if auto_size:
+            if self.accountant is not None and not self.accountant.can_spend(epsilon, delta):
+                self.accountant.spend(epsilon, delta, label=f"{owner} sketch size and feature sums")  # raises
+            n_estimate, eps_size = self._private_size(X.shape[0], epsilon, neighbouring)
+            eps_sums = epsilon - eps_size
+            n_features = self._auto_features(n_estimate, eps_sums, delta)
+            budget_split["sketch size (noisy count)"] = [eps_size, 0.0]
+        budget_split["feature sums"] = [eps_sums, delta]
         rng = np.random.default_rng(self.random_state)
         fmap = make_feature_map(kernel, self.method, d, n_features, reduced_dim, rng, owner)
 
@@ -161,7 +183,7 @@ class PrivateKernelSum:
         sens_l1 = factor * _noise.grid_sensitivity(fmap.l1_bound, gamma, fmap.n_cells, 1)
         sens_l2 = factor * _noise.grid_sensitivity(fmap.l2_bound, gamma, fmap.n_cells, 2)
         if self.accountant is not None:
-            self.accountant.spend(epsilon, delta, label=f"{owner} feature sums")
+            self.accountant.spend(epsilon, delta, label=f"{owner} " + " and ".join(budget_split))
 
         inv_gamma = np.float32(1.0 / gamma)
 
@@ -173,7 +195,7 @@ class PrivateKernelSum:
 
         parts = map_row_blocks(block_sum, X.shape[0], fmap.row_bytes())
         stat = np.rint(np.sum(parts, axis=0)).astype(np.int64) if parts else np.zeros(fmap.n_cells, np.int64)
-        noisy, std_units, mechanism = release_integer_sums(stat, sens_l1, sens_l2, epsilon, delta,
+        noisy, std_units, mechanism = release_integer_sums(stat, sens_l1, sens_l2, eps_sums, delta,
                                                            self._noise_factor)
         del stat, parts
         self.kernel_ = kernel
@@ -189,10 +211,38 @@ class PrivateKernelSum:
             "domain": f"l2 ball of radius {radius:g} around center_ (records clipped onto it)",
             "mechanism": mechanism, "grid_step": gamma,
             "sensitivity_l1_grid_units": sens_l1, "sensitivity_l2_grid_units": sens_l2,
-            "budget_split": {"feature sums": [epsilon, delta]},
+            "budget_split": budget_split,
             "feature_map": fmap.kind, "n_features": fmap.n_cells,
         }
+        if n_estimate is not None:
+            self.n_estimate_ = n_estimate
         return self
+
+    #: share of epsilon spent on the noisy count when n_features='auto' (add-remove only)
+    _AUTO_SIZE_FRACTION = 0.05
+    #: largest number of frequencies chosen by n_features='auto'
+    _AUTO_MAX_FREQ = 4096
+
+    def _private_size(self, n, epsilon, neighbouring):
+        """(n or a noisy n, epsilon spent): exact under replace-one (n public), else discrete Laplace."""
+        if neighbouring == "replace-one":
+            return float(n), 0.0
+        eps_size = epsilon * self._AUTO_SIZE_FRACTION
+        noisy, _, _ = release_integer_sums(np.array([n]), 1.0, 1.0, eps_size, 0.0, self._noise_factor)
+        return float(max(noisy[0], 1)), eps_size
+
+    def _auto_features(self, n_estimate, epsilon, delta):
+        """Sketch size balancing noise and feature approximation (public function of DP outputs).
+
+        Pure DP: an answer's noise has standard deviation about 2 sqrt(n_freq) / epsilon and the
+        approximation about c n / sqrt(n_freq) (c ~ 1/2), so n_freq = c n epsilon / 2. (epsilon, delta):
+        the noise per answer does not depend on n_freq, so the largest size is used.
+        """
+        if delta > 0:
+            n_freq = self._AUTO_MAX_FREQ
+        else:
+            n_freq = int(np.clip(round(0.125 * n_estimate * epsilon), 16, self._AUTO_MAX_FREQ))
+        return n_freq if self.method == "lsq-rff" else 2 * n_freq
 
     def _check_fitted(self):
         if not hasattr(self, "sums_"):
