@@ -49,14 +49,22 @@ class PrivateKernelSum:
       sketch size, hence far more accurate for large sketches). Both are
       sampled from a CSPRNG-keyed generator; see :mod:`kernelkit.privacy._noise`.
     * Budget: the whole (epsilon, delta) goes to the feature sums (a single
-      release). With an ``accountant``, fit spends it there first and raises
-      BudgetExceededError when it is not available.
+      release), except with ``n_features='auto'``, where 5% of epsilon first
+      buys a noisy count that sizes the sketch (basic composition; the split
+      is in ``privacy_['budget_split']``). With an ``accountant``, fit checks
+      the budget before any release and raises BudgetExceededError when it
+      is not available.
+    * Gaussian (rounded) mechanism, proof sketch: the statistic t is an
+      integer vector, so ``t + rint(N(0, s^2 I)) = rint(t + N(0, s^2 I))`` is
+      a post-processing of the continuous Gaussian mechanism, which is
+      (epsilon, delta)-DP for L2 sensitivity Delta_2 when s satisfies the
+      analytic condition of Balle and Wang (2018); post-processing keeps it.
 
     Parameters
     ----------
     kernel : Kernel or str
-        Shift-invariant kernel with a spectral density (Gaussian, Laplace,
-        Matern, IMQ, rational quadratic), or its name (with ``bandwidth``).
+        Radial kernel with a spectral density (Gaussian, Laplace, Matern,
+        IMQ, rational quadratic), or its name (with ``bandwidth``).
     epsilon : float > 0
         Privacy loss bound (dimensionless).
     delta : float in [0, 1), default 0
