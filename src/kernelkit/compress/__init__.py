@@ -1,0 +1,241 @@
+r"""Distribution compression: kernel thinning, KT+, Compress++, herding and MMD.
+
+Given n points (MCMC draws, data) and a kernel k, find ``size`` of them whose
+empirical measure is close to the input's in maximum mean discrepancy
+``MMD_k``. Entry point: :func:`kernel_thin`; the pieces: :func:`kt_split`,
+:func:`kt_swap`, :func:`compresspp`, :func:`compress`, :func:`standard_thin`,
+:func:`kernel_herding`, :func:`mmd`.
+
+Methods (``method=``)
+
+* ``"kt"``: kernel thinning with the target kernel (KT-SPLIT + KT-SWAP),
+  ``O(n^2)`` kernel evaluations, memory ``O(n d)``.
+* ``"root"``: KT-SPLIT with the root kernel ``k.power(0.5, d)`` (Gaussian:
+  half the variance), KT-SWAP with k.
+* ``"power"``: KT-SPLIT with ``k.power(alpha, d)``.
+* ``"kt+"``: KT-SPLIT with ``k + k.power(alpha, d)`` (each has sup-norm
+  k(0) = 1 for radial kernels).
+* ``"compress++"``: Compress(g) with symmetrized KT-SPLIT halving, then KT;
+  ``O(4^g n log n)`` kernel evaluations.
+* ``"compress"``: the same without the final KT-SWAP.
+* ``"standard"``: every (n/size)-th point. ``"herding"``: kernel herding.
+
+How every point is used (goodpoints keeps only the largest power of 4): odd
+coresets send their last point to a random child in each halving, so KT-SPLIT
+yields ``2^m`` candidates of ``floor`` or ``ceil(n / 2^m)`` points that
+partition the input, ``m = floor(log2(n / size))``; a candidate larger than
+``size`` is cut to ``size`` by greedy MMD minimisation among its own points,
+then KT-SWAP refines it over all n points. Compress splits into four parts of
+sizes differing by one. Weighted inputs: KT-SPLIT and Compress run on a
+systematic resample of the indices (index i appears floor or ceil of n p_i
+times), KT-SWAP and the MMD use the exact weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from .._validation import check_int, check_points, check_positive
+from ..kernels import Kernel, make_kernel
+from ._baselines import kernel_herding, standard_thin
+from ._compresspp import compress_indices, compresspp_indices
+from ._kernelspec import check_kernel, compiled_available, split_kernel_for
+from ._kt import _check_delta, kt_split, kt_swap, run_kt, seed_sequence, standard_thin_indices
+from ._mmd import mmd, normalized_weights
+
+__all__ = ["kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp", "compress", "standard_thin",
+           "kernel_herding", "mmd", "median_bandwidth", "compiled_available", "METHODS"]
+
+METHODS = ("kt", "root", "power", "kt+", "compress++", "compress", "standard", "herding")
+
+
+@dataclasses.dataclass(frozen=True)
+class ThinningResult:
+    """What :func:`kernel_thin` returns with ``return_result=True``.
+
+    Attributes
+    ----------
+    indices : int64 array (size,)
+        Rows of X in the coreset.
+    points : array (size, d)
+        ``X[indices]``.
+    method : str
+    kernel : Kernel
+        Target kernel (MMD is measured with it).
+    split_kernel : Kernel or None
+        Kernel of the KT-SPLIT walk (None for standard thinning and herding).
+    mmd : float or None
+        MMD_k between the coreset and the (weighted) input, when ``with_mmd``.
+    seconds : float
+        Wall time of the thinning (without the MMD).
+    """
+
+    indices: np.ndarray
+    points: np.ndarray
+    method: str
+    kernel: Kernel
+    split_kernel: object
+    mmd: object
+    seconds: float
+
+
+def median_bandwidth(X, max_points=2000, seed=0):
+    """Median heuristic: the median distance between distinct points of X (units of the data).
+
+    Uses at most ``max_points`` rows (a fixed-seed subsample) so it costs
+    ``O(max_points^2 d)``. Returns 1.0 if all points coincide.
+    """
+    X = check_points(X, "X", "median_bandwidth")
+    if X.shape[0] > max_points:
+        X = X[np.random.default_rng(seed).choice(X.shape[0], max_points, replace=False)]
+    X = X.astype(np.float64)
+    from ..kernels import sqdist
+    D = sqdist(X, X)[np.triu_indices(X.shape[0], 1)]
+    D = D[D > 0]
+    return float(np.sqrt(np.median(D))) if D.size else 1.0
+
+
+def _resolve_kernel(kernel, bandwidth, X, owner):
+    if isinstance(kernel, Kernel):
+        if bandwidth is not None:
+            raise ValueError(f"The 'bandwidth' parameter of {owner} must be None when 'kernel' is a Kernel "
+                             f"object (it carries its bandwidth). Got {bandwidth!r}.")
+        return kernel
+    if not isinstance(kernel, str):
+        raise TypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel or a kernel name such "
+                        f"as 'gaussian'. Got {kernel!r}.")
+    if bandwidth is None:
+        bandwidth = median_bandwidth(X)
+    else:
+        bandwidth = check_positive(bandwidth, "bandwidth", owner)
+    try:
+        return make_kernel(kernel, bandwidth=bandwidth)
+    except ValueError as exc:
+        raise ValueError(f"The 'kernel' parameter of {owner} must be a Kernel or a radial kernel name. "
+                         f"{exc}") from None
+
+
+def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="kt", seed=None, delta=0.5, g=4,
+                alpha=0.5, weights=None, return_result=False, with_mmd=False):
+    r"""Compress X to ``size`` points that keep its distribution (small MMD).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Input points (units of the data), float32 or float64; never modified.
+        The walk itself runs in float64.
+    size : int in [1, n]
+        Number of output points (any value: see the module docs for how all n
+        points are used when n is not size times a power of 2).
+    kernel : Kernel or str
+        Target kernel k. A name ('gaussian', 'laplace', 'matern32', 'imq', ...)
+        takes ``bandwidth``, by default the median heuristic
+        (:func:`median_bandwidth`, units of the data).
+    bandwidth : float > 0, optional
+        Bandwidth for a kernel given by name (units of the data).
+    method : str
+        One of ``METHODS``: 'kt' (default), 'root', 'power', 'kt+',
+        'compress++', 'compress', 'standard', 'herding'.
+    seed : None, int >= 0, SeedSequence or Generator
+        All randomness flows from ``numpy.random.SeedSequence(seed).spawn``.
+    delta : float in (0, 1]
+        Failure probability of the KT-SPLIT thresholds (dimensionless).
+    g : int >= 0
+        Compress++ oversampling: the Compress stage keeps about ``2^g size`` points.
+    alpha : float in (0, 1]
+        Exponent of the power kernel for 'power' and 'kt+' (the Fourier
+        transform of ``k.power(alpha)`` is that of k to the power alpha).
+    weights : array of shape (n,), optional
+        Non-negative weights of the input points: the target is
+        ``sum_i p_i delta_{x_i}`` with ``p = weights / sum(weights)``.
+    return_result : bool
+        Return a :class:`ThinningResult` instead of the indices.
+    with_mmd : bool
+        Also compute the MMD to the input (needs ``n^2`` kernel evaluations
+        through the engine); implies ``return_result``.
+
+    Returns
+    -------
+    indices : int64 array of shape (size,), or ThinningResult
+        KT-SWAP may select a point more than once (as in the paper).
+
+    Examples
+    --------
+    >>> import numpy as np, kernelkit as kk
+    >>> X = np.random.default_rng(0).standard_normal((4096, 2))
+    >>> idx = kk.kernel_thin(X, 64, kk.Gaussian(2.0), seed=0)
+    >>> idx.shape
+    (64,)
+    """
+    owner = "kernel_thin"
+    X = check_points(X, "X", owner)
+    n, d = X.shape
+    size = check_int(size, "size", owner, low=1, high=n)
+    if method not in METHODS:
+        raise ValueError(f"The 'method' parameter of {owner} must be one of {set(METHODS)}. Got {method!r}.")
+    delta = _check_delta(delta, owner)
+    g = check_int(g, "g", owner, low=0, high=20)
+    alpha = check_positive(alpha, "alpha", owner)
+    if alpha > 1:
+        raise ValueError(f"The 'alpha' parameter of {owner} must be a float in (0, 1]. Got {alpha!r}.")
+    kernel = _resolve_kernel(kernel, bandwidth, X, owner)
+    p = None if weights is None else normalized_weights(weights, n, "weights", owner)
+    ss = seed_sequence(seed, owner)
+    X64 = np.ascontiguousarray(X, dtype=np.float64)
+    split_kernel = None
+    t0 = time.perf_counter()
+    if method == "standard":
+        idx = standard_thin_indices(n, size, p)
+    elif method == "herding":
+        idx = kernel_herding(X64, size, kernel, weights=p)
+    else:
+        base = "kt" if method in ("compress++", "compress") else method
+        split_kernel = split_kernel_for(kernel, base, d, alpha)
+        if method in ("compress++", "compress"):
+            idx = compresspp_indices(kernel, split_kernel, X64, size, g, delta, ss, p, swap=method == "compress++")
+        else:
+            idx = run_kt(X64, size, kernel, split_kernel, delta, ss, p)
+    seconds = time.perf_counter() - t0
+    idx = np.asarray(idx, dtype=np.int64)
+    if not (return_result or with_mmd):
+        return idx
+    value = mmd(X64, X64[idx], kernel, weights_x=p) if with_mmd else None
+    return ThinningResult(idx, X[idx], method, kernel, split_kernel, value, seconds)
+
+
+def compresspp(X, size, kernel, *, g=4, delta=0.5, seed=None, weights=None):
+    """Compress++ coreset of ``size`` points (see :func:`kernel_thin`, method 'compress++')."""
+    return kernel_thin(X, size, kernel, method="compress++", g=g, delta=delta, seed=seed, weights=weights)
+
+
+def compress(X, kernel, *, size=None, g=0, delta=0.5, seed=None):
+    r"""Compress(g) alone: about ``2^g sqrt(n)`` points (or ``2^g size`` when size is given).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    kernel : Kernel
+        Kernel of the symmetrized KT-SPLIT halvings.
+    size : int, optional
+        Reference size s: leaves of ``ceil(4^g s^2 / n)`` points (default s = sqrt(n)).
+    g : int >= 0
+        Oversampling parameter.
+    delta : float in (0, 1]
+    seed : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    int64 array of indices into X (about ``2^g s`` of them).
+    """
+    X = check_points(X, "X", "compress")
+    kernel = check_kernel(kernel, "compress")
+    n = X.shape[0]
+    g = check_int(g, "g", "compress", low=0, high=20)
+    s = int(np.sqrt(n)) if size is None else check_int(size, "size", "compress", low=1, high=n)
+    delta = _check_delta(delta, "compress")
+    leaf = max(1, int(np.ceil(4 ** g * s * s / n)))
+    X64 = np.ascontiguousarray(X, dtype=np.float64)
+    return compress_indices(kernel, X64, np.arange(n), leaf, delta, seed_sequence(seed, "compress"))

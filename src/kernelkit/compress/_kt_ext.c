@@ -1,0 +1,446 @@
+/* Compiled inner loops of kernel thinning (kernelkit.compress).
+ *
+ * halve_level: one KT-SPLIT halving round applied to every coreset of a level
+ *   (coresets in parallel with OpenMP; inside a large coreset the kernel sums
+ *   of one pair are split over the threads instead).
+ * add_rows: out[i] += sum_t coef[t] * k(X[rows[t]], X[i])  (KT-SWAP refinement
+ *   and herding are sequential in the rows, parallel over i).
+ * refine: the whole KT-SWAP greedy pass (sequential over coreset slots).
+ *
+ * Kernels: sums of radial components sum_c w_c phi_c(r^2) with
+ *   code 0 gaussian   phi = exp(-p r^2)                  (p = 1 / (2 sigma^2))
+ *   code 1 matern 1/2 phi = exp(-s), s = p sqrt(r^2)      (p = lambda = 1 / ell)
+ *   code 2 matern 3/2 phi = (1 + s) exp(-s)               (p = lambda)
+ *   code 3 matern 5/2 phi = (1 + s + s^2 / 3) exp(-s)     (p = lambda)
+ *   code 4 rq / imq   phi = (1 + r^2 / q)^(-p)            (q = c^2 or 2 alpha ell^2)
+ * All arithmetic in double precision.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MAXCOMP 4
+#define BLK 256
+
+typedef struct {
+    int n;
+    int code[MAXCOMP];
+    double w[MAXCOMP], p[MAXCOMP], q[MAXCOMP];
+} kspec;
+
+/* exp(x) for x <= 0, vectorisable: Cody-Waite reduction, degree-12 Taylor,
+ * exponent bits set directly; relative error below 1e-14, 0 below -700. */
+static inline double kk_exp(double x) {
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    double xc = x < -700.0 ? -700.0 : x;
+    double t = xc * 1.4426950408889634 + shifter;
+    double nf = t - shifter;
+    double r = xc - nf * 6.93147180369123816490e-01 - nf * 1.90821492927058770002e-10;
+    double p = 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t ti, si;
+    memcpy(&ti, &t, 8);
+    memcpy(&si, &shifter, 8);
+    int64_t bits = (ti - si + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, 8);
+    double v = p * scale;
+    return x < -700.0 ? 0.0 : v;
+}
+
+/* val[i] = sum_c w_c phi_c(r2[i]) for i < len */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define KK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KK_CLONES
+#endif
+
+KK_CLONES static void apply_profile(const kspec *ks, const double *restrict r2, double *restrict val, int len) {
+    for (int i = 0; i < len; i++) val[i] = 0.0;
+    for (int c = 0; c < ks->n; c++) {
+        const double w = ks->w[c], p = ks->p[c], q = ks->q[c];
+        switch (ks->code[c]) {
+        case 0:
+            for (int i = 0; i < len; i++) val[i] += w * kk_exp(-p * r2[i]);
+            break;
+        case 1:
+            for (int i = 0; i < len; i++) val[i] += w * kk_exp(-p * sqrt(r2[i]));
+            break;
+        case 2:
+            for (int i = 0; i < len; i++) { double s = p * sqrt(r2[i]); val[i] += w * (1.0 + s) * kk_exp(-s); }
+            break;
+        case 3:
+            for (int i = 0; i < len; i++) {
+                double s = p * sqrt(r2[i]);
+                val[i] += w * (1.0 + s + s * s / 3.0) * kk_exp(-s);
+            }
+            break;
+        default:
+            if (p == 0.5) {
+                for (int i = 0; i < len; i++) val[i] += w / sqrt(1.0 + r2[i] / q);
+            } else if (p == 1.0) {
+                for (int i = 0; i < len; i++) val[i] += w / (1.0 + r2[i] / q);
+            } else {
+                for (int i = 0; i < len; i++) val[i] += w * pow(1.0 + r2[i] / q, -p);
+            }
+        }
+    }
+}
+
+static double kval(const kspec *ks, double r2) {
+    double v;
+    apply_profile(ks, &r2, &v, 1);
+    return v;
+}
+
+/* Sums s1 = sum_i k(x1, Y_i), s2 = sum_i k(x2, Y_i) over points Y stored column-major
+ * (Y[k * ld + i]) for i in [lo, hi). */
+KK_CLONES static void pair_sums_range(const kspec *ks, const double *x1, const double *x2, const double *Y, int64_t ld,
+                            int d, int64_t lo, int64_t hi, double *s1, double *s2) {
+    double r1[BLK], r2[BLK], v[BLK];
+    double a1 = 0.0, a2 = 0.0;
+    for (int64_t b = lo; b < hi; b += BLK) {
+        int len = (int)((hi - b) < BLK ? (hi - b) : BLK);
+        for (int i = 0; i < len; i++) { r1[i] = 0.0; r2[i] = 0.0; }
+        for (int k = 0; k < d; k++) {
+            const double *col = Y + k * ld + b;
+            const double c1 = x1[k], c2 = x2[k];
+            for (int i = 0; i < len; i++) {
+                double e1 = col[i] - c1, e2 = col[i] - c2;
+                r1[i] += e1 * e1;
+                r2[i] += e2 * e2;
+            }
+        }
+        apply_profile(ks, r1, v, len);
+        for (int i = 0; i < len; i++) a1 += v[i];
+        apply_profile(ks, r2, v, len);
+        for (int i = 0; i < len; i++) a2 += v[i];
+    }
+    *s1 = a1;
+    *s2 = a2;
+}
+
+#define PAR_MIN 16384
+
+static void pair_sums(const kspec *ks, const double *x1, const double *x2, const double *Y, int64_t ld, int d,
+                      int64_t count, int nthreads, double *s1, double *s2) {
+#ifdef _OPENMP
+    if (nthreads > 1 && count >= PAR_MIN && !omp_in_parallel()) {
+        double t1 = 0.0, t2 = 0.0;
+        int64_t nb = (count + BLK - 1) / BLK;
+#pragma omp parallel for num_threads(nthreads) reduction(+ : t1, t2) schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            double u1, u2;
+            int64_t lo = b * BLK, hi = lo + BLK < count ? lo + BLK : count;
+            pair_sums_range(ks, x1, x2, Y, ld, d, lo, hi, &u1, &u2);
+            t1 += u1;
+            t2 += u2;
+        }
+        *s1 = t1;
+        *s2 = t2;
+        return;
+    }
+#endif
+    (void)nthreads;
+    pair_sums_range(ks, x1, x2, Y, ld, d, 0, count, s1, s2);
+}
+
+static void push_point(double *buf, int64_t ld, int d, int64_t pos, const double *x) {
+    for (int k = 0; k < d; k++) buf[k * ld + pos] = x[k];
+}
+
+/* Halve one coreset seq[0:L] (indices into X) into A = out[0:LA], B = out[LA:L].
+ * kc_in[t]: sum of k(seq[t], seq[u]) over u < t (if have_kc), kc_out likewise for the children.
+ * u[t]: uniforms; the pair at positions (t, t+1) uses u[t], a leftover last point uses u[L-1]
+ * (to A when < 0.5). Returns LA. */
+static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t *seq, int64_t L,
+                         const double *kc_in, int have_kc, const double *u, double log_mult,
+                         int64_t *out, double *kc_out, int nthreads, int *fail) {
+    int64_t npair = L / 2, odd = L % 2;
+    int left_to_a = odd && u[L - 1] < 0.5;
+    int64_t LA = npair + (left_to_a ? 1 : 0);
+    int64_t cap = npair + 1;
+    double *bufA = (double *)malloc(sizeof(double) * cap * d);
+    double *bufB = have_kc ? NULL : (double *)malloc(sizeof(double) * cap * d);
+    if (!bufA || (!have_kc && !bufB)) { free(bufA); free(bufB); *fail = 1; return 0; }
+    const double kdiag = kval(ks, 0.0);
+    double sig2 = 0.0;
+    int64_t na = 0, nb = 0;
+    for (int64_t t = 0; t + 1 < L; t += 2) {
+        const int64_t i1 = seq[t], i2 = seq[t + 1];
+        const double *x1 = X + i1 * d, *x2 = X + i2 * d;
+        double r12 = 0.0;
+        for (int k = 0; k < d; k++) { double e = x1[k] - x2[k]; r12 += e * e; }
+        const double k12 = kval(ks, r12);
+        double a1, a2, b1, b2;
+        pair_sums(ks, x1, x2, bufA, cap, d, na, nthreads, &a1, &a2);
+        if (have_kc) {
+            b1 = kc_in[t] - a1;
+            b2 = kc_in[t + 1] - k12 - a2;
+        } else {
+            pair_sums(ks, x1, x2, bufB, cap, d, nb, nthreads, &b1, &b2);
+        }
+        double bsq = 2.0 * kdiag - 2.0 * k12;
+        if (bsq < 0.0) bsq = 0.0;
+        double thresh = sqrt(sig2 * bsq * log_mult);
+        if (thresh < bsq) thresh = bsq;
+        if (sig2 == 0.0) {
+            sig2 = bsq;
+        } else if (thresh != 0.0) {
+            double upd = 0.5 + (bsq / (2.0 * thresh) - 1.0) * sig2 / thresh;
+            if (upd > 0.0) sig2 += 2.0 * bsq * upd;
+        }
+        if (thresh == 0.0) thresh = 1.0;
+        /* alpha = < sum_B k(y,.) - sum_A k(y,.), k(x1,.) - k(x2,.) > */
+        const double alpha = (b1 - b2) - (a1 - a2);
+        const double prob2 = 0.5 * (1.0 - alpha / thresh);
+        const int swap = u[t] <= prob2; /* x2 joins A */
+        const int64_t ia = swap ? i2 : i1, ib = swap ? i1 : i2;
+        out[na] = ia;
+        out[LA + nb] = ib;
+        if (kc_out) {
+            kc_out[na] = swap ? a2 : a1;
+            kc_out[LA + nb] = swap ? b1 : b2;
+        }
+        push_point(bufA, cap, d, na, X + ia * d);
+        na++;
+        if (!have_kc) push_point(bufB, cap, d, nb, X + ib * d);
+        nb++;
+    }
+    if (odd) {
+        const int64_t i = seq[L - 1];
+        const double *x = X + i * d;
+        double sa, sb, dummy;
+        pair_sums(ks, x, x, bufA, cap, d, na, nthreads, &sa, &dummy);
+        if (have_kc) sb = kc_in[L - 1] - sa;
+        else pair_sums(ks, x, x, bufB, cap, d, nb, nthreads, &sb, &dummy);
+        if (left_to_a) {
+            out[na] = i;
+            if (kc_out) kc_out[na] = sa;
+        } else {
+            out[LA + nb] = i;
+            if (kc_out) kc_out[LA + nb] = sb;
+        }
+    }
+    free(bufA);
+    free(bufB);
+    return LA;
+}
+
+static int parse_spec(PyObject *codes, PyObject *params, kspec *ks) {
+    PyArrayObject *c = (PyArrayObject *)PyArray_FROMANY(codes, NPY_INT64, 1, 1, NPY_ARRAY_IN_ARRAY);
+    PyArrayObject *p = (PyArrayObject *)PyArray_FROMANY(params, NPY_DOUBLE, 2, 2, NPY_ARRAY_IN_ARRAY);
+    if (!c || !p) { Py_XDECREF(c); Py_XDECREF(p); return -1; }
+    npy_intp n = PyArray_DIM(c, 0);
+    if (n < 1 || n > MAXCOMP || PyArray_DIM(p, 0) != n || PyArray_DIM(p, 1) != 3) {
+        PyErr_SetString(PyExc_ValueError, "kernel spec: 1-4 components, params of shape (n, 3)");
+        Py_DECREF(c); Py_DECREF(p);
+        return -1;
+    }
+    ks->n = (int)n;
+    const int64_t *cd = (const int64_t *)PyArray_DATA(c);
+    const double *pd = (const double *)PyArray_DATA(p);
+    for (npy_intp i = 0; i < n; i++) {
+        ks->code[i] = (int)cd[i];
+        ks->w[i] = pd[3 * i];
+        ks->p[i] = pd[3 * i + 1];
+        ks->q[i] = pd[3 * i + 2];
+    }
+    Py_DECREF(c);
+    Py_DECREF(p);
+    return 0;
+}
+
+#define GET(obj, type, nd) (PyArrayObject *)PyArray_FROMANY(obj, type, nd, nd, NPY_ARRAY_IN_ARRAY)
+
+/* halve_level(X, seq, starts, kc_in or None, codes, params, u, log_mult, nthreads)
+ *   -> (seq_out, starts_out, kc_out) */
+static PyObject *py_halve_level(PyObject *self, PyObject *args) {
+    PyObject *Xo, *seqo, *starto, *kco, *codes, *params, *uo;
+    double log_mult;
+    int nthreads;
+    if (!PyArg_ParseTuple(args, "OOOOOOOdi", &Xo, &seqo, &starto, &kco, &codes, &params, &uo, &log_mult,
+                          &nthreads))
+        return NULL;
+    kspec ks;
+    if (parse_spec(codes, params, &ks) < 0) return NULL;
+    PyArrayObject *X = GET(Xo, NPY_DOUBLE, 2), *seq = GET(seqo, NPY_INT64, 1), *st = GET(starto, NPY_INT64, 1);
+    PyArrayObject *u = GET(uo, NPY_DOUBLE, 1);
+    PyArrayObject *kc = kco == Py_None ? NULL : GET(kco, NPY_DOUBLE, 1);
+    PyArrayObject *sout = NULL, *stout = NULL, *kcout = NULL;
+    PyObject *res = NULL;
+    if (!X || !seq || !st || !u || (kco != Py_None && !kc)) goto done;
+    npy_intp N = PyArray_DIM(seq, 0), ncs = PyArray_DIM(st, 0) - 1;
+    if (PyArray_DIM(u, 0) != N || (kc && PyArray_DIM(kc, 0) != N) || ncs < 1) {
+        PyErr_SetString(PyExc_ValueError, "halve_level: inconsistent sizes");
+        goto done;
+    }
+    npy_intp dims1[1] = {N}, dims2[1] = {2 * ncs + 1};
+    sout = (PyArrayObject *)PyArray_SimpleNew(1, dims1, NPY_INT64);
+    stout = (PyArrayObject *)PyArray_SimpleNew(1, dims2, NPY_INT64);
+    kcout = (PyArrayObject *)PyArray_SimpleNew(1, dims1, NPY_DOUBLE);
+    if (!sout || !stout || !kcout) goto done;
+    {
+        const double *Xd = (const double *)PyArray_DATA(X);
+        const int d = (int)PyArray_DIM(X, 1);
+        const int64_t *sq = (const int64_t *)PyArray_DATA(seq), *sd = (const int64_t *)PyArray_DATA(st);
+        const double *ud = (const double *)PyArray_DATA(u);
+        const double *kcd = kc ? (const double *)PyArray_DATA(kc) : NULL;
+        int64_t *so = (int64_t *)PyArray_DATA(sout), *sto = (int64_t *)PyArray_DATA(stout);
+        double *kco2 = (double *)PyArray_DATA(kcout);
+        int fail = 0;
+        Py_BEGIN_ALLOW_THREADS
+        int outer = nthreads > 1 && ncs > 1;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if (outer)
+        for (npy_intp c = 0; c < ncs; c++) {
+            int64_t s = sd[c], L = sd[c + 1] - sd[c];
+            int f = 0;
+            int64_t LA = halve_one(&ks, Xd, d, sq + s, L, kcd ? kcd + s : NULL, kcd != NULL, ud + s, log_mult,
+                                   so + s, kco2 + s, outer ? 1 : nthreads, &f);
+            sto[2 * c] = s;
+            sto[2 * c + 1] = s + LA;
+            if (f) {
+#pragma omp atomic write
+                fail = 1;
+            }
+        }
+        sto[2 * ncs] = sd[ncs];
+        Py_END_ALLOW_THREADS
+        if (fail) { PyErr_NoMemory(); goto done; }
+    }
+    res = Py_BuildValue("OOO", sout, stout, kcout);
+done:
+    Py_XDECREF(X); Py_XDECREF(seq); Py_XDECREF(st); Py_XDECREF(u); Py_XDECREF(kc);
+    Py_XDECREF(sout); Py_XDECREF(stout); Py_XDECREF(kcout);
+    return res;
+}
+
+/* out[i] += sum_t coef[t] k(X[rows[t]], X[i]) for all i, X row-major. */
+static void add_rows_c(const kspec *ks, const double *X, int64_t n, int d, const int64_t *rows,
+                       const double *coef, int64_t nrows, double *out, int nthreads) {
+    int64_t nb = (n + BLK - 1) / BLK;
+    (void)nthreads;
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1 && n * nrows >= PAR_MIN)
+    for (int64_t b = 0; b < nb; b++) {
+        double r2[BLK], v[BLK];
+        int64_t lo = b * BLK;
+        int len = (int)(n - lo < BLK ? n - lo : BLK);
+        for (int64_t t = 0; t < nrows; t++) {
+            const double *y = X + rows[t] * d;
+            for (int i = 0; i < len; i++) {
+                const double *x = X + (lo + i) * d;
+                double s = 0.0;
+                for (int k = 0; k < d; k++) { double e = x[k] - y[k]; s += e * e; }
+                r2[i] = s;
+            }
+            apply_profile(ks, r2, v, len);
+            const double c = coef[t];
+            for (int i = 0; i < len; i++) out[lo + i] += c * v[i];
+        }
+    }
+}
+
+/* add_rows(X, rows, coef, out, codes, params, nthreads): out modified in place */
+static PyObject *py_add_rows(PyObject *self, PyObject *args) {
+    PyObject *Xo, *ro, *co, *oo, *codes, *params;
+    int nthreads;
+    if (!PyArg_ParseTuple(args, "OOOOOOi", &Xo, &ro, &co, &oo, &codes, &params, &nthreads)) return NULL;
+    kspec ks;
+    if (parse_spec(codes, params, &ks) < 0) return NULL;
+    PyArrayObject *X = GET(Xo, NPY_DOUBLE, 2), *r = GET(ro, NPY_INT64, 1), *c = GET(co, NPY_DOUBLE, 1);
+    PyObject *res = NULL;
+    if (!X || !r || !c) goto done;
+    if (!PyArray_Check(oo) || PyArray_TYPE((PyArrayObject *)oo) != NPY_DOUBLE ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)oo) || PyArray_NDIM((PyArrayObject *)oo) != 1 ||
+        PyArray_DIM((PyArrayObject *)oo, 0) != PyArray_DIM(X, 0) || PyArray_DIM(r, 0) != PyArray_DIM(c, 0)) {
+        PyErr_SetString(PyExc_ValueError, "add_rows: out must be a contiguous float64 vector of length n");
+        goto done;
+    }
+    {
+        const double *Xd = (const double *)PyArray_DATA(X);
+        int64_t n = PyArray_DIM(X, 0), nr = PyArray_DIM(r, 0);
+        int d = (int)PyArray_DIM(X, 1);
+        Py_BEGIN_ALLOW_THREADS
+        add_rows_c(&ks, Xd, n, d, (const int64_t *)PyArray_DATA(r), (const double *)PyArray_DATA(c), nr,
+                   (double *)PyArray_DATA((PyArrayObject *)oo), nthreads);
+        Py_END_ALLOW_THREADS
+    }
+    Py_INCREF(Py_None);
+    res = Py_None;
+done:
+    Py_XDECREF(X); Py_XDECREF(r); Py_XDECREF(c);
+    return res;
+}
+
+/* refine(X, coreset, stat, codes, params, nthreads): KT-SWAP greedy pass.
+ * stat[i] = k(x_i,x_i)/s - 2 mu[i] + (2/s) sum_c k(x_i, x_c) on entry; coreset and stat updated in place. */
+static PyObject *py_refine(PyObject *self, PyObject *args) {
+    PyObject *Xo, *co, *so, *codes, *params;
+    int nthreads;
+    if (!PyArg_ParseTuple(args, "OOOOOi", &Xo, &co, &so, &codes, &params, &nthreads)) return NULL;
+    kspec ks;
+    if (parse_spec(codes, params, &ks) < 0) return NULL;
+    PyArrayObject *X = GET(Xo, NPY_DOUBLE, 2);
+    if (!X) return NULL;
+    PyArrayObject *cs = (PyArrayObject *)co, *st = (PyArrayObject *)so;
+    if (!PyArray_Check(co) || PyArray_TYPE(cs) != NPY_INT64 || !PyArray_IS_C_CONTIGUOUS(cs) ||
+        PyArray_NDIM(cs) != 1 || !PyArray_Check(so) || PyArray_TYPE(st) != NPY_DOUBLE ||
+        !PyArray_IS_C_CONTIGUOUS(st) || PyArray_NDIM(st) != 1 || PyArray_DIM(st, 0) != PyArray_DIM(X, 0)) {
+        PyErr_SetString(PyExc_ValueError, "refine: coreset int64 vector and stat float64 vector of length n");
+        Py_DECREF(X);
+        return NULL;
+    }
+    const double *Xd = (const double *)PyArray_DATA(X);
+    int64_t n = PyArray_DIM(X, 0), s = PyArray_DIM(cs, 0);
+    int d = (int)PyArray_DIM(X, 1);
+    int64_t *cd = (int64_t *)PyArray_DATA(cs);
+    double *sd = (double *)PyArray_DATA(st);
+    Py_BEGIN_ALLOW_THREADS
+    const double m2 = -2.0 / (double)s, p2 = 2.0 / (double)s;
+    for (int64_t t = 0; t < s; t++) {
+        add_rows_c(&ks, Xd, n, d, cd + t, &m2, 1, sd, nthreads);
+        int64_t best = 0;
+        double bv = sd[0];
+        for (int64_t i = 1; i < n; i++)
+            if (sd[i] < bv) { bv = sd[i]; best = i; }
+        cd[t] = best;
+        add_rows_c(&ks, Xd, n, d, cd + t, &p2, 1, sd, nthreads);
+    }
+    Py_END_ALLOW_THREADS
+    Py_DECREF(X);
+    Py_INCREF(Py_None);
+    return Py_None;
+}
+
+static PyMethodDef methods[] = {
+    {"halve_level", py_halve_level, METH_VARARGS, "One KT-SPLIT halving round over every coreset of a level."},
+    {"add_rows", py_add_rows, METH_VARARGS, "out += sum_t coef[t] k(X[rows[t]], X)."},
+    {"refine", py_refine, METH_VARARGS, "KT-SWAP greedy refinement pass (in place)."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kt_ext", "Compiled kernel thinning loops.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__kt_ext(void) {
+    import_array();
+    return PyModule_Create(&moddef);
+}

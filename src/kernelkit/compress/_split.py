@@ -1,0 +1,138 @@
+r"""KT-SPLIT: the self-balancing signed walk of kernel thinning.
+
+One halving of a sequence ``x_1, x_2, ...`` reads it two points at a time.
+With ``A`` and ``B`` the children built so far, ``psi = sum_A k(y, .) -
+sum_B k(y, .)`` and ``f = k(x_1, .) - k(x_2, .)``, the pair goes ``x_1 -> A,
+x_2 -> B`` with probability ``(1 + alpha / a) / 2`` and the other way round
+otherwise, where
+
+* ``alpha = <-psi, f>_k = (sum_B - sum_A)(k(x_1, y) - k(x_2, y))``,
+* ``b^2 = ||f||_k^2 = k(x_1, x_1) + k(x_2, x_2) - 2 k(x_1, x_2)``,
+* ``a = max(b sigma sqrt(2 log(2 n m / (delta 2^j))), b^2)`` is the adaptive
+  threshold of Dwivedi & Mackey (Kernel Thinning, Alg. 1a) for halving round
+  ``j = 0, ..., m - 1`` of an input of ``n`` points, and ``sigma^2`` the
+  sub-Gaussian constant of the walk, updated after every pair by
+  ``sigma^2 += 2 b^2 max(0, 1/2 + (b^2 / (2a) - 1) sigma^2 / a)`` (first pair:
+  ``sigma^2 = b^2``).
+
+``m`` rounds halve every coreset of the previous round, which gives ``2^m``
+coresets. Rounds run one after the other; the coresets of one round are
+independent and run in parallel.
+
+Remainders: a coreset of odd size ``L`` pairs its first ``L - 1`` points and
+sends the last one to a child chosen by a fair coin, so its children have
+``floor(L/2)`` and ``ceil(L/2)`` points. After ``m`` rounds every coreset has
+``floor(n / 2^m)`` or ``ceil(n / 2^m)`` points and every input point is in
+exactly one of them: nothing is dropped.
+
+Randomness: round ``j`` draws one uniform per position of its input sequence,
+``default_rng(seeds[j]).random(N)`` with ``seeds = SeedSequence(seed).spawn(m)``;
+the pair at positions ``(t, t+1)`` of a coreset uses the uniform at ``t``,
+an odd last point the uniform at its own position (< 1/2: first child).
+The compiled path and the NumPy reference consume them identically, so they
+return the same coresets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._kernelspec import _kt_ext, use_compiled
+from .._options import get_options
+
+__all__ = ["split_sequence", "log_multiplier"]
+
+
+def log_multiplier(n, m, delta, j):
+    """``2 log(2 n m / (delta 2^j))``: the threshold factor of round j (j from 0)."""
+    return 2.0 * math.log(2.0 * n * max(m, 1) / delta) - 2.0 * j * math.log(2.0)
+
+
+def _halve_numpy(kernel, X, seq, u, log_mult):
+    """Reference halving of one coreset (positions into ``seq`` order). Returns (A, B) index arrays."""
+    L = seq.size
+    npair, odd = divmod(L, 2)
+    A, B = [], []
+    sig2 = 0.0
+    for t in range(0, 2 * npair, 2):
+        i1, i2 = int(seq[t]), int(seq[t + 1])
+        P = X[[i1, i2]]
+        K2 = kernel._block(P, P).astype(np.float64)
+        k12 = float(K2[0, 1])
+        if A:
+            KA = kernel._block(P, X[A]).sum(axis=1, dtype=np.float64)
+            KB = kernel._block(P, X[B]).sum(axis=1, dtype=np.float64)
+        else:
+            KA = KB = np.zeros(2)
+        bsq = max(float(K2[0, 0] + K2[1, 1]) - 2.0 * k12, 0.0)
+        thresh = max(math.sqrt(sig2 * bsq * log_mult), bsq)
+        if sig2 == 0.0:
+            sig2 = bsq
+        elif thresh != 0.0:
+            upd = 0.5 + (bsq / (2.0 * thresh) - 1.0) * sig2 / thresh
+            if upd > 0.0:
+                sig2 += 2.0 * bsq * upd
+        if thresh == 0.0:
+            thresh = 1.0
+        alpha = (KB[0] - KB[1]) - (KA[0] - KA[1])
+        if u[t] <= 0.5 * (1.0 - alpha / thresh):
+            A.append(i2)
+            B.append(i1)
+        else:
+            A.append(i1)
+            B.append(i2)
+    if odd:
+        (A if u[L - 1] < 0.5 else B).append(int(seq[L - 1]))
+    return np.asarray(A, dtype=np.int64), np.asarray(B, dtype=np.int64)
+
+
+def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None):
+    """Run ``m`` KT-SPLIT rounds on the sequence ``X[seq]``.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        Split kernel.
+    X : float64 array (n, d)
+    seq : int64 array (N,)
+        Indices into X, in stream order (repeats allowed, e.g. after resampling).
+    m : int >= 0
+        Number of halving rounds.
+    delta : float in (0, 1]
+        Failure probability of the walk.
+    seeds : list of m SeedSequence
+        One per round.
+    n_for_threshold : int, optional
+        The n in the threshold factor (default N).
+
+    Returns
+    -------
+    list of 2^m int64 arrays (indices into X).
+    """
+    seq = np.ascontiguousarray(seq, dtype=np.int64)
+    N = seq.size
+    if m == 0:
+        return [seq.copy()]
+    n_thr = N if n_for_threshold is None else n_for_threshold
+    table = use_compiled(kernel)
+    starts = np.array([0, N], dtype=np.int64)
+    kc = None
+    threads = get_options().resolved_threads()
+    for j in range(m):
+        u = np.random.default_rng(seeds[j]).random(N)
+        lm = log_multiplier(n_thr, m, delta, j)
+        if table is not None:
+            seq, starts, kc = _kt_ext.halve_level(X, seq, starts, kc, table[0], table[1], u, lm, threads)
+        else:
+            new_seq = np.empty_like(seq)
+            new_starts = [0]
+            for c in range(starts.size - 1):
+                s, e = starts[c], starts[c + 1]
+                A, B = _halve_numpy(kernel, X, seq[s:e], u[s:e], lm)
+                new_seq[s:s + A.size] = A
+                new_seq[s + A.size:e] = B
+                new_starts += [s + A.size, e]
+            seq, starts = new_seq, np.asarray(new_starts, dtype=np.int64)
+    return [seq[starts[c]:starts[c + 1]].copy() for c in range(starts.size - 1)]
