@@ -25,7 +25,7 @@ _LAZY = {
     "PrivateKernelSum": "kernelkit.privacy", "PrivateDistanceSum": "kernelkit.privacy",
     "PrivateSimilarityClassifier": "kernelkit.privacy", "PrivacyAccountant": "kernelkit.privacy",
     **{name: "kernelkit.compress" for name in ("kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp",
-                                               "compress", "standard_thin", "kernel_herding", "mmd")},
+                                               "standard_thin", "kernel_herding", "mmd")},
 }
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
