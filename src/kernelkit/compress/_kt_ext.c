@@ -139,7 +139,7 @@ KK_CLONES static void pair_sums_range(const kspec *ks, const double *x1, const d
     *s2 = a2;
 }
 
-#define PAR_MIN 16384
+#define PAR_MIN 4096
 
 static void pair_sums(const kspec *ks, const double *x1, const double *x2, const double *Y, int64_t ld, int d,
                       int64_t count, int nthreads, double *s1, double *s2) {
@@ -168,82 +168,157 @@ static void push_point(double *buf, int64_t ld, int d, int64_t pos, const double
     for (int k = 0; k < d; k++) buf[k * ld + pos] = x[k];
 }
 
+/* State of one halving walk. */
+typedef struct {
+    const kspec *ks;
+    const double *X;
+    int d;
+    const int64_t *seq;
+    int64_t L, LA, cap, na, nb;
+    const double *kc_in;
+    int have_kc;
+    const double *u;
+    double log_mult, kdiag, sig2;
+    int64_t *out;
+    double *kc_out, *bufA, *bufB;
+} walk;
+
+/* Decide the pair at position t given its sums over A (a1, a2) and, without kc, over B (b1, b2). */
+static void walk_step(walk *w, int64_t t, double a1, double a2, double b1, double b2) {
+    const int d = w->d;
+    const int64_t i1 = w->seq[t], i2 = w->seq[t + 1];
+    const double *x1 = w->X + i1 * d, *x2 = w->X + i2 * d;
+    double r12 = 0.0;
+    for (int k = 0; k < d; k++) { double e = x1[k] - x2[k]; r12 += e * e; }
+    const double k12 = kval(w->ks, r12);
+    if (w->have_kc) {
+        b1 = w->kc_in[t] - a1;
+        b2 = w->kc_in[t + 1] - k12 - a2;
+    }
+    double bsq = 2.0 * w->kdiag - 2.0 * k12;
+    if (bsq < 0.0) bsq = 0.0;
+    double thresh = sqrt(w->sig2 * bsq * w->log_mult);
+    if (thresh < bsq) thresh = bsq;
+    if (w->sig2 == 0.0) {
+        w->sig2 = bsq;
+    } else if (thresh != 0.0) {
+        double upd = 0.5 + (bsq / (2.0 * thresh) - 1.0) * w->sig2 / thresh;
+        if (upd > 0.0) w->sig2 += 2.0 * bsq * upd;
+    }
+    if (thresh == 0.0) thresh = 1.0;
+    /* alpha = < sum_B k(y,.) - sum_A k(y,.), k(x1,.) - k(x2,.) > */
+    const double alpha = (b1 - b2) - (a1 - a2);
+    const double prob2 = 0.5 * (1.0 - alpha / thresh);
+    const int swap = w->u[t] <= prob2; /* x2 joins A */
+    const int64_t ia = swap ? i2 : i1, ib = swap ? i1 : i2;
+    w->out[w->na] = ia;
+    w->out[w->LA + w->nb] = ib;
+    if (w->kc_out) {
+        w->kc_out[w->na] = swap ? a2 : a1;
+        w->kc_out[w->LA + w->nb] = swap ? b1 : b2;
+    }
+    push_point(w->bufA, w->cap, d, w->na, w->X + ia * d);
+    if (!w->have_kc) push_point(w->bufB, w->cap, d, w->nb, w->X + ib * d);
+    w->na++;
+    w->nb++;
+}
+
+#define MAXT 64
+
 /* Halve one coreset seq[0:L] (indices into X) into A = out[0:LA], B = out[LA:L].
  * kc_in[t]: sum of k(seq[t], seq[u]) over u < t (if have_kc), kc_out likewise for the children.
  * u[t]: uniforms; the pair at positions (t, t+1) uses u[t], a leftover last point uses u[L-1]
- * (to A when < 0.5). Returns LA. */
+ * (to A when < 0.5). With nthreads > 1 the sums of each pair are split over the threads of one
+ * parallel region that lives for the whole walk (two barriers per pair). Returns LA. */
 static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t *seq, int64_t L,
                          const double *kc_in, int have_kc, const double *u, double log_mult,
                          int64_t *out, double *kc_out, int nthreads, int *fail) {
+    walk w;
     int64_t npair = L / 2, odd = L % 2;
     int left_to_a = odd && u[L - 1] < 0.5;
-    int64_t LA = npair + (left_to_a ? 1 : 0);
-    int64_t cap = npair + 1;
-    double *bufA = (double *)malloc(sizeof(double) * cap * d);
-    double *bufB = have_kc ? NULL : (double *)malloc(sizeof(double) * cap * d);
-    if (!bufA || (!have_kc && !bufB)) { free(bufA); free(bufB); *fail = 1; return 0; }
-    const double kdiag = kval(ks, 0.0);
-    double sig2 = 0.0;
-    int64_t na = 0, nb = 0;
-    for (int64_t t = 0; t + 1 < L; t += 2) {
-        const int64_t i1 = seq[t], i2 = seq[t + 1];
-        const double *x1 = X + i1 * d, *x2 = X + i2 * d;
-        double r12 = 0.0;
-        for (int k = 0; k < d; k++) { double e = x1[k] - x2[k]; r12 += e * e; }
-        const double k12 = kval(ks, r12);
-        double a1, a2, b1, b2;
-        pair_sums(ks, x1, x2, bufA, cap, d, na, nthreads, &a1, &a2);
-        if (have_kc) {
-            b1 = kc_in[t] - a1;
-            b2 = kc_in[t + 1] - k12 - a2;
-        } else {
-            pair_sums(ks, x1, x2, bufB, cap, d, nb, nthreads, &b1, &b2);
+    w.ks = ks; w.X = X; w.d = d; w.seq = seq; w.L = L;
+    w.LA = npair + (left_to_a ? 1 : 0);
+    w.cap = npair + 1;
+    w.na = w.nb = 0;
+    w.kc_in = kc_in; w.have_kc = have_kc; w.u = u; w.log_mult = log_mult;
+    w.kdiag = kval(ks, 0.0);
+    w.sig2 = 0.0;
+    w.out = out; w.kc_out = kc_out;
+    w.bufA = (double *)malloc(sizeof(double) * w.cap * d);
+    w.bufB = have_kc ? NULL : (double *)malloc(sizeof(double) * w.cap * d);
+    if (!w.bufA || (!have_kc && !w.bufB)) { free(w.bufA); free(w.bufB); *fail = 1; return 0; }
+    if (nthreads > MAXT) nthreads = MAXT;
+#ifdef _OPENMP
+    if (nthreads > 1 && npair >= 2 * PAR_MIN && !omp_in_parallel()) {
+        /* serial while the children are small, then one parallel region */
+        int64_t t = 0;
+        for (; t + 1 < L && w.na < PAR_MIN; t += 2) {
+            double a1, a2, b1 = 0.0, b2 = 0.0;
+            const double *x1 = X + seq[t] * d, *x2 = X + seq[t + 1] * d;
+            pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, 0, w.na, &a1, &a2);
+            if (!have_kc) pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, 0, w.nb, &b1, &b2);
+            walk_step(&w, t, a1, a2, b1, b2);
         }
-        double bsq = 2.0 * kdiag - 2.0 * k12;
-        if (bsq < 0.0) bsq = 0.0;
-        double thresh = sqrt(sig2 * bsq * log_mult);
-        if (thresh < bsq) thresh = bsq;
-        if (sig2 == 0.0) {
-            sig2 = bsq;
-        } else if (thresh != 0.0) {
-            double upd = 0.5 + (bsq / (2.0 * thresh) - 1.0) * sig2 / thresh;
-            if (upd > 0.0) sig2 += 2.0 * bsq * upd;
+        double part[MAXT][4];
+        const int64_t t0 = t;
+#pragma omp parallel num_threads(nthreads)
+        {
+            const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+            for (int64_t tt = t0; tt + 1 < L; tt += 2) {
+                const double *x1 = X + seq[tt] * d, *x2 = X + seq[tt + 1] * d;
+                int64_t nblk = (w.na + BLK - 1) / BLK;
+                int64_t lo = (nblk * tid / nt) * BLK, hi = (nblk * (tid + 1) / nt) * BLK;
+                if (hi > w.na) hi = w.na;
+                if (lo > hi) lo = hi;
+                pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, lo, hi, &part[tid][0], &part[tid][1]);
+                part[tid][2] = part[tid][3] = 0.0;
+                if (!have_kc) {
+                    int64_t nbb = (w.nb + BLK - 1) / BLK;
+                    int64_t lb = (nbb * tid / nt) * BLK, hb = (nbb * (tid + 1) / nt) * BLK;
+                    if (hb > w.nb) hb = w.nb;
+                    if (lb > hb) lb = hb;
+                    pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, lb, hb, &part[tid][2], &part[tid][3]);
+                }
+#pragma omp barrier
+#pragma omp single
+                {
+                    double s[4] = {0.0, 0.0, 0.0, 0.0};
+                    for (int q = 0; q < nt; q++)
+                        for (int r = 0; r < 4; r++) s[r] += part[q][r];
+                    walk_step(&w, tt, s[0], s[1], s[2], s[3]);
+                }
+            }
         }
-        if (thresh == 0.0) thresh = 1.0;
-        /* alpha = < sum_B k(y,.) - sum_A k(y,.), k(x1,.) - k(x2,.) > */
-        const double alpha = (b1 - b2) - (a1 - a2);
-        const double prob2 = 0.5 * (1.0 - alpha / thresh);
-        const int swap = u[t] <= prob2; /* x2 joins A */
-        const int64_t ia = swap ? i2 : i1, ib = swap ? i1 : i2;
-        out[na] = ia;
-        out[LA + nb] = ib;
-        if (kc_out) {
-            kc_out[na] = swap ? a2 : a1;
-            kc_out[LA + nb] = swap ? b1 : b2;
+    } else
+#endif
+    {
+        (void)nthreads;
+        for (int64_t t = 0; t + 1 < L; t += 2) {
+            double a1, a2, b1 = 0.0, b2 = 0.0;
+            const double *x1 = X + seq[t] * d, *x2 = X + seq[t + 1] * d;
+            pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, 0, w.na, &a1, &a2);
+            if (!have_kc) pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, 0, w.nb, &b1, &b2);
+            walk_step(&w, t, a1, a2, b1, b2);
         }
-        push_point(bufA, cap, d, na, X + ia * d);
-        na++;
-        if (!have_kc) push_point(bufB, cap, d, nb, X + ib * d);
-        nb++;
     }
     if (odd) {
         const int64_t i = seq[L - 1];
         const double *x = X + i * d;
         double sa, sb, dummy;
-        pair_sums(ks, x, x, bufA, cap, d, na, nthreads, &sa, &dummy);
+        pair_sums(ks, x, x, w.bufA, w.cap, d, w.na, nthreads, &sa, &dummy);
         if (have_kc) sb = kc_in[L - 1] - sa;
-        else pair_sums(ks, x, x, bufB, cap, d, nb, nthreads, &sb, &dummy);
+        else pair_sums(ks, x, x, w.bufB, w.cap, d, w.nb, nthreads, &sb, &dummy);
         if (left_to_a) {
-            out[na] = i;
-            if (kc_out) kc_out[na] = sa;
+            out[w.na] = i;
+            if (kc_out) kc_out[w.na] = sa;
         } else {
-            out[LA + nb] = i;
-            if (kc_out) kc_out[LA + nb] = sb;
+            out[w.LA + w.nb] = i;
+            if (kc_out) kc_out[w.LA + w.nb] = sb;
         }
     }
-    free(bufA);
-    free(bufB);
-    return LA;
+    free(w.bufA);
+    free(w.bufB);
+    return w.LA;
 }
 
 static int parse_spec(PyObject *codes, PyObject *params, kspec *ks) {
