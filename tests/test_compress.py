@@ -57,13 +57,15 @@ def reference_kt_split(X, kernel, m, delta, seed):
     return [np.array(c) for c in coresets]
 
 
-def reference_refine(K, coreset, mu):
+def reference_refine(K, coreset, mu, unique=False):
     """KT-SWAP refinement: replace each point by the minimiser of the coreset MMD^2."""
     n, s = K.shape[0], len(coreset)
     coreset = list(coreset)
     for t in range(s):
         best, best_val = None, np.inf
         for i in range(n):
+            if unique and i in coreset[:t] + coreset[t + 1:]:
+                continue
             trial = coreset.copy()
             trial[t] = i
             val = K[np.ix_(trial, trial)].sum() / s ** 2 - 2 * mu[trial].mean()
@@ -178,6 +180,25 @@ def test_swap_matches_reference():
     np.testing.assert_array_equal(got, expect)
     with kk.options(**NUMPY):
         np.testing.assert_array_equal(kt_swap(X, cs, k), expect)
+
+
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_unique_refine_matches_reference(backend):
+    from kernelkit.compress._kernelspec import KernelRows
+    X = np.random.default_rng(16).standard_normal((30, 2))
+    k = kk.Gaussian(0.8)
+    K = k(X)
+    mu = K.mean(axis=1)
+    start = np.array([0, 3, 3, 7, 11, 20], dtype=np.int64)
+    for unique in (False, True):
+        coreset = start.copy()
+        stat = 1.0 / 6 - 2 * mu + (2.0 / 6) * K[:, coreset].sum(axis=1)
+        with kk.options(backend=backend):
+            KernelRows(k, X).refine(coreset, stat, unique=unique)
+        expect = reference_refine(K, start, mu, unique=unique)
+        np.testing.assert_array_equal(coreset, expect)
+        if unique:
+            assert np.unique(coreset).size == 6
 
 
 def test_swap_weighted_reference():

@@ -15,9 +15,9 @@ Methods (``method=``)
 * ``"power"``: KT-SPLIT with ``k.power(alpha, d)``.
 * ``"kt+"``: KT-SPLIT with ``k + k.power(alpha, d)`` (each has sup-norm
   k(0) = 1 for radial kernels).
-* ``"compress++"``: Compress(g) with symmetrized KT-SPLIT halving, then KT;
+* ``"compress++"``: Compress(g) with KT halving, then KT;
   ``O(4^g n log n)`` kernel evaluations.
-* ``"compress"``: the same without the final KT-SWAP.
+* ``"compress"``: the same with KT-SPLIT alone everywhere (no KT-SWAP).
 * ``"standard"``: every (n/size)-th point. ``"herding"``: kernel herding.
 
 How every point is used (goodpoints keeps only the largest power of 4): odd
@@ -218,7 +218,7 @@ def compress(X, kernel, *, size=None, g=0, delta=0.5, seed=None):
     ----------
     X : array of shape (n, d)
     kernel : Kernel
-        Kernel of the symmetrized KT-SPLIT halvings.
+        Kernel of the halvings (KT-SPLIT and KT-SWAP).
     size : int, optional
         Reference size s: leaves of ``ceil(4^g s^2 / n)`` points (default s = sqrt(n)).
     g : int >= 0
@@ -238,4 +238,4 @@ def compress(X, kernel, *, size=None, g=0, delta=0.5, seed=None):
     delta = _check_delta(delta, "compress")
     leaf = max(1, int(np.ceil(4 ** g * s * s / n)))
     X64 = np.ascontiguousarray(X, dtype=np.float64)
-    return compress_indices(kernel, X64, np.arange(n), leaf, delta, seed_sequence(seed, "compress"))
+    return compress_indices(kernel, kernel, X64, np.arange(n), leaf, delta, seed_sequence(seed, "compress"))

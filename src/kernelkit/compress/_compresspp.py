@@ -2,19 +2,25 @@ r"""Compress and Compress++ (Shetty, Dwivedi & Mackey, ICLR 2022).
 
 Compress(S): if ``|S| <= leaf`` return S; otherwise cut S into 4 consecutive
 parts (sizes differing by at most 1), compress each, concatenate the four
-outputs and halve the result with symmetrized KT-SPLIT (one KT-SPLIT round,
-then either child with probability 1/2). Each level doubles the output of the
-level below, so with leaves of about ``leaf`` points the output has about
-``sqrt(n * leaf)`` points; ``leaf = 4^g size^2 / n`` gives ``2^g size``
-(``4^g`` and ``2^g sqrt(n)`` for size = sqrt(n), the paper's setting).
+outputs and halve the result. Halve is kernel thinning of the concatenation
+to half its size: one KT-SPLIT round (split kernel) and KT-SWAP with the
+target kernel against the concatenation, no point taken twice (as in
+goodpoints). With ``swap=False`` the halving is symmetrized KT-SPLIT alone
+(either child with probability 1/2). Each level doubles the output of the
+level below, so leaves of about ``leaf`` points give about ``sqrt(n * leaf)``
+output points.
 
-Compress++(g): Compress with that leaf size, then kernel thinning (KT-SPLIT,
-``~g`` rounds, and KT-SWAP against the Compress output) down to ``size``.
+Compress++(g), as goodpoints' ``compresspp_kt`` with its default 4 bins:
+the input is cut into 4 bins, each is compressed with leaves of
+``leaf = 4^g size^2 / n`` points (``4^g`` when size = sqrt(n)) and the four
+outputs are concatenated without a last halving, which gives about
+``2^(g+1) size`` points; kernel thinning (about g + 1 KT-SPLIT rounds and
+KT-SWAP against that concatenation) brings them to ``size``.
 
 Any n: parts are cut with sizes differing by one, odd halvings send the last
 point to a random child (see ``_split``), so every input point takes part in
-a halving; nothing is dropped. The four top-level sub-problems run on
-separate threads (the compiled walk releases the GIL).
+a halving; nothing is dropped. The four bins run on separate threads (the
+compiled walk releases the GIL).
 
 Failure probabilities: half of ``delta`` goes to the Compress halvings
 (split equally over them), half to the final kernel thinning.
@@ -42,8 +48,12 @@ def _count_halvings(n, leaf):
     return 1 + sum(_count_halvings(s, leaf) for s in sizes)
 
 
-def compress_indices(kernel, X, seq, leaf, delta, ss):
-    """Compress the sequence ``X[seq]``; returns indices into X (see module docs)."""
+def compress_indices(kernel, split_kernel, X, seq, leaf, delta, ss, swap=True, last_halving=True):
+    """Compress the sequence ``X[seq]``; returns indices into X (see module docs).
+
+    ``last_halving=False`` returns the concatenated outputs of the four top-level
+    parts without halving them (the bins of Compress++).
+    """
     seq = np.asarray(seq, dtype=np.int64)
     n_halvings = max(1, _count_halvings(seq.size, leaf))
     delta_node = delta / n_halvings
@@ -51,32 +61,49 @@ def compress_indices(kernel, X, seq, leaf, delta, ss):
     def rec(idx, node_ss):
         if idx.size <= leaf:
             return idx
-        kids = node_ss.spawn(6)
+        kids = node_ss.spawn(5)
         outs = [rec(part, kids[i]) for i, part in enumerate(np.array_split(idx, 4))]
-        return halve(np.concatenate(outs), kids[4], kids[5])
+        return halve(np.concatenate(outs), kids[4])
 
-    def halve(pool, split_ss, coin_ss):
-        A, B = split_sequence(kernel, X, pool, 1, delta_node, [split_ss])
+    def halve(pool, node_ss):
+        if swap:
+            local = run_kt(np.ascontiguousarray(X[pool]), pool.size // 2, kernel, split_kernel, delta_node,
+                           node_ss, unique=True)
+            return pool[local]
+        split_ss, coin_ss = node_ss.spawn(2)
+        A, B = split_sequence(split_kernel, X, pool, 1, delta_node, [split_ss])
         return A if np.random.default_rng(coin_ss).random() < 0.5 else B
 
     if seq.size <= leaf:
         return seq
-    kids = ss.spawn(6)
+    kids = ss.spawn(5)
     parts = np.array_split(seq, 4)
-    threads = get_options().resolved_threads()
+    parent = get_options()  # worker threads do not inherit the context: pass the options on
+    threads = parent.resolved_threads()
     if threads > 1 and seq.size > 4 * leaf:
         def work(i):
-            with options(threads=1):
+            with options(memory=parent.memory, backend=parent.backend, threads=1):
                 return rec(parts[i], kids[i])
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(threads, 4)) as pool:
             outs = list(pool.map(work, range(4)))
     else:
         outs = [rec(parts[i], kids[i]) for i in range(4)]
-    return halve(np.concatenate(outs), kids[4], kids[5])
+    joined = np.concatenate(outs)
+    return halve(joined, kids[4]) if last_halving else joined
+
+
+#: engine memory budget inside Compress++ (bytes): its kernel sums are small, so small tiles
+#: cost no speed and keep the whole run near-linear in memory as well
+COMPRESSPP_ENGINE_MEMORY = 2 ** 25
 
 
 def compresspp_indices(kernel, split_kernel, X, size, g, delta, ss, p=None, swap=True):
     """Compress++ of float64 X to ``size`` indices (see module docs)."""
+    with options(memory=min(get_options().memory, COMPRESSPP_ENGINE_MEMORY)):
+        return _compresspp(kernel, split_kernel, X, size, g, delta, ss, p, swap)
+
+
+def _compresspp(kernel, split_kernel, X, size, g, delta, ss, p, swap):
     n = X.shape[0]
     if size == n:
         return np.arange(n, dtype=np.int64)
@@ -85,7 +112,8 @@ def compresspp_indices(kernel, split_kernel, X, size, g, delta, ss, p=None, swap
     gg = g
     while True:
         leaf = max(1, int(math.ceil(4 ** gg * size * size / n)))
-        pool = compress_indices(split_kernel, X, seq, leaf, delta / 2, s_compress)
+        pool = compress_indices(kernel, split_kernel, X, seq, leaf, delta / 2, s_compress, swap=swap,
+                                last_halving=False)
         if pool.size >= size or leaf >= n:
             break
         gg += 1  # too few points came out (small n or odd sizes): oversample more

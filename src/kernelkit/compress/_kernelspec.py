@@ -116,15 +116,19 @@ class KernelRows:
             out += coef[lo:lo + step] @ block
         return out
 
-    def refine(self, coreset, stat):
-        """KT-SWAP pass in place (see ``_swap.refine``)."""
+    def refine(self, coreset, stat, unique=False):
+        """KT-SWAP pass in place (see ``_kt._swap``); ``unique``: no point held by two slots."""
         s = coreset.size
         if self.table is not None:
-            _kt_ext.refine(self.X, coreset, stat, self.table[0], self.table[1], self.threads)
+            _kt_ext.refine(self.X, coreset, stat, self.table[0], self.table[1], self.threads, int(unique))
             return
+        count = np.bincount(coreset, minlength=self.X.shape[0])
         for t in range(s):
             self.add(stat, coreset[t:t + 1], -2.0 / s)
-            coreset[t] = int(np.argmin(stat))
+            count[coreset[t]] -= 1
+            masked = np.where(count > 0, np.inf, stat) if unique else stat
+            coreset[t] = int(np.argmin(masked)) if np.isfinite(masked).any() else coreset[t]
+            count[coreset[t]] += 1
             self.add(stat, coreset[t:t + 1], 2.0 / s)
 
 

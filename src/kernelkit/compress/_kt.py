@@ -105,7 +105,7 @@ def _rel_mmd2(kernel, X, C, mu):
     return float(kernel_sum(kernel, XC, XC).sum()) / C.size ** 2 - 2.0 * float(mu[C].mean())
 
 
-def _swap(kernel, X, coresets, size, p):
+def _swap(kernel, X, coresets, size, p, unique=False):
     n = X.shape[0]
     mu = _mean_embedding(kernel, X, np.full(n, 1.0 / n) if p is None else p)
     candidates = list(coresets) + [standard_thin_indices(n, size, None if p is None else p)]
@@ -116,11 +116,11 @@ def _swap(kernel, X, coresets, size, p):
     coreset = np.ascontiguousarray(best, dtype=np.int64).copy()
     stat = np.asarray(kernel._diag(X), dtype=np.float64) / size - 2.0 * mu
     stat += (2.0 / size) * np.asarray(kernel_sum(kernel, X[coreset], X), dtype=np.float64)
-    KernelRows(kernel, X).refine(coreset, stat)
+    KernelRows(kernel, X).refine(coreset, stat, unique=unique)
     return coreset
 
 
-def run_kt(X, size, kernel, split_kernel, delta, ss, p=None, swap=True, n_for_threshold=None):
+def run_kt(X, size, kernel, split_kernel, delta, ss, p=None, swap=True, n_for_threshold=None, unique=False):
     """Kernel thinning of float64 points X to ``size`` indices (see module docs)."""
     n = X.shape[0]
     if size == n:
@@ -132,7 +132,7 @@ def run_kt(X, size, kernel, split_kernel, delta, ss, p=None, swap=True, n_for_th
     seq = np.arange(n, dtype=np.int64) if p is None else resample_sequence(p, s_resample)
     coresets = split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)), n_for_threshold)
     if swap:
-        return _swap(kernel, X, coresets, size, None if p is None else p)
+        return _swap(kernel, X, coresets, size, None if p is None else p, unique=unique)
     C = coresets[int(np.random.default_rng(s_pick).integers(len(coresets)))]
     if C.size > size:
         C = C[standard_thin_indices(C.size, size)]

@@ -466,12 +466,13 @@ done:
     return res;
 }
 
-/* refine(X, coreset, stat, codes, params, nthreads): KT-SWAP greedy pass.
- * stat[i] = k(x_i,x_i)/s - 2 mu[i] + (2/s) sum_c k(x_i, x_c) on entry; coreset and stat updated in place. */
+/* refine(X, coreset, stat, codes, params, nthreads, unique): KT-SWAP greedy pass.
+ * stat[i] = k(x_i,x_i)/s - 2 mu[i] + (2/s) sum_c k(x_i, x_c) on entry; coreset and stat updated in place.
+ * unique: a slot may only take a point that no other slot holds. */
 static PyObject *py_refine(PyObject *self, PyObject *args) {
     PyObject *Xo, *co, *so, *codes, *params;
-    int nthreads;
-    if (!PyArg_ParseTuple(args, "OOOOOi", &Xo, &co, &so, &codes, &params, &nthreads)) return NULL;
+    int nthreads, unique;
+    if (!PyArg_ParseTuple(args, "OOOOOii", &Xo, &co, &so, &codes, &params, &nthreads, &unique)) return NULL;
     kspec ks;
     if (parse_spec(codes, params, &ks) < 0) return NULL;
     PyArrayObject *X = GET(Xo, NPY_DOUBLE, 2);
@@ -489,18 +490,27 @@ static PyObject *py_refine(PyObject *self, PyObject *args) {
     int d = (int)PyArray_DIM(X, 1);
     int64_t *cd = (int64_t *)PyArray_DATA(cs);
     double *sd = (double *)PyArray_DATA(st);
+    int32_t *cnt = (int32_t *)calloc((size_t)n, sizeof(int32_t));
+    if (!cnt) { Py_DECREF(X); return PyErr_NoMemory(); }
+    for (int64_t t = 0; t < s; t++) cnt[cd[t]]++;
     Py_BEGIN_ALLOW_THREADS
     const double m2 = -2.0 / (double)s, p2 = 2.0 / (double)s;
     for (int64_t t = 0; t < s; t++) {
         add_rows_c(&ks, Xd, n, d, cd + t, &m2, 1, sd, nthreads);
-        int64_t best = 0;
-        double bv = sd[0];
-        for (int64_t i = 1; i < n; i++)
-            if (sd[i] < bv) { bv = sd[i]; best = i; }
+        cnt[cd[t]]--;
+        int64_t best = -1;
+        double bv = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            if (unique && cnt[i]) continue;
+            if (best < 0 || sd[i] < bv) { bv = sd[i]; best = i; }
+        }
+        if (best < 0) best = cd[t];
         cd[t] = best;
+        cnt[best]++;
         add_rows_c(&ks, Xd, n, d, cd + t, &p2, 1, sd, nthreads);
     }
     Py_END_ALLOW_THREADS
+    free(cnt);
     Py_DECREF(X);
     Py_INCREF(Py_None);
     return Py_None;
