@@ -408,3 +408,28 @@ def test_bad_points():
         kt_split(np.ones((8, 1)), kk.Gaussian(1.0), 4)
     with pytest.raises(ValueError, match="'coresets'"):
         kt_swap(np.ones((8, 1)), [np.array([9])], kk.Gaussian(1.0))
+
+
+# ---------------------------------------------------------------- mean embedding from the walk
+@pytest.mark.skipif(not compiled_available(), reason="compiled extension not built")
+@pytest.mark.parametrize("n,threads", [(101, 1), (999, 2), (16385, 2)])
+def test_walk_row_sums_equal_engine(n, threads):
+    from kernelkit.compress._split import split_sequence
+    X = np.random.default_rng(n).standard_normal((n, 3))
+    k = kk.Matern(2.5, 1.5)
+    seq = np.random.default_rng(1).permutation(n)
+    with kk.options(threads=threads):
+        cs, rows = split_sequence(k, X, seq, 2, 0.5, np.random.SeedSequence(0).spawn(2), row_sums=True)
+    np.testing.assert_allclose(rows, kk.kernel_sum(k, X, X)[seq], rtol=1e-12)
+    plain = split_sequence(k, X, seq, 2, 0.5, np.random.SeedSequence(0).spawn(2))
+    for a, b in zip(cs, plain):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_kernel_thin_is_split_then_swap():
+    X = np.random.default_rng(17).standard_normal((512, 2))
+    k = kk.Gaussian(2.0)
+    expect = kt_swap(X, kt_split(X, k, 4, seed=5), k, size=32)
+    np.testing.assert_array_equal(kernel_thin(X, 32, k, seed=5), expect)
+    with kk.options(**NUMPY):
+        np.testing.assert_array_equal(kernel_thin(X, 32, k, seed=5), expect)

@@ -3,7 +3,9 @@ r"""Kernel thinning: KT-SPLIT candidates, KT-SWAP selection and refinement.
 KT-SWAP (Dwivedi & Mackey, Alg. 1b) targets the (weighted) empirical measure
 ``P = sum_i p_i delta_{x_i}`` with the target kernel k. With the mean
 embedding ``mu(x) = sum_i p_i k(x_i, x)`` (one engine call, n x n tiled,
-never stored), the MMD of a coreset C (equal weights 1/s) satisfies
+never stored; for target KT on unweighted input the compiled walk's first
+round, which evaluates k at every pair anyway, returns it as a by-product),
+the MMD of a coreset C (equal weights 1/s) satisfies
 
     MMD^2(C) = const + (1/s^2) sum_{c,c' in C} k(c, c') - (2/s) sum_{c in C} mu(c).
 
@@ -105,9 +107,10 @@ def _rel_mmd2(kernel, X, C, mu):
     return float(kernel_sum(kernel, XC, XC).sum()) / C.size ** 2 - 2.0 * float(mu[C].mean())
 
 
-def _swap(kernel, X, coresets, size, p, unique=False):
+def _swap(kernel, X, coresets, size, p, unique=False, mu=None):
     n = X.shape[0]
-    mu = _mean_embedding(kernel, X, np.full(n, 1.0 / n) if p is None else p)
+    if mu is None:
+        mu = _mean_embedding(kernel, X, np.full(n, 1.0 / n) if p is None else p)
     candidates = list(coresets) + [standard_thin_indices(n, size, None if p is None else p)]
     scores = [_rel_mmd2(kernel, X, C, mu) for C in candidates]
     best = candidates[int(np.argmin(scores))]
@@ -130,9 +133,13 @@ def run_kt(X, size, kernel, split_kernel, delta, ss, p=None, swap=True, n_for_th
         m -= 1
     s_split, s_resample, s_pick = ss.spawn(3)
     seq = np.arange(n, dtype=np.int64) if p is None else resample_sequence(p, s_resample)
-    coresets = split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)), n_for_threshold)
+    # target KT on unweighted input: the walk's first round yields the mean embedding for free
+    free_mu = swap and p is None and m > 0 and split_kernel == kernel
+    coresets, rows = split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)), n_for_threshold,
+                                    row_sums=True) if free_mu else \
+        (split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)), n_for_threshold), None)
     if swap:
-        return _swap(kernel, X, coresets, size, None if p is None else p, unique=unique)
+        return _swap(kernel, X, coresets, size, p, unique=unique, mu=None if rows is None else rows / n)
     C = coresets[int(np.random.default_rng(s_pick).integers(len(coresets)))]
     if C.size > size:
         C = C[standard_thin_indices(C.size, size)]

@@ -113,27 +113,32 @@ static double kval(const kspec *ks, double r2) {
 }
 
 /* Sums s1 = sum_i k(x1, Y_i), s2 = sum_i k(x2, Y_i) over points Y stored column-major
- * (Y[k * ld + i]) for i in [lo, hi). */
-KK_CLONES static void pair_sums_range(const kspec *ks, const double *x1, const double *x2, const double *Y, int64_t ld,
-                            int d, int64_t lo, int64_t hi, double *s1, double *s2) {
-    double r1[BLK], r2[BLK], v[BLK];
+ * (Y[k * ld + i]) for i in [lo, hi). If col is not NULL, col[i] += colscale (k(x1, Y_i) + k(x2, Y_i))
+ * (the walk's by-product row sums of the kernel matrix). */
+KK_CLONES static void pair_sums_range(const kspec *ks, const double *x1, const double *x2, const double *Y,
+                                      int64_t ld, int d, int64_t lo, int64_t hi, double *s1, double *s2,
+                                      double *col, double colscale) {
+    double r1[BLK], r2[BLK], v[BLK], v2[BLK];
     double a1 = 0.0, a2 = 0.0;
     for (int64_t b = lo; b < hi; b += BLK) {
         int len = (int)((hi - b) < BLK ? (hi - b) : BLK);
         for (int i = 0; i < len; i++) { r1[i] = 0.0; r2[i] = 0.0; }
         for (int k = 0; k < d; k++) {
-            const double *col = Y + k * ld + b;
+            const double *cl = Y + k * ld + b;
             const double c1 = x1[k], c2 = x2[k];
             for (int i = 0; i < len; i++) {
-                double e1 = col[i] - c1, e2 = col[i] - c2;
+                double e1 = cl[i] - c1, e2 = cl[i] - c2;
                 r1[i] += e1 * e1;
                 r2[i] += e2 * e2;
             }
         }
         apply_profile(ks, r1, v, len);
-        for (int i = 0; i < len; i++) a1 += v[i];
-        apply_profile(ks, r2, v, len);
-        for (int i = 0; i < len; i++) a2 += v[i];
+        apply_profile(ks, r2, v2, len);
+        for (int i = 0; i < len; i++) { a1 += v[i]; a2 += v2[i]; }
+        if (col) {
+            double *cb = col + b;
+            for (int i = 0; i < len; i++) cb[i] += colscale * (v[i] + v2[i]);
+        }
     }
     *s1 = a1;
     *s2 = a2;
@@ -151,7 +156,7 @@ static void pair_sums(const kspec *ks, const double *x1, const double *x2, const
         for (int64_t b = 0; b < nb; b++) {
             double u1, u2;
             int64_t lo = b * BLK, hi = lo + BLK < count ? lo + BLK : count;
-            pair_sums_range(ks, x1, x2, Y, ld, d, lo, hi, &u1, &u2);
+            pair_sums_range(ks, x1, x2, Y, ld, d, lo, hi, &u1, &u2, NULL, 0.0);
             t1 += u1;
             t2 += u2;
         }
@@ -161,7 +166,7 @@ static void pair_sums(const kspec *ks, const double *x1, const double *x2, const
     }
 #endif
     (void)nthreads;
-    pair_sums_range(ks, x1, x2, Y, ld, d, 0, count, s1, s2);
+    pair_sums_range(ks, x1, x2, Y, ld, d, 0, count, s1, s2, NULL, 0.0);
 }
 
 static void push_point(double *buf, int64_t ld, int d, int64_t pos, const double *x) {
@@ -181,6 +186,7 @@ typedef struct {
     double log_mult, kdiag, sig2;
     int64_t *out;
     double *kc_out, *bufA, *bufB;
+    double *rowsum, *colA, *colB; /* optional: row sums of the kernel matrix (level 0 only) */
 } walk;
 
 /* Decide the pair at position t given its sums over A (a1, a2) and, without kc, over B (b1, b2). */
@@ -217,6 +223,12 @@ static void walk_step(walk *w, int64_t t, double a1, double a2, double b1, doubl
         w->kc_out[w->na] = swap ? a2 : a1;
         w->kc_out[w->LA + w->nb] = swap ? b1 : b2;
     }
+    if (w->rowsum) {
+        /* prior sums: x1 over A and B; x2 over A, B and x1. x1's later partner x2 adds k12 to x1's column */
+        const double row1 = a1 + b1 + k12, row2 = a2 + b2 + k12;
+        w->rowsum[w->na] = swap ? row2 : row1;
+        w->rowsum[w->LA + w->nb] = swap ? row1 : row2;
+    }
     push_point(w->bufA, w->cap, d, w->na, w->X + ia * d);
     if (!w->have_kc) push_point(w->bufB, w->cap, d, w->nb, w->X + ib * d);
     w->na++;
@@ -232,7 +244,7 @@ static void walk_step(walk *w, int64_t t, double a1, double a2, double b1, doubl
  * parallel region that lives for the whole walk (two barriers per pair). Returns LA. */
 static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t *seq, int64_t L,
                          const double *kc_in, int have_kc, const double *u, double log_mult,
-                         int64_t *out, double *kc_out, int nthreads, int *fail) {
+                         int64_t *out, double *kc_out, double *rowsum_out, int nthreads, int *fail) {
     walk w;
     int64_t npair = L / 2, odd = L % 2;
     int left_to_a = odd && u[L - 1] < 0.5;
@@ -246,7 +258,14 @@ static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t 
     w.out = out; w.kc_out = kc_out;
     w.bufA = (double *)malloc(sizeof(double) * w.cap * d);
     w.bufB = have_kc ? NULL : (double *)malloc(sizeof(double) * w.cap * d);
-    if (!w.bufA || (!have_kc && !w.bufB)) { free(w.bufA); free(w.bufB); *fail = 1; return 0; }
+    w.rowsum = (rowsum_out && !have_kc) ? rowsum_out : NULL;
+    w.colA = w.rowsum ? (double *)calloc((size_t)w.cap, sizeof(double)) : NULL;
+    w.colB = w.rowsum ? (double *)calloc((size_t)w.cap, sizeof(double)) : NULL;
+    if (!w.bufA || (!have_kc && !w.bufB) || (w.rowsum && (!w.colA || !w.colB))) {
+        free(w.bufA); free(w.bufB); free(w.colA); free(w.colB);
+        *fail = 1;
+        return 0;
+    }
     if (nthreads > MAXT) nthreads = MAXT;
 #ifdef _OPENMP
     if (nthreads > 1 && npair >= 2 * PAR_MIN && !omp_in_parallel()) {
@@ -255,8 +274,8 @@ static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t 
         for (; t + 1 < L && w.na < PAR_MIN; t += 2) {
             double a1, a2, b1 = 0.0, b2 = 0.0;
             const double *x1 = X + seq[t] * d, *x2 = X + seq[t + 1] * d;
-            pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, 0, w.na, &a1, &a2);
-            if (!have_kc) pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, 0, w.nb, &b1, &b2);
+            pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, 0, w.na, &a1, &a2, w.colA, 1.0);
+            if (!have_kc) pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, 0, w.nb, &b1, &b2, w.colB, 1.0);
             walk_step(&w, t, a1, a2, b1, b2);
         }
         double part[MAXT][4];
@@ -270,14 +289,14 @@ static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t 
                 int64_t lo = (nblk * tid / nt) * BLK, hi = (nblk * (tid + 1) / nt) * BLK;
                 if (hi > w.na) hi = w.na;
                 if (lo > hi) lo = hi;
-                pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, lo, hi, &part[tid][0], &part[tid][1]);
+                pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, lo, hi, &part[tid][0], &part[tid][1], w.colA, 1.0);
                 part[tid][2] = part[tid][3] = 0.0;
                 if (!have_kc) {
                     int64_t nbb = (w.nb + BLK - 1) / BLK;
                     int64_t lb = (nbb * tid / nt) * BLK, hb = (nbb * (tid + 1) / nt) * BLK;
                     if (hb > w.nb) hb = w.nb;
                     if (lb > hb) lb = hb;
-                    pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, lb, hb, &part[tid][2], &part[tid][3]);
+                    pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, lb, hb, &part[tid][2], &part[tid][3], w.colB, 1.0);
                 }
 #pragma omp barrier
 #pragma omp single
@@ -296,8 +315,8 @@ static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t 
         for (int64_t t = 0; t + 1 < L; t += 2) {
             double a1, a2, b1 = 0.0, b2 = 0.0;
             const double *x1 = X + seq[t] * d, *x2 = X + seq[t + 1] * d;
-            pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, 0, w.na, &a1, &a2);
-            if (!have_kc) pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, 0, w.nb, &b1, &b2);
+            pair_sums_range(ks, x1, x2, w.bufA, w.cap, d, 0, w.na, &a1, &a2, w.colA, 1.0);
+            if (!have_kc) pair_sums_range(ks, x1, x2, w.bufB, w.cap, d, 0, w.nb, &b1, &b2, w.colB, 1.0);
             walk_step(&w, t, a1, a2, b1, b2);
         }
     }
@@ -305,19 +324,27 @@ static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t 
         const int64_t i = seq[L - 1];
         const double *x = X + i * d;
         double sa, sb, dummy;
-        pair_sums(ks, x, x, w.bufA, w.cap, d, w.na, nthreads, &sa, &dummy);
-        if (have_kc) sb = kc_in[L - 1] - sa;
-        else pair_sums(ks, x, x, w.bufB, w.cap, d, w.nb, nthreads, &sb, &dummy);
-        if (left_to_a) {
-            out[w.na] = i;
-            if (kc_out) kc_out[w.na] = sa;
+        if (w.rowsum) { /* serial, with the column sums (each k(x, y) counted once: scale 1/2) */
+            pair_sums_range(ks, x, x, w.bufA, w.cap, d, 0, w.na, &sa, &dummy, w.colA, 0.5);
+            pair_sums_range(ks, x, x, w.bufB, w.cap, d, 0, w.nb, &sb, &dummy, w.colB, 0.5);
         } else {
-            out[w.LA + w.nb] = i;
-            if (kc_out) kc_out[w.LA + w.nb] = sb;
+            pair_sums(ks, x, x, w.bufA, w.cap, d, w.na, nthreads, &sa, &dummy);
+            if (have_kc) sb = kc_in[L - 1] - sa;
+            else pair_sums(ks, x, x, w.bufB, w.cap, d, w.nb, nthreads, &sb, &dummy);
         }
+        const int64_t pos = left_to_a ? w.na : w.LA + w.nb;
+        out[pos] = i;
+        if (kc_out) kc_out[pos] = left_to_a ? sa : sb;
+        if (w.rowsum) w.rowsum[pos] = sa + sb;
+    }
+    if (w.rowsum) {
+        for (int64_t q = 0; q < w.LA; q++) w.rowsum[q] += w.colA[q] + w.kdiag;
+        for (int64_t q = 0; q < L - w.LA; q++) w.rowsum[w.LA + q] += w.colB[q] + w.kdiag;
     }
     free(w.bufA);
     free(w.bufB);
+    free(w.colA);
+    free(w.colB);
     return w.LA;
 }
 
@@ -347,21 +374,22 @@ static int parse_spec(PyObject *codes, PyObject *params, kspec *ks) {
 
 #define GET(obj, type, nd) (PyArrayObject *)PyArray_FROMANY(obj, type, nd, nd, NPY_ARRAY_IN_ARRAY)
 
-/* halve_level(X, seq, starts, kc_in or None, codes, params, u, log_mult, nthreads)
- *   -> (seq_out, starts_out, kc_out) */
+/* halve_level(X, seq, starts, kc_in or None, codes, params, u, log_mult, nthreads, want_rows)
+ *   -> (seq_out, starts_out, kc_out, rows_out or None); rows_out[t] = sum over the coreset of
+ *   k(seq_out[t], .) (only without kc_in: the walk then evaluates every pair of the coreset) */
 static PyObject *py_halve_level(PyObject *self, PyObject *args) {
     PyObject *Xo, *seqo, *starto, *kco, *codes, *params, *uo;
     double log_mult;
-    int nthreads;
-    if (!PyArg_ParseTuple(args, "OOOOOOOdi", &Xo, &seqo, &starto, &kco, &codes, &params, &uo, &log_mult,
-                          &nthreads))
+    int nthreads, want_rows;
+    if (!PyArg_ParseTuple(args, "OOOOOOOdii", &Xo, &seqo, &starto, &kco, &codes, &params, &uo, &log_mult,
+                          &nthreads, &want_rows))
         return NULL;
     kspec ks;
     if (parse_spec(codes, params, &ks) < 0) return NULL;
     PyArrayObject *X = GET(Xo, NPY_DOUBLE, 2), *seq = GET(seqo, NPY_INT64, 1), *st = GET(starto, NPY_INT64, 1);
     PyArrayObject *u = GET(uo, NPY_DOUBLE, 1);
     PyArrayObject *kc = kco == Py_None ? NULL : GET(kco, NPY_DOUBLE, 1);
-    PyArrayObject *sout = NULL, *stout = NULL, *kcout = NULL;
+    PyArrayObject *sout = NULL, *stout = NULL, *kcout = NULL, *rows = NULL;
     PyObject *res = NULL;
     if (!X || !seq || !st || !u || (kco != Py_None && !kc)) goto done;
     npy_intp N = PyArray_DIM(seq, 0), ncs = PyArray_DIM(st, 0) - 1;
@@ -374,6 +402,10 @@ static PyObject *py_halve_level(PyObject *self, PyObject *args) {
     stout = (PyArrayObject *)PyArray_SimpleNew(1, dims2, NPY_INT64);
     kcout = (PyArrayObject *)PyArray_SimpleNew(1, dims1, NPY_DOUBLE);
     if (!sout || !stout || !kcout) goto done;
+    if (want_rows && !kc) {
+        rows = (PyArrayObject *)PyArray_SimpleNew(1, dims1, NPY_DOUBLE);
+        if (!rows) goto done;
+    }
     {
         const double *Xd = (const double *)PyArray_DATA(X);
         const int d = (int)PyArray_DIM(X, 1);
@@ -382,6 +414,7 @@ static PyObject *py_halve_level(PyObject *self, PyObject *args) {
         const double *kcd = kc ? (const double *)PyArray_DATA(kc) : NULL;
         int64_t *so = (int64_t *)PyArray_DATA(sout), *sto = (int64_t *)PyArray_DATA(stout);
         double *kco2 = (double *)PyArray_DATA(kcout);
+        double *rws = rows ? (double *)PyArray_DATA(rows) : NULL;
         int fail = 0;
         Py_BEGIN_ALLOW_THREADS
         int outer = nthreads > 1 && ncs > 1;
@@ -390,7 +423,7 @@ static PyObject *py_halve_level(PyObject *self, PyObject *args) {
             int64_t s = sd[c], L = sd[c + 1] - sd[c];
             int f = 0;
             int64_t LA = halve_one(&ks, Xd, d, sq + s, L, kcd ? kcd + s : NULL, kcd != NULL, ud + s, log_mult,
-                                   so + s, kco2 + s, outer ? 1 : nthreads, &f);
+                                   so + s, kco2 + s, rws ? rws + s : NULL, outer ? 1 : nthreads, &f);
             sto[2 * c] = s;
             sto[2 * c + 1] = s + LA;
             if (f) {
@@ -402,10 +435,10 @@ static PyObject *py_halve_level(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
         if (fail) { PyErr_NoMemory(); goto done; }
     }
-    res = Py_BuildValue("OOO", sout, stout, kcout);
+    res = Py_BuildValue("OOOO", sout, stout, kcout, rows ? (PyObject *)rows : Py_None);
 done:
     Py_XDECREF(X); Py_XDECREF(seq); Py_XDECREF(st); Py_XDECREF(u); Py_XDECREF(kc);
-    Py_XDECREF(sout); Py_XDECREF(stout); Py_XDECREF(kcout);
+    Py_XDECREF(sout); Py_XDECREF(stout); Py_XDECREF(kcout); Py_XDECREF(rows);
     return res;
 }
 

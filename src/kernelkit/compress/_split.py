@@ -88,7 +88,7 @@ def _halve_numpy(kernel, X, seq, u, log_mult):
     return np.asarray(A, dtype=np.int64), np.asarray(B, dtype=np.int64)
 
 
-def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None):
+def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None, row_sums=False):
     """Run ``m`` KT-SPLIT rounds on the sequence ``X[seq]``.
 
     Parameters
@@ -106,25 +106,39 @@ def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None):
         One per round.
     n_for_threshold : int, optional
         The n in the threshold factor (default N).
+    row_sums : bool
+        Also return ``sum_u k(X[seq[t]], X[seq[u]])`` over the whole sequence for
+        every position t, or None. The first round's walk evaluates k at every
+        pair of the sequence anyway, so the compiled walk gets these row sums of
+        the kernel matrix (KT-SWAP's mean embedding when k is the target kernel)
+        at no extra kernel evaluation; the NumPy walk returns None.
 
     Returns
     -------
-    list of 2^m int64 arrays (indices into X).
+    list of 2^m int64 arrays (indices into X), and with ``row_sums`` a pair
+    (that list, float64 array (N,) aligned with ``seq`` or None).
     """
     seq = np.ascontiguousarray(seq, dtype=np.int64)
     N = seq.size
     if m == 0:
-        return [seq.copy()]
+        return ([seq.copy()], None) if row_sums else [seq.copy()]
     n_thr = N if n_for_threshold is None else n_for_threshold
     table = use_compiled(kernel)
     starts = np.array([0, N], dtype=np.int64)
     kc = None
+    rows = None
     threads = get_options().resolved_threads()
     for j in range(m):
         u = np.random.default_rng(seeds[j]).random(N)
         lm = log_multiplier(n_thr, m, delta, j)
         if table is not None:
-            seq, starts, kc = _kt_ext.halve_level(X, seq, starts, kc, table[0], table[1], u, lm, threads)
+            seq_in = seq
+            seq, starts, kc, level_rows = _kt_ext.halve_level(X, seq, starts, kc, table[0], table[1], u, lm,
+                                                              threads, int(row_sums and j == 0))
+            if level_rows is not None:  # positions of the output sequence -> positions of the input
+                order = np.argsort(seq_in, kind="stable")
+                rows = np.empty(N)
+                rows[order] = level_rows[np.argsort(seq, kind="stable")]
         else:
             new_seq = np.empty_like(seq)
             new_starts = [0]
@@ -135,4 +149,5 @@ def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None):
                 new_seq[s + A.size:e] = B
                 new_starts += [s + A.size, e]
             seq, starts = new_seq, np.asarray(new_starts, dtype=np.int64)
-    return [seq[starts[c]:starts[c + 1]].copy() for c in range(starts.size - 1)]
+    coresets = [seq[starts[c]:starts[c + 1]].copy() for c in range(starts.size - 1)]
+    return (coresets, rows) if row_sums else coresets
