@@ -419,8 +419,9 @@ def test_walk_row_sums_equal_engine(n, threads):
     k = kk.Matern(2.5, 1.5)
     seq = np.random.default_rng(1).permutation(n)
     with kk.options(threads=threads):
-        cs, rows = split_sequence(k, X, seq, 2, 0.5, np.random.SeedSequence(0).spawn(2), row_sums=True)
+        cs, rows, self_sums = split_sequence(k, X, seq, 2, 0.5, np.random.SeedSequence(0).spawn(2), row_sums=True)
     np.testing.assert_allclose(rows, kk.kernel_sum(k, X, X)[seq], rtol=1e-12)
+    np.testing.assert_allclose(self_sums, [kk.kernel_sum(k, X[c], X[c]).sum() for c in cs], rtol=1e-11)
     plain = split_sequence(k, X, seq, 2, 0.5, np.random.SeedSequence(0).spawn(2))
     for a, b in zip(cs, plain):
         np.testing.assert_array_equal(a, b)

@@ -102,17 +102,20 @@ def greedy_subset(kernel, X, pool, size, mu, unique=True):
     return pool[chosen]
 
 
-def _rel_mmd2(kernel, X, C, mu):
-    XC = X[C]
-    return float(kernel_sum(kernel, XC, XC).sum()) / C.size ** 2 - 2.0 * float(mu[C].mean())
+def _rel_mmd2(kernel, X, C, mu, self_sum=None):
+    if self_sum is None:
+        XC = X[C]
+        self_sum = float(kernel_sum(kernel, XC, XC).sum())
+    return self_sum / C.size ** 2 - 2.0 * float(mu[C].mean())
 
 
-def _swap(kernel, X, coresets, size, p, unique=False, mu=None):
+def _swap(kernel, X, coresets, size, p, unique=False, mu=None, self_sums=None):
     n = X.shape[0]
     if mu is None:
         mu = _mean_embedding(kernel, X, np.full(n, 1.0 / n) if p is None else p)
     candidates = list(coresets) + [standard_thin_indices(n, size, None if p is None else p)]
-    scores = [_rel_mmd2(kernel, X, C, mu) for C in candidates]
+    known = [None] * len(candidates) if self_sums is None else list(self_sums) + [None]
+    scores = [_rel_mmd2(kernel, X, C, mu, ss) for C, ss in zip(candidates, known)]
     best = candidates[int(np.argmin(scores))]
     if best.size > size:
         best = greedy_subset(kernel, X, best, size, mu[best])
@@ -135,11 +138,12 @@ def run_kt(X, size, kernel, split_kernel, delta, ss, p=None, swap=True, n_for_th
     seq = np.arange(n, dtype=np.int64) if p is None else resample_sequence(p, s_resample)
     # target KT on unweighted input: the walk's first round yields the mean embedding for free
     free_mu = swap and p is None and m > 0 and split_kernel == kernel
-    coresets, rows = split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)), n_for_threshold,
-                                    row_sums=True) if free_mu else \
-        (split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)), n_for_threshold), None)
+    coresets, rows, self_sums = split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)),
+                                               n_for_threshold, row_sums=True) if free_mu else \
+        (split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)), n_for_threshold), None, None)
     if swap:
-        return _swap(kernel, X, coresets, size, p, unique=unique, mu=None if rows is None else rows / n)
+        return _swap(kernel, X, coresets, size, p, unique=unique, mu=None if rows is None else rows / n,
+                     self_sums=self_sums)
     C = coresets[int(np.random.default_rng(s_pick).integers(len(coresets)))]
     if C.size > size:
         C = C[standard_thin_indices(C.size, size)]

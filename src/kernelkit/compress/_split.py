@@ -107,21 +107,23 @@ def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None, row_su
     n_for_threshold : int, optional
         The n in the threshold factor (default N).
     row_sums : bool
-        Also return ``sum_u k(X[seq[t]], X[seq[u]])`` over the whole sequence for
-        every position t, or None. The first round's walk evaluates k at every
-        pair of the sequence anyway, so the compiled walk gets these row sums of
-        the kernel matrix (KT-SWAP's mean embedding when k is the target kernel)
-        at no extra kernel evaluation; the NumPy walk returns None.
+        Also return by-products of the compiled walk, which evaluates these
+        kernel values anyway (the NumPy walk returns None for both):
+        ``rows``, ``sum_u k(X[seq[t]], X[seq[u]])`` over the whole sequence for
+        every position t (the first round sees every pair: KT-SWAP's mean
+        embedding when k is the target kernel), and ``self_sums``, the sum of
+        k over all ordered pairs of each output coreset (from the last round's
+        running sums).
 
     Returns
     -------
-    list of 2^m int64 arrays (indices into X), and with ``row_sums`` a pair
-    (that list, float64 array (N,) aligned with ``seq`` or None).
+    list of 2^m int64 arrays (indices into X), and with ``row_sums`` a triple
+    (that list, rows float64 (N,) aligned with ``seq`` or None, self_sums float64 (2^m,) or None).
     """
     seq = np.ascontiguousarray(seq, dtype=np.int64)
     N = seq.size
     if m == 0:
-        return ([seq.copy()], None) if row_sums else [seq.copy()]
+        return ([seq.copy()], None, None) if row_sums else [seq.copy()]
     n_thr = N if n_for_threshold is None else n_for_threshold
     table = use_compiled(kernel)
     starts = np.array([0, N], dtype=np.int64)
@@ -150,4 +152,11 @@ def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None, row_su
                 new_starts += [s + A.size, e]
             seq, starts = new_seq, np.asarray(new_starts, dtype=np.int64)
     coresets = [seq[starts[c]:starts[c + 1]].copy() for c in range(starts.size - 1)]
-    return (coresets, rows) if row_sums else coresets
+    if not row_sums:
+        return coresets
+    self_sums = None
+    if table is not None:  # sum over ordered pairs = 2 * running sums + diagonal (radial: k(0) = sum of weights)
+        kdiag = float(table[1][:, 0].sum())
+        self_sums = np.array([2.0 * kc[starts[c]:starts[c + 1]].sum() + (starts[c + 1] - starts[c]) * kdiag
+                              for c in range(starts.size - 1)])
+    return coresets, rows, self_sums
