@@ -49,8 +49,9 @@ def sqdist(X, Y):
     """Squared Euclidean distances ``D[i, j] = ||X[i] - Y[j]||^2`` (dense).
 
     Computed as ``|x|^2 + |y|^2 - 2 x.y`` after centring both sets on the mean
-    of ``X`` (which removes most of the cancellation), clipped at 0. Inputs
-    must already be validated arrays of one dtype.
+    of ``X`` (which removes most of the cancellation), clipped at 0; when
+    ``Y is X`` the diagonal is exactly 0. Inputs must already be validated
+    arrays of one dtype.
     """
     c = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
     Xc = X - c
@@ -62,6 +63,8 @@ def sqdist(X, Y):
     D += x2[:, None]
     D += y2[None, :]
     np.maximum(D, 0, out=D)
+    if X is Y:  # exact zeros on the diagonal (the Gram trick leaves ~eps |x|^2 there)
+        np.fill_diagonal(D, 0)
     return D
 
 

@@ -1,0 +1,242 @@
+"""Kernels layer: values vs scalar formulas, combinators, spectral samples,
+integrals, density samples, power kernels, immutability, equality, pickling."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+import kernelkit.kernels as K
+
+
+def _pts(n, d, seed, dtype=np.float64):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(dtype)
+
+
+def _matern_scalar(r, nu, ell):
+    if r == 0:
+        return 1.0
+    s = math.sqrt(2 * nu) * r / ell
+    return 2 ** (1 - nu) / math.gamma(nu) * s ** nu * float(special.kv(nu, s))
+
+
+SCALAR = {
+    "gaussian": (K.Gaussian(0.7), lambda r: math.exp(-r * r / (2 * 0.49))),
+    "laplace": (K.Laplace(1.3), lambda r: math.exp(-r / 1.3)),
+    "matern05": (K.Matern(0.5, 0.9), lambda r: _matern_scalar(r, 0.5, 0.9)),
+    "matern15": (K.Matern(1.5, 0.9), lambda r: _matern_scalar(r, 1.5, 0.9)),
+    "matern25": (K.Matern(2.5, 0.9), lambda r: _matern_scalar(r, 2.5, 0.9)),
+    "matern08": (K.Matern(0.8, 1.1), lambda r: _matern_scalar(r, 0.8, 1.1)),
+    "imq": (K.IMQ(1.2, 0.5), lambda r: (1 + r * r / 1.44) ** -0.5),
+    "rq": (K.RationalQuadratic(0.8, 2.0), lambda r: (1 + r * r / (2 * 2.0 * 0.64)) ** -2.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_radial_kernels_match_scalar_formula(name, dtype):
+    k, phi = SCALAR[name]
+    X, Y = _pts(7, 3, 0, dtype), _pts(5, 3, 1, dtype)
+    got = k(X, Y)
+    assert got.shape == (7, 5) and got.dtype == dtype
+    want = np.array([[phi(float(np.linalg.norm(x.astype(float) - y.astype(float)))) for y in Y] for x in X])
+    tol = 2e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(k.diag(X), np.diag(k(X)), rtol=tol)
+    np.testing.assert_allclose(k.diag(X), 1.0)
+
+
+def test_linear_polynomial_match_definition():
+    X, Y = _pts(6, 4, 2), _pts(3, 4, 3)
+    lin = K.Linear(c=0.5)
+    np.testing.assert_allclose(lin(X, Y), [[x @ y + 0.5 for y in Y] for x in X], rtol=1e-12)
+    poly = K.Polynomial(degree=3, gamma=0.7, c=1.5)
+    np.testing.assert_allclose(poly(X, Y), [[(0.7 * x @ y + 1.5) ** 3 for y in Y] for x in X], rtol=1e-12)
+    for k in (lin, poly):
+        np.testing.assert_allclose(k.diag(X), np.diag(k(X)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.5, 2.5])
+def test_matern_closed_forms_match_bessel_branch(nu):
+    X = _pts(9, 2, 4)
+    closed = K.Matern(nu, 0.8)(X)
+    near = K.Matern(nu + 1e-9, 0.8)(X)  # goes through the scipy.special.kve path
+    np.testing.assert_allclose(closed, near, rtol=1e-6, atol=1e-9)
+
+
+def test_laplace_is_matern_half():
+    X = _pts(8, 3, 5)
+    np.testing.assert_allclose(K.Laplace(0.6)(X), K.Matern(0.5, 0.6)(X), rtol=1e-12)
+
+
+def test_combinators_match_definition():
+    X, Y = _pts(5, 2, 6), _pts(4, 2, 7)
+    a, b = K.Gaussian(0.5), K.Laplace(2.0)
+    np.testing.assert_allclose((a + b)(X, Y), a(X, Y) + b(X, Y), rtol=1e-12)
+    np.testing.assert_allclose((a * b)(X, Y), a(X, Y) * b(X, Y), rtol=1e-12)
+    np.testing.assert_allclose((3.0 * a)(X, Y), 3.0 * a(X, Y), rtol=1e-12)
+    np.testing.assert_allclose((a * 2)(X, Y), 2.0 * a(X, Y), rtol=1e-12)
+    np.testing.assert_allclose(K.SumKernel(a, b, a)(X, Y), 2 * a(X, Y) + b(X, Y), rtol=1e-12)
+    np.testing.assert_allclose(K.ProductKernel(a, b).log_block(X, Y), np.log(a(X, Y) * b(X, Y)), rtol=1e-10)
+    for k in (a + b, a * b, 3.0 * a):
+        np.testing.assert_allclose(k.diag(X), np.diag(k(X)), rtol=1e-12)
+    with pytest.raises(TypeError):
+        a + 1.0
+    with pytest.raises(TypeError):
+        K.SumKernel(a, "b")
+
+
+@pytest.mark.parametrize("k", [K.Gaussian(0.8), K.Laplace(1.1), K.Matern(1.5, 0.9), K.Matern(2.5, 1.2),
+                               K.RationalQuadratic(0.9, 1.5), K.IMQ(1.0, 0.5)], ids=repr)
+def test_spectral_sample_monte_carlo(k):
+    d, D = 2, 200_000
+    W = k.spectral_sample(d, D, np.random.default_rng(11))
+    assert W.shape == (D, d)
+    diffs = _pts(6, d, 12) * 0.8
+    mc = np.cos(W @ diffs.T).mean(axis=0)
+    exact = k(diffs, np.zeros((1, d)))[:, 0]
+    # Monte Carlo standard error <= 1/sqrt(2D) ~ 0.0016; allow 5 sigma
+    np.testing.assert_allclose(mc, exact, atol=0.008)
+
+
+def _radial_integral(k, d):
+    phi = lambda r: float(k.profile(np.array(r * r)))
+    area = 2 * math.pi ** (d / 2) / math.gamma(d / 2)
+    return area * integrate.quad(lambda r: phi(r) * r ** (d - 1), 0, np.inf, limit=200)[0]
+
+
+INTEGRABLE = [K.Gaussian(0.8), K.Laplace(1.1), K.Matern(1.5, 0.9), K.Matern(0.8, 1.2),
+              K.RationalQuadratic(0.9, 4.0), K.IMQ(1.3, 3.5)]
+
+
+@pytest.mark.parametrize("k", INTEGRABLE, ids=repr)
+def test_log_integral_vs_quadrature(k):
+    one_d = 2 * integrate.quad(lambda r: float(k.profile(np.array(r * r))), 0, np.inf, limit=200)[0]
+    np.testing.assert_allclose(math.exp(k.log_integral(1)), one_d, rtol=1e-6)
+    polar = integrate.dblquad(lambda r, t: float(k.profile(np.array(r * r))) * r, 0, 2 * math.pi, 0, np.inf)[0]
+    np.testing.assert_allclose(math.exp(k.log_integral(2)), polar, rtol=1e-6)
+    for d in (3, 5):
+        np.testing.assert_allclose(math.exp(k.log_integral(d)), _radial_integral(k, d), rtol=1e-6)
+
+
+def test_log_integral_errors():
+    with pytest.raises(ValueError, match="not integrable"):
+        K.IMQ(1.0, 0.5).log_integral(1)
+    with pytest.raises(NotImplementedError):
+        K.Linear().log_integral(2)
+    with pytest.raises(ValueError, match="'d'"):
+        K.Gaussian().log_integral(0)
+
+
+@pytest.mark.parametrize("k", INTEGRABLE, ids=repr)
+@pytest.mark.parametrize("d", [1, 3])
+def test_sample_density_statistics(k, d):
+    n = 4000
+    x = k.sample_density(n, d, np.random.default_rng(21))
+    assert x.shape == (n, d)
+    r = np.linalg.norm(x, axis=1)
+    # radial density of |x|: f(r) propto phi(r) r^(d-1)
+    f = lambda t: float(k.profile(np.array(t * t))) * t ** (d - 1)
+    mass = integrate.quad(f, 0, np.inf, limit=200)[0]
+    cdf = lambda t: integrate.quad(f, 0, t, limit=200)[0] / mass
+    ks = stats.kstest(r, np.vectorize(cdf))
+    assert ks.pvalue > 1e-3
+    if isinstance(k, K.RationalQuadratic) and 2 * k._exponent - d <= 2.5:
+        return  # heavy tails: second moment infinite or too noisy
+    m2 = integrate.quad(lambda t: f(t) * t * t, 0, np.inf, limit=200)[0] / mass
+    se = np.std(r ** 2) / math.sqrt(n)
+    assert abs(np.mean(r ** 2) - m2) < 5 * se
+
+
+def test_sum_kernel_density_is_mixture():
+    k = K.Gaussian(0.5) + K.Laplace(1.0)
+    np.testing.assert_allclose(math.exp(k.log_integral(2)),
+                               math.exp(K.Gaussian(0.5).log_integral(2)) + math.exp(K.Laplace(1.0).log_integral(2)))
+    x = k.sample_density(3000, 2, np.random.default_rng(3))
+    assert x.shape == (3000, 2)
+
+
+def _ft(k, w):
+    phi = lambda r: float(k.profile(np.array(r * r)))
+    if w == 0:
+        return 2 * integrate.quad(phi, 0, np.inf, limit=400)[0]
+    return 2 * integrate.quad(phi, 0, np.inf, weight="cos", wvar=w, limit=400)[0]
+
+
+@pytest.mark.parametrize("k", [K.Gaussian(0.9), K.Laplace(1.0), K.Matern(1.5, 0.8),
+                               K.Matern(2.5, 1.1), K.Matern(0.8, 1.0)], ids=repr)
+@pytest.mark.parametrize("alpha", [0.5, 0.75])
+def test_power_kernel_fourier_transform(k, alpha):
+    if isinstance(k, K.Matern) and alpha * (k.nu + 0.5) - 0.5 <= 0:
+        with pytest.raises(ValueError, match="alpha"):
+            k.power(alpha, 1)
+        return
+    kp = k.power(alpha, 1)
+    h0, hp0 = _ft(k, 0.0), _ft(kp, 0.0)
+    for w in (0.3, 1.0, 2.2):
+        np.testing.assert_allclose(_ft(kp, w) / hp0, (_ft(k, w) / h0) ** alpha, rtol=2e-4)
+
+
+@pytest.mark.parametrize("k", [K.Gaussian(0.9), K.Matern(1.5, 0.8), K.Matern(2.5, 1.1)], ids=repr)
+def test_root_kernel_convolution(k):
+    rt = k.power(0.5, 1)
+    phi = lambda r: float(rt.profile(np.array(r * r)))
+    conv = lambda x: integrate.quad(lambda z: phi(z) * phi(x - z), -np.inf, np.inf, limit=400)[0]
+    c0 = conv(0.0)
+    for x in (0.4, 1.0, 2.5):
+        np.testing.assert_allclose(conv(x) / c0, float(k.profile(np.array(x * x))), rtol=1e-5)
+
+
+def test_power_errors():
+    with pytest.raises(ValueError, match="'d'"):
+        K.Matern(1.5).power(0.5)
+    with pytest.raises(ValueError, match="'alpha'"):
+        K.Gaussian().power(-1.0)
+    with pytest.raises(NotImplementedError):
+        K.Linear().power(0.5, 2)
+
+
+def test_immutability_equality_hash_pickle():
+    k = K.Matern(1.5, 0.7)
+    with pytest.raises(AttributeError):
+        k.bandwidth = 2.0
+    with pytest.raises(AttributeError):
+        (k + K.Gaussian()).kernels = ()
+    assert k == K.Matern(1.5, 0.7) and hash(k) == hash(K.Matern(1.5, 0.7))
+    assert k != K.Matern(2.5, 0.7) and K.Laplace(1.0) != K.Matern(0.5, 1.0)
+    assert len({K.Gaussian(1.0), K.Gaussian(1.0), K.Gaussian(2.0)}) == 2
+    for obj in (k, K.IMQ(2.0, 0.7), 2.0 * K.Gaussian(0.3) + K.Laplace() * K.Linear(1.0), K.Polynomial(3)):
+        back = pickle.loads(pickle.dumps(obj))
+        assert back == obj and back.spec == obj.spec
+        X = _pts(4, 2, 9)
+        np.testing.assert_array_equal(back(X), obj(X))
+    assert k.family == "matern" and k.spec[0] == "matern"
+
+
+def test_make_kernel_names_and_errors():
+    assert K.make_kernel("RBF", bandwidth=0.5) == K.Gaussian(0.5)
+    assert K.make_kernel("matern32", bandwidth=2.0) == K.Matern(1.5, 2.0)
+    assert K.make_kernel("imq", beta=1.5) == K.IMQ(1.0, 1.5)
+    g = K.Gaussian()
+    assert K.make_kernel(g) is g
+    with pytest.raises(ValueError, match="'kernel'.*Got 'nope'"):
+        K.make_kernel("nope")
+    with pytest.raises(ValueError):
+        K.make_kernel(g, bandwidth=1.0)
+    with pytest.raises(TypeError, match="gaussian"):
+        K.make_kernel("gaussian", nu=2)
+    with pytest.raises(ValueError, match="'bandwidth'.*Got -1"):
+        K.make_kernel("gaussian", bandwidth=-1)
+
+
+def test_inputs_not_modified_and_errors():
+    X = _pts(5, 2, 1)
+    X0 = X.copy()
+    K.Gaussian()(X, X)
+    np.testing.assert_array_equal(X, X0)
+    with pytest.raises(ValueError, match="'Y'"):
+        K.Gaussian()(X, _pts(3, 4, 1))
+    with pytest.raises(TypeError, match="log k"):
+        K.Linear().log_block(X, X)
