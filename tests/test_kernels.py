@@ -240,3 +240,17 @@ def test_inputs_not_modified_and_errors():
         K.Gaussian()(X, _pts(3, 4, 1))
     with pytest.raises(TypeError, match="log k"):
         K.Linear().log_block(X, X)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.3])
+def test_imq_power_only_exact_alpha_one(beta):
+    k = K.IMQ(1.2, beta)
+    assert k.power(1.0, 2) == k
+    with pytest.raises(NotImplementedError, match="no closed form"):
+        k.power(0.5, 1)
+    with pytest.raises(ValueError, match="'alpha'"):
+        k.power(0.0)
+    # the docstring's claim: the 1-D Fourier transform is |w|^(beta-1/2) K_(1/2-beta)(c|w|) up to a constant
+    bessel = lambda w: w ** (beta - 0.5) * special.kv(0.5 - beta, 1.2 * w)
+    ratios = [_ft(k, w) / bessel(w) for w in (0.3, 1.0, 2.5)]
+    np.testing.assert_allclose(ratios, ratios[0], rtol=1e-5)

@@ -436,6 +436,35 @@ class RationalQuadratic(RadialKernel):
         b = self._exponent
         return 0.5 * d * math.log(math.pi * self._c2) + gammaln(b - d / 2) - gammaln(b)
 
+    def power(self, alpha, d=None):
+        r"""alpha-power kernel: only alpha = 1 (the kernel itself) is exact.
+
+        The Fourier transform of :math:`(1 + r^2/c^2)^{-\beta}` on R^d is
+        proportional to :math:`|w|^{\beta - d/2} K_{d/2-\beta}(c |w|)`; its
+        alpha-th power for alpha < 1 is not the transform of any closed-form
+        kernel. Generalized Kernel Thinning (Dwivedi & Mackey, ICLR 2022,
+        arXiv 2110.01593) treats the IMQ, like the Gaussian and sinc, as an
+        analytic kernel for which target KT (alpha = 1) already gives its MMD
+        guarantees, without an explicit square-root kernel; kernelkit offers
+        no approximate or bounding substitute.
+
+        Raises
+        ------
+        NotImplementedError
+            For alpha != 1 (kernel_thin turns it into a ValueError that
+            suggests method='kt').
+        """
+        alpha = check_positive(alpha, "alpha", f"{type(self).__name__}.power")
+        if d is not None:
+            self._check_d(d, "power")
+        if alpha == 1.0:
+            return self
+        raise NotImplementedError(
+            f"{self!r}.power({alpha}): the {alpha}-power of an inverse multiquadric / rational quadratic "
+            "kernel has no closed form (its Fourier transform is a Bessel-K function, whose fractional "
+            "powers are not transforms of known kernels). Use the kernel itself (alpha=1, target KT) "
+            "or a Gaussian/Matern/Laplace kernel, whose power kernels are exact.")
+
     def sample_density(self, n, d, rng=None):
         d, dof = self._t_dof(d, "sample_density")
         rng = _rng(rng)
@@ -454,6 +483,12 @@ class IMQ(RationalQuadratic):
     beta : float > 0
         Exponent (default 1/2, the classical IMQ). Normalisable as a density
         only when 2 beta > d.
+
+    Notes
+    -----
+    Spectral density: w ~ N(0, tau I) with tau ~ Gamma(beta, scale 2 / c^2).
+    No exact alpha-power kernel for alpha < 1 (see
+    :meth:`RationalQuadratic.power`).
     """
 
     family = "imq"
