@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily)
 _LAZY = {
     "KernelDensity": "kernelkit.density",
+    "bandwidth_scott": "kernelkit.density",
+    "bandwidth_silverman": "kernelkit.density",
     "PrivateKernelSum": "kernelkit.privacy", "PrivateDistanceSum": "kernelkit.privacy",
     "PrivateSimilarityClassifier": "kernelkit.privacy", "PrivacyAccountant": "kernelkit.privacy",
     **{name: "kernelkit.compress" for name in ("kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp",
