@@ -254,3 +254,20 @@ def test_imq_power_only_exact_alpha_one(beta):
     bessel = lambda w: w ** (beta - 0.5) * special.kv(0.5 - beta, 1.2 * w)
     ratios = [_ft(k, w) / bessel(w) for w in (0.3, 1.0, 2.5)]
     np.testing.assert_allclose(ratios, ratios[0], rtol=1e-5)
+
+
+def test_user_subclass_is_frozen_after_its_own_init():
+    class Wide(K.Gaussian):
+        def __init__(self, bandwidth):
+            super().__init__(bandwidth)
+            self.note = "set during construction"
+
+    w = Wide(2.0)
+    assert w.note == "set during construction" and w.bandwidth == 2.0
+    with pytest.raises(AttributeError, match="immutable"):
+        w.note = "later"
+    with pytest.raises(AttributeError, match="immutable"):
+        K.Gaussian(1.0).power(0.5).bandwidth = 3.0
+    back = pickle.loads(pickle.dumps(K.Matern(0.8, 1.0)))
+    with pytest.raises(AttributeError):
+        back.nu = 1.0

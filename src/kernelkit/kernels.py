@@ -68,8 +68,26 @@ def sqdist(X, Y):
     return D
 
 
-class Kernel:
-    """Base class. Subclasses implement ``_block(X, Y)`` on validated arrays."""
+class _FrozenAfterInit(type):
+    """Metaclass: an instance becomes immutable once its construction ends.
+
+    ``Cls(...)`` runs the whole ``__init__`` chain (subclasses may call
+    ``super().__init__`` and set attributes freely), then freezes the object;
+    afterwards ``Kernel.__setattr__`` raises AttributeError.
+    """
+
+    def __call__(cls, *args, **kwargs):
+        obj = super().__call__(*args, **kwargs)
+        obj._freeze()
+        return obj
+
+
+class Kernel(metaclass=_FrozenAfterInit):
+    """Base class. Subclasses implement ``_block(X, Y)`` on validated arrays.
+
+    Kernels are immutable: setting an attribute after construction raises
+    AttributeError (build a new kernel instead).
+    """
 
     #: name of the family, used by the engine and in error messages
     family = "kernel"
@@ -701,20 +719,6 @@ class ProductKernel(Kernel):
         for k in self.kernels[1:]:
             out = out * k._diag(X)
         return out
-
-
-for _cls in (Gaussian, Matern, Laplace, RationalQuadratic, IMQ, Linear, Polynomial,
-             SumKernel, ScaledKernel, ProductKernel):
-    _orig_init = _cls.__init__
-
-    def _frozen_init(self, *args, __orig=_orig_init, __cls=_cls, **kwargs):
-        object.__setattr__(self, "_frozen", False)
-        __orig(self, *args, **kwargs)
-        if type(self) is __cls:
-            self._freeze()
-
-    _cls.__init__ = _frozen_init
-del _cls, _orig_init
 
 
 KERNEL_NAMES = {
