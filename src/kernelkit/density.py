@@ -20,6 +20,7 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils.validation import validate_data
 
 from ._validation import check_int, check_points, check_weights, describe
 from .engine import kernel_logsumexp
@@ -80,7 +81,7 @@ def _weights(sample_weight, n, owner):
         return np.ones(n)
     w = check_weights(sample_weight, n, "sample_weight", owner, nonnegative=True, allow_2d=False)
     if not w.sum() > 0:
-        raise ValueError(f"The 'sample_weight' parameter of {owner} must have a positive sum. Got sum {w.sum()}.")
+        raise ValueError(f"The 'sample_weight' parameter of {owner} must have a positive sum (not all weights zero). Got sum {w.sum()}.")
     return w
 
 
@@ -176,6 +177,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
         """
         kernel = self._base_kernel()
         bw = self._check_bandwidth()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)  # sklearn's checks and messages
         X = check_points(X, "X", "KernelDensity.fit")
         w = _weights(sample_weight, X.shape[0], "KernelDensity.fit")
         n, d = X.shape
@@ -251,10 +253,8 @@ class KernelDensity(DensityMixin, BaseEstimator):
     def score_samples(self, X):
         """Log density at each row of X (log of 1/data-units^d), shape (m,)."""
         self._check_fitted("score_samples")
-        Y = check_points(X, "X", "KernelDensity.score_samples")
-        if Y.shape[1] != self.n_features_in_:
-            raise ValueError(f"The 'X' parameter of KernelDensity.score_samples must have "
-                             f"{self.n_features_in_} features (as in fit). Got shape {Y.shape}.")
+        Y = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        Y = check_points(Y, "X", "KernelDensity.score_samples")
         dt = np.float32 if (Y.dtype == np.float32 and self._X.dtype == np.float32) else np.float64
         h = self.bandwidth_
         Xs = (self._X / h).astype(dt, copy=False)

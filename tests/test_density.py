@@ -1,0 +1,236 @@
+"""KernelDensity against scipy's gaussian_kde, a slow direct formula, numerical integration and log-domain references."""
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+from scipy.special import logsumexp
+
+import kernelkit as kk
+from kernelkit.density import KernelDensity, bandwidth_scott, bandwidth_silverman
+
+
+def _slow_logpdf(kernel, X, Y, w=None):
+    """Direct formula: log(sum_i w_i k(x_i, y) / sum w / integral of k), dense matrix, float64."""
+    X = np.asarray(X, float)
+    Y = np.asarray(Y, float)
+    w = np.ones(len(X)) if w is None else np.asarray(w, float)
+    K = kernel(X, Y)
+    return np.log(w @ K / w.sum()) - kernel.log_integral(X.shape[1])
+
+
+def test_matches_gaussian_kde_1d_float64():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(700) * 2.0 + 1.0
+    y = np.linspace(-8, 10, 301)
+    ref = stats.gaussian_kde(x)
+    kde = KernelDensity().fit(x[:, None])
+    assert kde.bandwidth_ == pytest.approx(np.sqrt(ref.covariance[0, 0]), rel=1e-12)
+    np.testing.assert_allclose(kde.score_samples(y[:, None]), ref.logpdf(y), rtol=1e-10)
+    ref_s = stats.gaussian_kde(x, bw_method="silverman")
+    kde_s = KernelDensity(bandwidth="silverman").fit(x[:, None])
+    np.testing.assert_allclose(kde_s.score_samples(y[:, None]), ref_s.logpdf(y), rtol=1e-10)
+
+
+def test_matches_gaussian_kde_weighted_1d():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(300)
+    w = rng.uniform(0.1, 3.0, 300)
+    ref = stats.gaussian_kde(x, weights=w)
+    kde = KernelDensity().fit(x[:, None], sample_weight=w)
+    y = np.linspace(-4, 4, 50)
+    np.testing.assert_allclose(kde.score_samples(y[:, None]), ref.logpdf(y), rtol=1e-10)
+
+
+def test_matches_gaussian_kde_isotropic_3d():
+    # gaussian_kde with a fixed isotropic covariance h^2 I: set its covariance directly
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((400, 3))
+    Y = rng.standard_normal((60, 3)) * 1.5
+    h = 0.37
+    ref = stats.gaussian_kde(X.T)
+    ref.covariance = h ** 2 * np.eye(3)
+    ref.cho_cov = np.linalg.cholesky(ref.covariance)
+    ref.log_det = 2 * np.log(np.diag(ref.cho_cov)).sum()
+    kde = KernelDensity(bandwidth=h).fit(X)
+    np.testing.assert_allclose(kde.score_samples(Y), ref.logpdf(Y.T), rtol=1e-10)
+
+
+KERNELS_1D = ["gaussian", "laplace", "matern32", "matern52", "cauchy"]
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+@pytest.mark.parametrize("name", KERNELS_1D)
+def test_every_kernel_vs_direct_formula_and_integrates_to_one_1d(name):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((37, 1))
+    w = rng.uniform(0.5, 2.0, 37)
+    kde = KernelDensity(kernel=name, bandwidth=0.6).fit(x, sample_weight=w)
+    y = np.linspace(-3, 3, 41)[:, None]
+    slow = _slow_logpdf(kk.make_kernel(name, bandwidth=0.6), x, y, w)
+    np.testing.assert_allclose(kde.score_samples(y), slow, rtol=1e-10, atol=1e-12)
+    total, _ = integrate.quad(lambda t: np.exp(kde.score_samples([[t]])[0]), -np.inf, np.inf, limit=400)
+    assert total == pytest.approx(1.0, abs=2e-3 if name == "cauchy" else 1e-6)
+
+
+@pytest.mark.parametrize("kernel", [kk.Gaussian(1.0), kk.Laplace(1.0), kk.Matern(2.5, 1.0),
+                                    kk.RationalQuadratic(1.0, alpha=3.0),
+                                    kk.Gaussian(1.0) + 2.0 * kk.Laplace(0.5)])
+def test_kernel_objects_vs_direct_formula_and_integral_2d(kernel):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((25, 2))
+    h = 0.5
+    kde = KernelDensity(kernel=kernel, bandwidth=h).fit(X)
+    Y = rng.standard_normal((30, 2))
+    # the kernel object is applied to data divided by h: density picks up h^-d
+    slow = _slow_logpdf(kernel, X / h, Y / h) - 2 * np.log(h)
+    np.testing.assert_allclose(kde.score_samples(Y), slow, rtol=1e-10, atol=1e-12)
+    g = np.linspace(-12, 12, 801)
+    G = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    p = np.exp(kde.score_samples(G)).reshape(801, 801)
+    total = np.trapezoid(np.trapezoid(p, g, axis=1), g)
+    assert total == pytest.approx(1.0, abs=3e-3)
+
+
+@pytest.mark.parametrize("d", [32, 64])
+def test_high_dimension_exact_in_log_domain(d):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((200, d))
+    Y = rng.standard_normal((40, d)) * 3.0
+    h = 0.2
+    kde = KernelDensity(bandwidth=h).fit(X)
+    logk = -((Y[:, None, :] - X[None, :, :]) ** 2).sum(-1) / (2 * h * h)
+    ref = logsumexp(logk, axis=1) - np.log(200) - 0.5 * d * np.log(2 * np.pi * h * h)
+    # the direct formula underflows: every kernel value is 0 in float64
+    assert np.all(np.exp(logk) == 0)
+    out = kde.score_samples(Y)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, ref, rtol=1e-10)
+
+
+def test_blocked_path_and_float32():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((333, 5))
+    Y = rng.standard_normal((77, 5))
+    full = KernelDensity(kernel="laplace", bandwidth=0.8).fit(X).score_samples(Y)
+    tiny = KernelDensity(kernel="laplace", bandwidth=0.8, memory=4096).fit(X).score_samples(Y)
+    np.testing.assert_allclose(tiny, full, rtol=1e-12)
+    out32 = KernelDensity(kernel="laplace", bandwidth=0.8).fit(X.astype(np.float32)).score_samples(
+        Y.astype(np.float32))
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, full, rtol=1e-4)
+
+
+def test_weights_equal_duplicates_and_zero_weights_drop_points():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((20, 2))
+    Y = rng.standard_normal((9, 2))
+    w = np.ones(20)
+    w[3] = 3.0
+    w[5] = 0.0
+    dup = np.vstack([X, X[3], X[3]])
+    dup = np.delete(dup, 5, axis=0)
+    a = KernelDensity(bandwidth=0.5).fit(X, sample_weight=w).score_samples(Y)
+    b = KernelDensity(bandwidth=0.5).fit(dup).score_samples(Y)
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert KernelDensity(bandwidth=0.5).fit(X).score(Y) == pytest.approx(
+        KernelDensity(bandwidth=0.5).fit(X).score_samples(Y).sum())
+
+
+def test_inputs_not_modified():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((30, 2))
+    w = rng.uniform(1, 2, 30)
+    X0, w0 = X.copy(), w.copy()
+    kde = KernelDensity(bandwidth="cv", cv_grid=4).fit(X, sample_weight=w)
+    kde.score_samples(X)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(w, w0)
+
+
+def test_bandwidth_rules_formulas():
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((500, 3)) * [1.0, 2.0, 3.0]
+    s = np.sqrt(np.mean(np.var(X, axis=0, ddof=1)))
+    assert bandwidth_scott(X) == pytest.approx(s * 500 ** (-1 / 7), rel=1e-12)
+    assert bandwidth_silverman(X) == pytest.approx(s * (500 * 5 / 4) ** (-1 / 7), rel=1e-12)
+
+
+def test_cv_loo_matches_direct_and_beats_bad_bandwidths():
+    rng = np.random.default_rng(10)
+    centres = np.array([[-2.0, 0.0], [2.0, 0.0]])
+    def draw(m):
+        return centres[rng.integers(2, size=m)] + 0.3 * rng.standard_normal((m, 2))
+    X, held = draw(600), draw(2000)
+    kde = KernelDensity(bandwidth="cv", cv_grid=12).fit(X)
+    # leave-one-out likelihood at one grid bandwidth, direct formula
+    h = kde.cv_bandwidths_[5]
+    K = kk.Gaussian(h)(X, X)
+    np.fill_diagonal(K, 0.0)
+    loo = np.log(K.sum(0) / 599) - kk.Gaussian(h).log_integral(2)
+    assert kde.cv_scores_[5] == pytest.approx(loo.mean(), rel=1e-10)
+    assert kde.bandwidth_ == kde.cv_bandwidths_[np.argmax(kde.cv_scores_)]
+    good = kde.score(held)
+    for bad in (kde.bandwidth_ / 10, kde.bandwidth_ * 10):
+        assert good > KernelDensity(bandwidth=bad).fit(X).score(held) + 100
+    # for this bimodal data the LOO choice is well below Scott's (which over-smooths)
+    assert kde.bandwidth_ < bandwidth_scott(X)
+
+
+def test_sample_moments_and_distribution():
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((400, 2)) * [1.0, 3.0] + [5.0, -1.0]
+    kde = KernelDensity(bandwidth=0.7).fit(X)
+    S = kde.sample(40_000, random_state=0)
+    assert S.shape == (40_000, 2)
+    assert np.all(np.abs(S.mean(0) - X.mean(0)) < 0.05 * np.array([1.0, 3.0]))
+    np.testing.assert_allclose(S.var(0), X.var(0) + 0.49, rtol=0.04)
+    # 1-D: KS test against the exact mixture CDF
+    x = rng.standard_normal(50)
+    k1 = KernelDensity(kernel="laplace", bandwidth=0.4).fit(x[:, None])
+    s = k1.sample(5000, random_state=1)[:, 0]
+    cdf = lambda t: np.mean(stats.laplace.cdf((np.asarray(t)[:, None] - x[None, :]) / 0.4), axis=1)
+    assert stats.kstest(s, cdf).pvalue > 0.01
+    np.testing.assert_array_equal(k1.sample(5, random_state=3), k1.sample(5, random_state=3))
+
+
+@pytest.mark.parametrize("kwargs, fit_args, match", [
+    (dict(bandwidth=-1), {}, "'bandwidth' parameter of KernelDensity must be a float > 0"),
+    (dict(bandwidth="wide"), {}, "'bandwidth'.*Got 'wide'"),
+    (dict(kernel="nope"), {}, "'kernel' parameter"),
+    (dict(kernel="linear"), {}, "'kernel' parameter of KernelDensity must be a positive"),
+    (dict(bandwidth="cv", cv_range=(2.0, 1.0)), {}, "'cv_range'"),
+    (dict(), dict(sample_weight=-np.ones(10)), "'sample_weight'.*non-negative"),
+    (dict(), dict(sample_weight=np.ones(3)), "'sample_weight'.*shape"),
+])
+def test_bad_input(kwargs, fit_args, match):
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    with pytest.raises(ValueError, match=match):
+        KernelDensity(**kwargs).fit(X, **fit_args)
+
+
+def test_bad_input_scoring():
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    kde = KernelDensity().fit(X)
+    with pytest.raises(ValueError, match="expecting 2 features"):
+        kde.score_samples(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        kde.score_samples([[np.nan, 0.0]])
+    with pytest.raises(TypeError, match="n_samples"):
+        kde.sample(2.5)
+    with pytest.raises(ValueError, match="integrable"):
+        KernelDensity(kernel=kk.IMQ(1.0, beta=0.5)).fit(X)
+
+
+def test_import_kernelkit_does_not_import_sklearn():
+    import subprocess
+    import sys
+    code = "import sys, kernelkit; assert 'sklearn' not in sys.modules; kernelkit.KernelDensity"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+
+@parametrize_with_checks([KernelDensity()])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
