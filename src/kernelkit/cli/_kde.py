@@ -111,13 +111,13 @@ def demo_step(args):
 
     from ..density import KernelDensity
     rng = np.random.default_rng(args.seed)
-    n = 4_000 if getattr(args, "quick", False) else 20_000
+    n = 2_000 if getattr(args, "quick", False) else 10_000
     centres = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
     def draw(m):
         return centres[rng.integers(3, size=m)] + 0.4 * rng.standard_normal((m, 2))
     X, held = draw(n), draw(2_000)
     t0 = time.perf_counter()
-    cv = KernelDensity(bandwidth="cv", progress=False).fit(X)
+    cv = KernelDensity(bandwidth="cv", cv_grid=16, progress=False).fit(X)
     t_cv = time.perf_counter() - t0
     scott = KernelDensity(bandwidth="scott").fit(X)
     print(f"   3-component Gaussian mixture, n={n:,}, d=2; cv bandwidth {cv.bandwidth_:.4f} "

@@ -1,0 +1,83 @@
+"""``kernelkit kde``: files in, log densities out, report, plots, exit code 2 on bad input."""
+
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kernelkit.cli import main
+from kernelkit.density import KernelDensity
+
+
+def _write(tmp_path, name, arr, header=None):
+    path = tmp_path / name
+    if name.endswith(".npy"):
+        np.save(path, arr)
+    else:
+        np.savetxt(path, arr, delimiter=",", header=header or "", comments="")
+    return path
+
+
+def test_kde_csv_query_matches_estimator(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X, Q = rng.standard_normal((200, 2)), rng.standard_normal((17, 2))
+    data, query = _write(tmp_path, "x.csv", X, "a,b"), _write(tmp_path, "q.csv", Q, "a,b")
+    out, png = tmp_path / "logp.csv", tmp_path / "p.png"
+    rc = main(["kde", str(data), "--query", str(query), "--kernel", "laplace", "--bandwidth", "0.5",
+               "--out", str(out), "--plot", str(png), "--quiet"])
+    assert rc == 0
+    assert capsys.readouterr().out == ""
+    assert out.read_text().splitlines()[0] == "log_density"
+    got = np.loadtxt(out, skiprows=1)
+    ref = KernelDensity(kernel="laplace", bandwidth=0.5).fit(X).score_samples(Q)
+    np.testing.assert_allclose(got, ref, rtol=1e-14)
+    assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("d", [1, 5])
+def test_kde_self_scoring_npy_report_and_plot(tmp_path, capsys, d):
+    X = np.random.default_rng(1).standard_normal((150, d))
+    data = _write(tmp_path, "x.npy", X)
+    out, png = tmp_path / "logp.npy", tmp_path / "p.png"
+    rc = main(["kde", str(data), "--bandwidth", "cv", "--out", str(out), "--plot", str(png)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert f"150 points x {d} columns" in text and "bandwidth" in text and "cv" in text
+    kde = KernelDensity(bandwidth="cv").fit(X)
+    assert f"{kde.bandwidth_:.4g}" in text
+    np.testing.assert_allclose(np.load(out).ravel(), kde.score_samples(X), rtol=1e-14)
+    assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--bandwidth", "-1"], "'bandwidth'"),
+    (["--bandwidth", "wide"], "'--bandwidth'"),
+    (["--kernel", "nope"], "'kernel'"),
+    (["--query", "MISSING.csv"], "no such file"),
+])
+def test_kde_errors_one_line_exit_2(tmp_path, capsys, args, needle):
+    data = _write(tmp_path, "x.csv", np.random.default_rng(2).standard_normal((20, 2)))
+    args = [a.replace("MISSING", str(tmp_path / "missing")) for a in args]
+    rc = main(["kde", str(data), *args])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("kernelkit kde: error:") and needle in err
+
+
+def test_kde_query_columns_mismatch_subprocess(tmp_path):
+    data = _write(tmp_path, "x.csv", np.zeros((5, 2)) + np.arange(5)[:, None])
+    query = _write(tmp_path, "q.csv", np.zeros((3, 3)))
+    res = subprocess.run([sys.executable, "-c", "import sys; from kernelkit.cli import main; sys.exit(main())", "kde", str(data), "--query", str(query)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "2 columns" in res.stderr
+
+
+def test_demo_step(capsys):
+    from kernelkit.cli._kde import demo_step
+    demo_step(argparse.Namespace(seed=0, quick=True))
+    text = capsys.readouterr().out
+    assert "cv bandwidth" in text and "held-out" in text and "gaussian_kde" in text
