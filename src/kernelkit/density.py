@@ -108,6 +108,8 @@ class KernelDensity(DensityMixin, BaseEstimator):
         :func:`bandwidth_silverman`. "cv": maximise the leave-one-out
         log-likelihood :math:`\sum_j w_j \log p_{-j}(x_j)` over ``cv_grid``
         bandwidths spaced evenly in log between ``cv_range`` times Scott's.
+        "cv" costs ``cv_grid`` engine sums of n x n kernel values (one
+        ``kernel_logsumexp`` of the data on itself per grid bandwidth).
     cv_grid : int, default 24
         Number of bandwidths tried by "cv" (>= 2).
     cv_range : tuple of two floats, default (0.05, 4.0)
