@@ -1,0 +1,238 @@
+/* Fused CPU backend of the kernel-sum engine (kernelkit.engine._fused).
+ *
+ * One pass over the n x m kernel matrix in small tiles that live in cache:
+ * pack a tile of points and a block of queries, compute the tile's squared
+ * distances (exact differences for small d, or the x.y part of
+ * |x|^2 + |y|^2 - 2 x.y with a register-blocked micro-kernel for larger d),
+ * apply the kernel profile with a vectorised exp, and reduce at once into
+ * the output (weighted sums, log-sum-exp, or top-k heaps). No n x m buffer
+ * is ever formed; per-thread workspace is a few tiles. OpenMP threads take
+ * query blocks (or point ranges when there are few queries).
+ *
+ * Kernels are sums of components sum_c w_c phi_c with (r^2 = |x - y|^2)
+ *   K_GAUSS    exp(-p r^2)                       K_LAPLACE  exp(-p r)
+ *   K_MATERN32 (1 + s) exp(-s), s = p r          K_MATERN52 (1 + s + s^2/3) exp(-s)
+ *   K_RQ       (1 + r^2 / q)^(-p)  (K_RQ_HALF, K_RQ_ONE: p = 1/2, 1)
+ *   K_POLY     (p x.y + q)^deg
+ * The log-sum-exp takes a single radial component with w = log(scale).
+ *
+ * Accumulation: within a tile row in the input precision (at most nb terms
+ * per row, split over vector lanes), across tiles in float64.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_thread_num(void) { return 0; }
+#endif
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define KK_INLINE static inline __attribute__((always_inline))
+#define MAXC 8
+#define MR 6 /* queries per micro-tile */
+
+enum { K_GAUSS = 0, K_LAPLACE = 1, K_MATERN32 = 2, K_MATERN52 = 3, K_RQ = 4, K_RQ_HALF = 5, K_RQ_ONE = 6, K_POLY = 7 };
+enum { OP_SUM = 0, OP_LSE = 1, OP_TOPK = 2 };
+
+typedef struct {
+    int n, need_r2;
+    int code[MAXC], deg[MAXC];
+    double w[MAXC], p[MAXC], q[MAXC];
+} kspec;
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define KK_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define KK_CLONES
+#endif
+
+/* ---- float32 ---- */
+#define R float
+#define IT int32_t
+#define FN(x) x##_f32
+#define VLEN 8
+#define MBITS 23
+#define BIAS 127
+#define EXP_LO (-104.0f)
+#define EXP_HI (88.7f)
+#define LN2_HI 0.693359375f
+#define LN2_LO (-2.12194440e-4f)
+#define SQRT sqrtf
+#define FLOOR floorf
+/* degree 7: relative error below r^8 / 8! = 5.3e-9 */
+#define TAYLOR_EXP(r) (1.0f + (r) * (1.0f + (r) * (0.5f + (r) * (1.0f / 6 + (r) * (1.0f / 24 + (r) * (1.0f / 120 \
+    + (r) * (1.0f / 720 + (r) * (1.0f / 5040))))))))
+#define LOG_SERIES(z) (1.0f + (z) * (1.0f / 3 + (z) * (1.0f / 5 + (z) * (1.0f / 7 + (z) * (1.0f / 9 + (z) * (1.0f / 11))))))
+#include "_fused_impl.h"
+#undef R
+#undef IT
+#undef FN
+#undef VLEN
+#undef MBITS
+#undef BIAS
+#undef EXP_LO
+#undef EXP_HI
+#undef LN2_HI
+#undef LN2_LO
+#undef SQRT
+#undef FLOOR
+#undef TAYLOR_EXP
+#undef LOG_SERIES
+
+/* ---- float64 ---- */
+#define R double
+#define IT int64_t
+#define FN(x) x##_f64
+#define VLEN 4
+#define MBITS 52
+#define BIAS 1023
+#define EXP_LO (-746.0)
+#define EXP_HI (709.7)
+#define LN2_HI 6.93147180369123816490e-01
+#define LN2_LO 1.90821492927058770002e-10
+#define SQRT sqrt
+#define FLOOR floor
+/* degree 11: |r| <= ln2 / 2 leaves a relative error below r^12 / 12! = 6.4e-15 */
+#define TAYLOR_EXP(r) (1.0 + (r) * (1.0 + (r) * (0.5 + (r) * (1.0 / 6 + (r) * (1.0 / 24 + (r) * (1.0 / 120 \
+    + (r) * (1.0 / 720 + (r) * (1.0 / 5040 + (r) * (1.0 / 40320 + (r) * (1.0 / 362880 + (r) * (1.0 / 3628800 \
+    + (r) * (1.0 / 39916800))))))))))))
+#define LOG_SERIES(z) (1.0 + (z) * (1.0 / 3 + (z) * (1.0 / 5 + (z) * (1.0 / 7 + (z) * (1.0 / 9 + (z) * (1.0 / 11 \
+    + (z) * (1.0 / 13 + (z) * (1.0 / 15 + (z) * (1.0 / 17 + (z) * (1.0 / 19 + (z) * (1.0 / 21 + (z) * (1.0 / 23))))))))))))
+#include "_fused_impl.h"
+
+/* ---- Python bindings ------------------------------------------------------ */
+
+static int parse_spec(PyObject *codes_o, PyObject *params_o, kspec *ks) {
+    PyArrayObject *codes = (PyArrayObject *)PyArray_FROMANY(codes_o, NPY_INT32, 1, 1, NPY_ARRAY_CARRAY_RO);
+    PyArrayObject *params = (PyArrayObject *)PyArray_FROMANY(params_o, NPY_FLOAT64, 2, 2, NPY_ARRAY_CARRAY_RO);
+    int ok = codes && params;
+    if (ok) {
+        npy_intp nc = PyArray_DIM(codes, 0);
+        ok = nc >= 1 && nc <= MAXC && PyArray_DIM(params, 0) == nc && PyArray_DIM(params, 1) == 4;
+        if (ok) {
+            const int32_t *c = (const int32_t *)PyArray_DATA(codes);
+            const double *p = (const double *)PyArray_DATA(params);
+            ks->n = (int)nc;
+            ks->need_r2 = 0;
+            for (int i = 0; i < nc; i++) {
+                ks->code[i] = c[i];
+                ks->w[i] = p[4 * i];
+                ks->p[i] = p[4 * i + 1];
+                ks->q[i] = p[4 * i + 2];
+                ks->deg[i] = (int)p[4 * i + 3];
+                if (c[i] < K_GAUSS || c[i] > K_POLY) ok = 0;
+                if (c[i] != K_POLY) ks->need_r2 = 1;
+            }
+        }
+        if (!ok) PyErr_SetString(PyExc_ValueError, "fused kernel spec: 1-8 components with codes 0-7, params (n, 4)");
+    }
+    Py_XDECREF(codes);
+    Py_XDECREF(params);
+    return ok ? 0 : -1;
+}
+
+static int check_arr(PyObject *o, int typenum, int ndim, const char *what) {
+    if (!PyArray_Check(o) || PyArray_TYPE((PyArrayObject *)o) != typenum || PyArray_NDIM((PyArrayObject *)o) != ndim
+        || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)o)) {
+        PyErr_Format(PyExc_TypeError, "fused engine: %s must be a C-contiguous %d-D array of the right dtype", what, ndim);
+        return -1;
+    }
+    return 0;
+}
+
+/* run(op, X, Y, W, center, codes, params, gram, nb, jb, k, nthreads, prepack, out, out_aux)
+ *   op 0 sum:  W (n, p) weights; out (m, p) float64 zeros on entry
+ *   op 1 lse:  W (n, p) log weights; out (m, p) float64 zeros (sums), out_aux (m, p) float64 -inf (maxima)
+ *   op 2 topk: W ignored; out (m, k) float64 values, out_aux (m, k) int64 indices (unsorted)
+ * center: (d,) array subtracted from X and Y, or None.
+ * prepack: pack all of X (and W) into tiles first (memory (d + p + 1) n values) rather than per block. */
+static PyObject *py_run(PyObject *self, PyObject *args) {
+    int op, gram, nb, jb, k, nthreads, prepack;
+    PyObject *Xo, *Yo, *Wo, *Co, *codes, *params, *outo, *auxo;
+    if (!PyArg_ParseTuple(args, "iOOOOOOiiiiiiOO", &op, &Xo, &Yo, &Wo, &Co, &codes, &params, &gram, &nb, &jb, &k,
+                          &nthreads, &prepack, &outo, &auxo))
+        return NULL;
+    kspec ks;
+    if (parse_spec(codes, params, &ks)) return NULL;
+    if (!PyArray_Check(Xo)) { PyErr_SetString(PyExc_TypeError, "fused engine: X must be an array"); return NULL; }
+    const int typenum = PyArray_TYPE((PyArrayObject *)Xo);
+    if (typenum != NPY_FLOAT32 && typenum != NPY_FLOAT64) {
+        PyErr_SetString(PyExc_TypeError, "fused engine: float32 or float64 only");
+        return NULL;
+    }
+    if (check_arr(Xo, typenum, 2, "X") || check_arr(Yo, typenum, 2, "Y")) return NULL;
+    if (op != OP_TOPK && check_arr(Wo, typenum, 2, "W")) return NULL;
+    if (Co != Py_None && check_arr(Co, typenum, 1, "center")) return NULL;
+    PyArrayObject *X = (PyArrayObject *)Xo, *Y = (PyArrayObject *)Yo;
+    const int64_t n = PyArray_DIM(X, 0), m = PyArray_DIM(Y, 0);
+    const int d = (int)PyArray_DIM(X, 1);
+    if (PyArray_DIM(Y, 1) != d || n < 1 || m < 1 || d < 1) {
+        PyErr_SetString(PyExc_ValueError, "fused engine: X and Y must be non-empty with the same number of columns");
+        return NULL;
+    }
+    int p = 1;
+    if (op != OP_TOPK) {
+        if (PyArray_DIM((PyArrayObject *)Wo, 0) != n) { PyErr_SetString(PyExc_ValueError, "fused engine: W rows != n"); return NULL; }
+        p = (int)PyArray_DIM((PyArrayObject *)Wo, 1);
+    }
+    if (Co != Py_None && PyArray_DIM((PyArrayObject *)Co, 0) != d) {
+        PyErr_SetString(PyExc_ValueError, "fused engine: center must have d entries");
+        return NULL;
+    }
+    if (nb < 16 || nb % 16 || jb < MR || jb % MR || nthreads < 1 || (op == OP_TOPK && (k < 1 || k > n))
+        || (op == OP_LSE && ks.n != 1)) {
+        PyErr_SetString(PyExc_ValueError, "fused engine: bad tile sizes, thread count, k or log-sum-exp spec");
+        return NULL;
+    }
+    const int ncol = op == OP_TOPK ? k : p;
+    if (check_arr(outo, NPY_FLOAT64, 2, "out")) return NULL;
+    if (PyArray_DIM((PyArrayObject *)outo, 0) != m || PyArray_DIM((PyArrayObject *)outo, 1) != ncol) {
+        PyErr_SetString(PyExc_ValueError, "fused engine: out has the wrong shape");
+        return NULL;
+    }
+    if (op != OP_SUM) {
+        if (check_arr(auxo, op == OP_TOPK ? NPY_INT64 : NPY_FLOAT64, 2, "out_aux")) return NULL;
+        if (PyArray_DIM((PyArrayObject *)auxo, 0) != m || PyArray_DIM((PyArrayObject *)auxo, 1) != ncol) {
+            PyErr_SetString(PyExc_ValueError, "fused engine: out_aux has the wrong shape");
+            return NULL;
+        }
+    }
+    double *out = (double *)PyArray_DATA((PyArrayObject *)outo);
+    double *aux_d = op == OP_LSE ? (double *)PyArray_DATA((PyArrayObject *)auxo) : NULL;
+    int64_t *aux_i = op == OP_TOPK ? (int64_t *)PyArray_DATA((PyArrayObject *)auxo) : NULL;
+    const void *W = op == OP_TOPK ? NULL : PyArray_DATA((PyArrayObject *)Wo);
+    const void *C = Co == Py_None ? NULL : PyArray_DATA((PyArrayObject *)Co);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT32) {
+        job_f32 J = {(const float *)PyArray_DATA(X), (const float *)PyArray_DATA(Y), (const float *)W,
+                     (const float *)C, n, m, d, p, nb, jb, gram, op, k, &ks, NULL, NULL, NULL};
+        rc = run_f32(&J, nthreads, prepack, out, aux_d, aux_i);
+    } else {
+        job_f64 J = {(const double *)PyArray_DATA(X), (const double *)PyArray_DATA(Y), (const double *)W,
+                     (const double *)C, n, m, d, p, nb, jb, gram, op, k, &ks, NULL, NULL, NULL};
+        rc = run_f64(&J, nthreads, prepack, out, aux_d, aux_i);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"run", py_run, METH_VARARGS, "Fused kernel reduction (see kernelkit/engine/_fused.py)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_fused_ext", "Fused compiled kernel sums.", -1, methods};
+
+PyMODINIT_FUNC PyInit__fused_ext(void) {
+    import_array();
+    return PyModule_Create(&moddef);
+}

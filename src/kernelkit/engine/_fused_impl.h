@@ -1,0 +1,557 @@
+/* One precision of the fused engine; included twice by _fused_ext.c with
+ *
+ *   R       float / double          (element type of X, Y, weights, tiles)
+ *   IT      int32_t / int64_t       (integer of the same width, for bit tricks)
+ *   FN(x)   x##_f32 / x##_f64
+ *   VLEN    8 / 4                   (elements per 256-bit vector)
+ *   MBITS   23 / 52, BIAS 127 / 1023, EXP_LO, EXP_HI, TAYLOR_EXP(r), LOG_SERIES(s2)
+ *
+ * Everything below is written as plain loops over short rows plus one
+ * register-blocked micro-kernel in GCC vector extensions; the per-block
+ * worker is compiled twice (AVX2 + FMA and baseline x86-64) and picked at
+ * load time by the CPU (target_clones).
+ */
+
+typedef R FN(vec) __attribute__((vector_size(32)));
+#define VT FN(vec)
+#define NR (2 * VLEN)        /* points per micro-tile: two vectors */
+#define NVR 2
+
+KK_INLINE VT FN(vload)(const R *p) { VT v; memcpy(&v, p, sizeof v); return v; }
+KK_INLINE void FN(vstore)(R *p, VT v) { memcpy(p, &v, sizeof v); }
+
+/* exp(x), vectorisable: x = n ln2 + r (Cody-Waite), Taylor polynomial in r,
+ * 2^n applied as two exact power-of-two factors so that gradual underflow
+ * gives the right subnormal results; exactly 0 below EXP_LO. */
+KK_INLINE R FN(kexp)(R x) {
+    const R shifter = (R)1.5 * (R)((IT)1 << MBITS);
+    R xc = x < EXP_LO ? EXP_LO : x;
+    xc = xc > EXP_HI ? EXP_HI : xc;
+    R t = xc * (R)1.44269504088896340736 + shifter;
+    R nf = t - shifter;
+    R r = xc - nf * LN2_HI - nf * LN2_LO;
+    R p = TAYLOR_EXP(r);
+    /* n = n1 + n2 with n1 = floor(n / 2), each turned into bits by the same
+     * shifter trick (AVX2 has no 64-bit arithmetic shift or double->int64) */
+    R n1f = FLOOR(nf * (R)0.5), n2f = nf - n1f;
+    R t1 = n1f + shifter, t2 = n2f + shifter;
+    IT i1, i2, si;
+    memcpy(&i1, &t1, sizeof(R));
+    memcpy(&i2, &t2, sizeof(R));
+    memcpy(&si, &shifter, sizeof(R));
+    IT b1 = (i1 - si + BIAS) << MBITS, b2 = (i2 - si + BIAS) << MBITS;
+    R s1, s2;
+    memcpy(&s1, &b1, sizeof(R));
+    memcpy(&s2, &b2, sizeof(R));
+    R v = p * s1 * s2;
+    return x < EXP_LO ? (R)0 : v;
+}
+
+/* log(x) for finite x >= 1 (kernels only need log(1 + u), u >= 0):
+ * x = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m-1)/(m+1)). */
+KK_INLINE R FN(klog)(R x) {
+    IT bits, ebits, mbits, magic_i;
+    memcpy(&bits, &x, sizeof(R));
+    ebits = (bits >> MBITS) & (IT)(2 * BIAS + 1);
+    mbits = (bits & (((IT)1 << MBITS) - 1)) | ((IT)BIAS << MBITS);
+    R m, magic;
+    memcpy(&m, &mbits, sizeof(R));
+    /* exponent as a float without an int->float conversion (none for int64 in AVX2) */
+    const R two_mb = (R)((IT)1 << MBITS);
+    memcpy(&magic, &two_mb, sizeof(R));
+    memcpy(&magic_i, &magic, sizeof(R));
+    magic_i |= ebits;
+    memcpy(&magic, &magic_i, sizeof(R));
+    R e = (magic - two_mb) - (R)BIAS;
+    int big = m > (R)1.41421356237309504880;
+    m = big ? m * (R)0.5 : m;
+    e = big ? e + (R)1 : e;
+    R s = (m - (R)1) / (m + (R)1);
+    R s2 = s * s;
+    R ser = LOG_SERIES(s2);
+    return e * LN2_HI + (e * LN2_LO + (R)2 * s * ser);
+}
+
+/* ---- packing: tiles in the layouts the micro-kernel reads ---------------- */
+
+/* Panels of NR points: Xt[(i / NR) * d * NR + k * NR + i % NR] = X[i0 + i, k] - c[k]
+ * for i < len, zero padding up to nb; nx[i] = |x_i - c|^2. */
+KK_INLINE void FN(pack_x)(const R *X, int64_t i0, int len, int d, int nb, const R *c, R *Xt, R *nx) {
+    for (int i = 0; i < nb; i++) {
+        R *dst = Xt + (int64_t)(i / NR) * d * NR + i % NR;
+        const R *src = X + (i0 + i) * d;
+        R s = 0;
+        for (int k = 0; k < d; k++) {
+            R v = i < len ? src[k] - (c ? c[k] : (R)0) : (R)0;
+            dst[k * NR] = v;
+            s += v * v;
+        }
+        nx[i] = s;
+    }
+}
+
+/* Wt[q * nb + i] = W[i0 + i, q]; padding with `pad` (0 for weights, -inf for log weights). */
+KK_INLINE void FN(pack_w)(const R *W, int64_t i0, int len, int p, int nb, R pad, R *Wt) {
+    for (int q = 0; q < p; q++) {
+        R *row = Wt + (int64_t)q * nb;
+        for (int i = 0; i < len; i++) row[i] = W[(i0 + i) * p + q];
+        for (int i = len; i < nb; i++) row[i] = pad;
+    }
+}
+
+/* Panels of MR queries: Yb[(a / MR) * d * MR + k * MR + a % MR] = Y[j0 + a, k] - c[k]
+ * for a < len, zero rows up to jb; ny[a] = |y_a - c|^2. */
+KK_INLINE void FN(pack_y)(const R *Y, int64_t j0, int len, int d, int jb, const R *c, R *Yb, R *ny) {
+    for (int a = 0; a < jb; a++) {
+        R *dst = Yb + (int64_t)(a / MR) * d * MR + a % MR;
+        R s = 0;
+        for (int k = 0; k < d; k++) {
+            R v = a < len ? Y[(j0 + a) * d + k] - (c ? c[k] : (R)0) : (R)0;
+            dst[k * MR] = v;
+            s += v * v;
+        }
+        ny[a] = s;
+    }
+}
+
+/* ---- micro-kernel: T[a, i] for a < jb (multiple of MR), i < nb (multiple of NR) ----
+ * direct: T = sum_k (x_ik - y_ak)^2 (exact, for small d)
+ * gram:   T = sum_k x_ik y_ak       (the GEMM part of |x|^2 + |y|^2 - 2 x.y) */
+KK_INLINE void FN(tile)(int gram, const R *Xt, int nb, const R *Yb, int d, int jb, R *T) {
+    /* point panels outside, query panels inside: one point panel (d * NR values)
+     * stays in L1 while every query panel of the block passes over it */
+    for (int i0 = 0; i0 < nb; i0 += NR) {
+        const R *xpanel = Xt + (int64_t)(i0 / NR) * d * NR;
+        for (int a0 = 0; a0 < jb; a0 += MR) {
+            VT acc[MR][NVR];
+            for (int a = 0; a < MR; a++)
+                for (int b = 0; b < NVR; b++) acc[a][b] = (VT){0};
+            const R *xp = xpanel;
+            const R *yp = Yb + (int64_t)(a0 / MR) * d * MR;
+            if (gram) {
+                for (int k = 0; k < d; k++, xp += NR, yp += MR) {
+                    VT x0 = FN(vload)(xp), x1 = FN(vload)(xp + VLEN);
+                    for (int a = 0; a < MR; a++) {
+                        acc[a][0] += x0 * yp[a];
+                        acc[a][1] += x1 * yp[a];
+                    }
+                }
+            } else {
+                for (int k = 0; k < d; k++, xp += NR, yp += MR) {
+                    VT x0 = FN(vload)(xp), x1 = FN(vload)(xp + VLEN);
+                    for (int a = 0; a < MR; a++) {
+                        VT t0 = x0 - yp[a], t1 = x1 - yp[a];
+                        acc[a][0] += t0 * t0;
+                        acc[a][1] += t1 * t1;
+                    }
+                }
+            }
+            for (int a = 0; a < MR; a++) {
+                FN(vstore)(T + (int64_t)(a0 + a) * nb + i0, acc[a][0]);
+                FN(vstore)(T + (int64_t)(a0 + a) * nb + i0 + VLEN, acc[a][1]);
+            }
+        }
+    }
+}
+
+/* squared distances of one row: direct rows already hold r^2 (returned as
+ * is); gram rows hold x.y, turned into r^2 in `buf` */
+KK_INLINE const R *FN(row_r2)(int gram, const R *t, const R *nx, R ny, R *buf, int nb) {
+    if (!gram) return t;
+#pragma omp simd
+    for (int i = 0; i < nb; i++) {
+        R v = nx[i] + ny - (R)2 * t[i];
+        buf[i] = v > 0 ? v : (R)0;
+    }
+    return buf;
+}
+
+/* val[i] = sum_c w_c phi_c for one row (t: the tile row; gram: t is x.y) */
+KK_INLINE void FN(row_values)(const kspec *ks, int gram, const R *t, const R *nx, R ny,
+                                  R *r2buf, R *val, R *tmp, R *pw, int nb) {
+    const R *r2 = ks->need_r2 ? FN(row_r2)(gram, t, nx, ny, r2buf, nb) : t;
+#pragma omp simd
+    for (int i = 0; i < nb; i++) val[i] = 0;
+    for (int c = 0; c < ks->n; c++) {
+        const R w = (R)ks->w[c], p = (R)ks->p[c], q = (R)ks->q[c];
+        switch (ks->code[c]) {
+        case K_GAUSS:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * r2[i]);
+            break;
+        case K_LAPLACE:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * SQRT(r2[i]));
+            break;
+        case K_MATERN32:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) {
+                R s = p * SQRT(r2[i]);
+                val[i] += w * ((R)1 + s) * FN(kexp)(-s);
+            }
+            break;
+        case K_MATERN52:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) {
+                R s = p * SQRT(r2[i]);
+                val[i] += w * ((R)1 + s + s * s * (R)(1.0 / 3.0)) * FN(kexp)(-s);
+            }
+            break;
+        case K_RQ_HALF:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) val[i] += w / SQRT((R)1 + r2[i] / q);
+            break;
+        case K_RQ_ONE:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) val[i] += w / ((R)1 + r2[i] / q);
+            break;
+        case K_RQ:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * FN(klog)((R)1 + r2[i] / q));
+            break;
+        case K_POLY: {   /* (p x.y + q)^deg by repeated multiplication, one pass per power */
+            const int deg = ks->deg[c];
+#pragma omp simd
+            for (int i = 0; i < nb; i++) tmp[i] = p * t[i] + q;
+#pragma omp simd
+            for (int i = 0; i < nb; i++) pw[i] = w * tmp[i];
+            for (int e = 1; e < deg; e++) {
+#pragma omp simd
+                for (int i = 0; i < nb; i++) pw[i] *= tmp[i];
+            }
+#pragma omp simd
+            for (int i = 0; i < nb; i++) val[i] += pw[i];
+            break;
+        }
+        }
+    }
+}
+
+/* log k for one row of a single-component radial kernel, plus log w */
+KK_INLINE void FN(row_log_values)(const kspec *ks, int gram, const R *t, const R *nx, R ny,
+                                      R *r2buf, R *val, int nb) {
+    const R *r2 = FN(row_r2)(gram, t, nx, ny, r2buf, nb);
+    const R lw = (R)ks->w[0], p = (R)ks->p[0], q = (R)ks->q[0];
+    switch (ks->code[0]) {
+    case K_GAUSS:
+#pragma omp simd
+        for (int i = 0; i < nb; i++) val[i] = lw - p * r2[i];
+        break;
+    case K_LAPLACE:
+#pragma omp simd
+        for (int i = 0; i < nb; i++) val[i] = lw - p * SQRT(r2[i]);
+        break;
+    case K_MATERN32:
+#pragma omp simd
+        for (int i = 0; i < nb; i++) {
+            R s = p * SQRT(r2[i]);
+            val[i] = lw + FN(klog)((R)1 + s) - s;
+        }
+        break;
+    case K_MATERN52:
+#pragma omp simd
+        for (int i = 0; i < nb; i++) {
+            R s = p * SQRT(r2[i]);
+            val[i] = lw + FN(klog)((R)1 + s + s * s * (R)(1.0 / 3.0)) - s;
+        }
+        break;
+    default: /* K_RQ, K_RQ_HALF, K_RQ_ONE */
+#pragma omp simd
+        for (int i = 0; i < nb; i++) val[i] = lw - p * FN(klog)((R)1 + r2[i] / q);
+        break;
+    }
+}
+
+/* reductions over a row (nb is a multiple of NR) with explicit vector accumulators */
+typedef IT FN(ivec) __attribute__((vector_size(32)));
+
+KK_INLINE R FN(hsum)(VT v) {
+    R s = 0;
+    for (int l = 0; l < VLEN; l++) s += v[l];
+    return s;
+}
+
+KK_INLINE R FN(row_dot)(const R *a, const R *b, int nb) {
+    VT s0 = (VT){0}, s1 = (VT){0};
+    for (int i = 0; i < nb; i += NR) {
+        s0 += FN(vload)(a + i) * FN(vload)(b + i);
+        s1 += FN(vload)(a + i + VLEN) * FN(vload)(b + i + VLEN);
+    }
+    return FN(hsum)(s0 + s1);
+}
+
+KK_INLINE R FN(row_sum)(const R *a, int nb) {
+    VT s0 = (VT){0}, s1 = (VT){0};
+    for (int i = 0; i < nb; i += NR) {
+        s0 += FN(vload)(a + i);
+        s1 += FN(vload)(a + i + VLEN);
+    }
+    return FN(hsum)(s0 + s1);
+}
+
+KK_INLINE VT FN(vmax)(VT a, VT b) {
+    FN(ivec) gt = a > b;
+    return (VT)(((FN(ivec))a & gt) | ((FN(ivec))b & ~gt));
+}
+
+KK_INLINE R FN(row_max)(const R *a, int nb) {
+    VT m0 = FN(vload)(a), m1 = FN(vload)(a + VLEN);
+    for (int i = NR; i < nb; i += NR) {
+        m0 = FN(vmax)(FN(vload)(a + i), m0);
+        m1 = FN(vmax)(FN(vload)(a + i + VLEN), m1);
+    }
+    m0 = FN(vmax)(m0, m1);
+    R m = m0[0];
+    for (int l = 1; l < VLEN; l++) m = m0[l] > m ? m0[l] : m;
+    return m;
+}
+
+/* ---- heaps for top-k: root = the worst kept entry ------------------------ */
+KK_INLINE int FN(worse)(double va, int64_t ia, double vb, int64_t ib) {
+    return va < vb || (va == vb && ia > ib);
+}
+
+static void FN(heap_push)(double *hv, int64_t *hi, int *size, int k, double v, int64_t idx) {
+    int pos;
+    if (*size < k) {
+        pos = (*size)++;
+        while (pos > 0) {   /* sift up: parents are worse than children */
+            int par = (pos - 1) / 2;
+            if (!FN(worse)(v, idx, hv[par], hi[par])) break;
+            hv[pos] = hv[par]; hi[pos] = hi[par]; pos = par;
+        }
+        hv[pos] = v; hi[pos] = idx;
+        return;
+    }
+    if (!FN(worse)(hv[0], hi[0], v, idx)) return;   /* not better than the worst kept */
+    pos = 0;
+    for (;;) {              /* sift down from the root */
+        int l = 2 * pos + 1, r = l + 1, w = pos;
+        double wv = v; int64_t wi = idx;
+        if (l < k && FN(worse)(hv[l], hi[l], wv, wi)) { w = l; wv = hv[l]; wi = hi[l]; }
+        if (r < k && FN(worse)(hv[r], hi[r], wv, wi)) { w = r; }
+        if (w == pos) break;
+        hv[pos] = hv[w]; hi[pos] = hi[w]; pos = w;
+    }
+    hv[pos] = v; hi[pos] = idx;
+}
+
+/* ---- the per-block worker ------------------------------------------------
+ * Queries [j0, j0 + jlen) (jlen <= jb) against points [ilo, ihi).
+ * op OP_SUM:  acc[a * p + q] += sum_i k(x_i, y_a) W[i, q]              (double)
+ * op OP_LSE:  running (mx, acc) of log sum_i exp(log k + LW[i, q])      (double)
+ * op OP_TOPK: heaps hv/hi of size k per query                          */
+typedef struct {
+    const R *X, *Y, *W, *c;
+    int64_t n, m;
+    int d, p, nb, jb, gram, op, k;
+    const kspec *ks;
+    /* optional whole-input packing (tile t at Xp + t * d * nb, ...), else per block */
+    R *Xp, *nxp, *Wp;
+} FN(job);
+
+typedef struct {
+    R *Xt, *nx, *Wt, *Yb, *ny, *T, *r2, *val, *tmp, *pw;
+} FN(work);
+
+static int FN(work_alloc)(FN(work) *w, const FN(job) *J) {
+    int64_t nb = J->nb, jb = J->jb, d = J->d, p = J->p;
+    size_t total = (size_t)(d * nb + nb + p * nb + jb * d + jb + jb * nb + 4 * nb);
+    R *buf = (R *)malloc(total * sizeof(R) + 64);
+    w->Xt = buf;
+    if (!buf) return -1;
+    w->Xt = buf; w->nx = w->Xt + d * nb; w->Wt = w->nx + nb; w->Yb = w->Wt + p * nb;
+    w->ny = w->Yb + jb * d; w->T = w->ny + jb; w->r2 = w->T + jb * nb; w->val = w->r2 + nb;
+    w->tmp = w->val + nb; w->pw = w->tmp + nb;
+    return 0;
+}
+
+KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int jlen, int64_t ilo, int64_t ihi,
+                                double *acc, double *mx, double *hv, int64_t *hi, int *hsize) {
+    const int nb = J->nb, jb = J->jb, d = J->d, p = J->p, gram = J->gram, op = J->op;
+    FN(pack_y)(J->Y, j0, jlen, d, jb, J->c, w->Yb, w->ny);
+    for (int64_t i0 = ilo; i0 < ihi; i0 += nb) {
+        const int len = (int)(ihi - i0 < nb ? ihi - i0 : nb);
+        const R *Xt = w->Xt, *nx = w->nx, *Wt = w->Wt;
+        if (J->Xp) {   /* packed once for the whole call (i0 is a multiple of nb) */
+            const int64_t tix = i0 / nb;
+            Xt = J->Xp + tix * d * nb;
+            nx = J->nxp + tix * nb;
+            if (J->Wp) Wt = J->Wp + tix * p * nb;
+        } else {
+            FN(pack_x)(J->X, i0, len, d, nb, J->c, w->Xt, w->nx);
+            if (op != OP_TOPK) FN(pack_w)(J->W, i0, len, p, nb, op == OP_LSE ? (R)(-INFINITY) : (R)0, w->Wt);
+        }
+        FN(tile)(gram, Xt, nb, w->Yb, d, jb, w->T);
+        for (int a = 0; a < jlen; a++) {
+            const R *t = w->T + (int64_t)a * nb;
+            if (op == OP_SUM) {
+                FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
+                for (int q = 0; q < p; q++) acc[a * p + q] += (double)FN(row_dot)(w->val, Wt + (int64_t)q * nb, nb);
+            } else if (op == OP_LSE) {
+                FN(row_log_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, nb);
+                for (int q = 0; q < p; q++) {
+                    const R *lw = Wt + (int64_t)q * nb;
+#pragma omp simd
+                    for (int i = 0; i < nb; i++) w->tmp[i] = w->val[i] + lw[i];
+                    const R bmax = FN(row_max)(w->tmp, nb);
+                    if (!(bmax > -INFINITY)) continue;   /* every weight zero in this tile */
+                    double *M = mx + a * p + q, *S = acc + a * p + q;
+                    if ((double)bmax > *M) {
+                        *S *= exp(*M - (double)bmax);    /* exp(-inf) = 0 on the first tile */
+                        *M = (double)bmax;
+                    }
+                    const R Mr = (R)*M;
+#pragma omp simd
+                    for (int i = 0; i < nb; i++) w->tmp[i] = FN(kexp)(w->tmp[i] - Mr);
+                    const R s = FN(row_sum)(w->tmp, nb);
+                    *S += (double)s;
+                }
+            } else {
+                FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
+                double *v = hv + (int64_t)a * J->k;
+                int64_t *ix = hi + (int64_t)a * J->k;
+                for (int i = 0; i < len; i++) {
+                    double x = (double)w->val[i];
+                    if (hsize[a] < J->k || x > v[0]) FN(heap_push)(v, ix, hsize + a, J->k, x, i0 + i);
+                }
+            }
+        }
+    }
+}
+
+/* Whole reduction; returns 0 or -1 (allocation failure). Parallel over query
+ * blocks, or over point ranges when there are too few query blocks. */
+static int FN(run_packed)(const FN(job) *J, int nthreads, double *out, double *out_mx, int64_t *out_idx);
+
+/* Pack X (and W) once into tiles when asked (prepack != 0), then reduce. */
+static int FN(run)(FN(job) *J, int nthreads, int prepack, double *out, double *out_mx, int64_t *out_idx) {
+    J->Xp = J->nxp = J->Wp = NULL;
+    if (prepack) {
+        const int64_t ntiles = (J->n + J->nb - 1) / J->nb, nb = J->nb, d = J->d, p = J->p;
+        J->Xp = (R *)malloc(sizeof(R) * ntiles * nb * d);
+        J->nxp = (R *)malloc(sizeof(R) * ntiles * nb);
+        if (J->op != OP_TOPK) J->Wp = (R *)malloc(sizeof(R) * ntiles * nb * p);
+        if (!J->Xp || !J->nxp || (J->op != OP_TOPK && !J->Wp)) {
+            free(J->Xp); free(J->nxp); free(J->Wp);
+            return -1;
+        }
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+        for (int64_t t = 0; t < ntiles; t++) {
+            const int64_t i0 = t * nb;
+            const int len = (int)(J->n - i0 < nb ? J->n - i0 : nb);
+            FN(pack_x)(J->X, i0, len, (int)d, (int)nb, J->c, J->Xp + t * d * nb, J->nxp + t * nb);
+            if (J->Wp) FN(pack_w)(J->W, i0, len, (int)p, (int)nb, J->op == OP_LSE ? (R)(-INFINITY) : (R)0, J->Wp + t * p * nb);
+        }
+    }
+    int rc = FN(run_packed)(J, nthreads, out, out_mx, out_idx);
+    free(J->Xp); free(J->nxp); free(J->Wp);
+    return rc;
+}
+
+static int FN(run_packed)(const FN(job) *J, int nthreads, double *out, double *out_mx, int64_t *out_idx) {
+    const int64_t m = J->m, n = J->n, jb = J->jb;
+    const int p = J->p, k = J->k;
+    const int64_t nqb = (m + jb - 1) / jb;
+    int failed = 0;
+    const int point_parallel = nthreads > 1 && nqb < 2 * nthreads && n >= 4 * (int64_t)J->nb * nthreads;
+    if (!point_parallel) {
+#pragma omp parallel num_threads(nthreads) reduction(| : failed)
+        {
+            FN(work) w;
+            double *hv = NULL; int64_t *hi = NULL; int *hs = NULL;
+            if (FN(work_alloc)(&w, J)) failed = 1;
+            if (!failed && J->op == OP_TOPK) {
+                hv = (double *)malloc(sizeof(double) * jb * k);
+                hi = (int64_t *)malloc(sizeof(int64_t) * jb * k);
+                hs = (int *)malloc(sizeof(int) * jb);
+                if (!hv || !hi || !hs) failed = 1;
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = 0; b < nqb; b++) {
+                if (failed) continue;
+                const int64_t j0 = b * jb;
+                const int jlen = (int)(m - j0 < jb ? m - j0 : jb);
+                if (J->op == OP_TOPK) {
+                    for (int a = 0; a < jlen; a++) hs[a] = 0;
+                    FN(block)(J, &w, j0, jlen, 0, n, NULL, NULL, hv, hi, hs);
+                    for (int a = 0; a < jlen; a++)
+                        for (int t = 0; t < k; t++) {
+                            out[(j0 + a) * k + t] = hv[a * k + t];
+                            out_idx[(j0 + a) * k + t] = hi[a * k + t];
+                        }
+                } else {
+                    double *acc = out + j0 * p, *mxp = J->op == OP_LSE ? out_mx + j0 * p : NULL;
+                    FN(block)(J, &w, j0, jlen, 0, n, acc, mxp, NULL, NULL, NULL);
+                }
+            }
+            if (hv) free(hv);
+            if (hi) free(hi);
+            if (hs) free(hs);
+            free(w.Xt);
+        }
+        return failed ? -1 : 0;
+    }
+    /* point-parallel: thread t reduces all queries over its own range of points */
+    const int64_t mp = m * p;
+    double *part = (double *)calloc((size_t)nthreads * (J->op == OP_TOPK ? (size_t)(m * k) : (size_t)mp), sizeof(double));
+    double *partm = J->op == OP_LSE ? (double *)malloc(sizeof(double) * nthreads * mp) : NULL;
+    int64_t *parti = J->op == OP_TOPK ? (int64_t *)malloc(sizeof(int64_t) * nthreads * m * k) : NULL;
+    int *parts = J->op == OP_TOPK ? (int *)calloc((size_t)nthreads * m, sizeof(int)) : NULL;
+    if (!part || (J->op == OP_LSE && !partm) || (J->op == OP_TOPK && (!parti || !parts))) {
+        free(part); free(partm); free(parti); free(parts);
+        return -1;
+    }
+    if (partm) for (int64_t t = 0; t < nthreads * mp; t++) partm[t] = -INFINITY;
+    const int64_t chunk = ((n + nthreads - 1) / nthreads + J->nb - 1) / J->nb * J->nb;
+#pragma omp parallel num_threads(nthreads) reduction(| : failed)
+    {
+        const int tid = omp_get_thread_num();
+        FN(work) w;
+        if (FN(work_alloc)(&w, J)) failed = 1;
+        const int64_t ilo = tid * chunk, ihi = ilo + chunk < n ? ilo + chunk : n;
+        for (int64_t j0 = 0; !failed && j0 < m && ilo < ihi; j0 += jb) {
+            const int jlen = (int)(m - j0 < jb ? m - j0 : jb);
+            if (J->op == OP_TOPK)
+                FN(block)(J, &w, j0, jlen, ilo, ihi, NULL, NULL, part + (tid * m + j0) * k,
+                          parti + (tid * m + j0) * k, parts + tid * m + j0);
+            else
+                FN(block)(J, &w, j0, jlen, ilo, ihi, part + tid * mp + j0 * p,
+                          partm ? partm + tid * mp + j0 * p : NULL, NULL, NULL, NULL);
+        }
+        free(w.Xt);
+    }
+    if (!failed) {
+        if (J->op == OP_SUM) {
+            for (int64_t e = 0; e < mp; e++) {
+                double s = 0;
+                for (int t = 0; t < nthreads; t++) s += part[t * mp + e];
+                out[e] = s;
+            }
+        } else if (J->op == OP_LSE) {
+            for (int64_t e = 0; e < mp; e++) {
+                double M = -INFINITY, S = 0;
+                for (int t = 0; t < nthreads; t++) M = partm[t * mp + e] > M ? partm[t * mp + e] : M;
+                if (M > -INFINITY)
+                    for (int t = 0; t < nthreads; t++) S += part[t * mp + e] * exp(partm[t * mp + e] - M);
+                out[e] = S;
+                out_mx[e] = M;
+            }
+        } else {
+            for (int64_t j = 0; j < m; j++) {
+                double *hv = out + j * k;
+                int64_t *hi = out_idx + j * k;
+                int hs = 0;
+                for (int t = 0; t < nthreads; t++)
+                    for (int e = 0; e < parts[t * m + j]; e++)
+                        FN(heap_push)(hv, hi, &hs, k, part[(t * m + j) * k + e], parti[(t * m + j) * k + e]);
+            }
+        }
+    }
+    free(part); free(partm); free(parti); free(parts);
+    return failed ? -1 : 0;
+}
+
+#undef VT
+#undef NR
+#undef NVR
