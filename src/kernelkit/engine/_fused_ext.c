@@ -61,14 +61,17 @@ typedef struct {
 #define MBITS 23
 #define BIAS 127
 #define EXP_LO (-104.0f)
-#define EXP_HI (88.7f)
 #define LN2_HI 0.693359375f
 #define LN2_LO (-2.12194440e-4f)
 #define SQRT sqrtf
 #define FLOOR floorf
-/* degree 7: relative error below r^8 / 8! = 5.3e-9 */
-#define TAYLOR_EXP(r) (1.0f + (r) * (1.0f + (r) * (0.5f + (r) * (1.0f / 6 + (r) * (1.0f / 24 + (r) * (1.0f / 120 \
-    + (r) * (1.0f / 720 + (r) * (1.0f / 5040))))))))
+/* degree 7 (Estrin's scheme: short dependency chains): relative error below r^8 / 8! = 5.3e-9 */
+KK_INLINE float taylor_exp_f32(float r) {
+    float r2 = r * r, r4 = r2 * r2;
+    float a0 = 1.0f + r, a1 = 0.5f + r * (1.0f / 6), a2 = 1.0f / 24 + r * (1.0f / 120), a3 = 1.0f / 720 + r * (1.0f / 5040);
+    return (a0 + a1 * r2) + (a2 + a3 * r2) * r4;
+}
+#define TAYLOR_EXP(r) taylor_exp_f32(r)
 #define LOG_SERIES(z) (1.0f + (z) * (1.0f / 3 + (z) * (1.0f / 5 + (z) * (1.0f / 7 + (z) * (1.0f / 9 + (z) * (1.0f / 11))))))
 #include "_fused_impl.h"
 #undef R
@@ -78,7 +81,6 @@ typedef struct {
 #undef MBITS
 #undef BIAS
 #undef EXP_LO
-#undef EXP_HI
 #undef LN2_HI
 #undef LN2_LO
 #undef SQRT
@@ -94,15 +96,18 @@ typedef struct {
 #define MBITS 52
 #define BIAS 1023
 #define EXP_LO (-746.0)
-#define EXP_HI (709.7)
 #define LN2_HI 6.93147180369123816490e-01
 #define LN2_LO 1.90821492927058770002e-10
 #define SQRT sqrt
 #define FLOOR floor
-/* degree 11: |r| <= ln2 / 2 leaves a relative error below r^12 / 12! = 6.4e-15 */
-#define TAYLOR_EXP(r) (1.0 + (r) * (1.0 + (r) * (0.5 + (r) * (1.0 / 6 + (r) * (1.0 / 24 + (r) * (1.0 / 120 \
-    + (r) * (1.0 / 720 + (r) * (1.0 / 5040 + (r) * (1.0 / 40320 + (r) * (1.0 / 362880 + (r) * (1.0 / 3628800 \
-    + (r) * (1.0 / 39916800))))))))))))
+/* degree 11 (Estrin's scheme): |r| <= ln2 / 2 leaves a relative error below r^12 / 12! = 6.4e-15 */
+KK_INLINE double taylor_exp_f64(double r) {
+    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6), a2 = 1.0 / 24 + r * (1.0 / 120), a3 = 1.0 / 720 + r * (1.0 / 5040);
+    double a4 = 1.0 / 40320 + r * (1.0 / 362880), a5 = 1.0 / 3628800 + r * (1.0 / 39916800);
+    return ((a0 + a1 * r2) + (a2 + a3 * r2) * r4) + (a4 + a5 * r2) * r8;
+}
+#define TAYLOR_EXP(r) taylor_exp_f64(r)
 #define LOG_SERIES(z) (1.0 + (z) * (1.0 / 3 + (z) * (1.0 / 5 + (z) * (1.0 / 7 + (z) * (1.0 / 9 + (z) * (1.0 / 11 \
     + (z) * (1.0 / 13 + (z) * (1.0 / 15 + (z) * (1.0 / 17 + (z) * (1.0 / 19 + (z) * (1.0 / 21 + (z) * (1.0 / 23))))))))))))
 #include "_fused_impl.h"
@@ -225,8 +230,27 @@ static PyObject *py_run(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* vexp(x, out): out = exp(x) elementwise with the engine's vectorised exp (x <= 0; same dtype, 1-D). */
+static PyObject *py_vexp(PyObject *self, PyObject *args) {
+    PyObject *xo, *oo;
+    if (!PyArg_ParseTuple(args, "OO", &xo, &oo)) return NULL;
+    if (!PyArray_Check(xo)) { PyErr_SetString(PyExc_TypeError, "vexp: x must be an array"); return NULL; }
+    const int typenum = PyArray_TYPE((PyArrayObject *)xo);
+    if ((typenum != NPY_FLOAT32 && typenum != NPY_FLOAT64) || check_arr(xo, typenum, 1, "x") || check_arr(oo, typenum, 1, "out"))
+        return NULL;
+    const int64_t len = PyArray_DIM((PyArrayObject *)xo, 0);
+    if (PyArray_DIM((PyArrayObject *)oo, 0) != len) { PyErr_SetString(PyExc_ValueError, "vexp: shapes differ"); return NULL; }
+    void *x = PyArray_DATA((PyArrayObject *)xo), *o = PyArray_DATA((PyArrayObject *)oo);
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT32) vexp_f32((const float *)x, (float *)o, len);
+    else vexp_f64((const double *)x, (double *)o, len);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"run", py_run, METH_VARARGS, "Fused kernel reduction (see kernelkit/engine/_fused.py)."},
+    {"vexp", py_vexp, METH_VARARGS, "Elementwise exp(x), x <= 0, with the engine's vectorised exp."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -20,16 +20,16 @@ typedef R FN(vec) __attribute__((vector_size(32)));
 KK_INLINE VT FN(vload)(const R *p) { VT v; memcpy(&v, p, sizeof v); return v; }
 KK_INLINE void FN(vstore)(R *p, VT v) { memcpy(p, &v, sizeof v); }
 
-/* exp(x), vectorisable: x = n ln2 + r (Cody-Waite), Taylor polynomial in r,
+/* exp(x) for x <= 0 (or -inf), vectorisable: x = n ln2 + r (Cody-Waite), Taylor polynomial in r,
  * 2^n applied as two exact power-of-two factors so that gradual underflow
  * gives the right subnormal results; exactly 0 below EXP_LO. */
 KK_INLINE R FN(kexp)(R x) {
     const R shifter = (R)1.5 * (R)((IT)1 << MBITS);
-    R xc = x < EXP_LO ? EXP_LO : x;
-    xc = xc > EXP_HI ? EXP_HI : xc;
-    R t = xc * (R)1.44269504088896340736 + shifter;
+    /* no clamping: the kernels only need x <= 0, and below EXP_LO (or for
+     * x = -inf, where the arithmetic gives NaN) the final select returns 0 */
+    R t = x * (R)1.44269504088896340736 + shifter;
     R nf = t - shifter;
-    R r = xc - nf * LN2_HI - nf * LN2_LO;
+    R r = x - nf * LN2_HI - nf * LN2_LO;
     R p = TAYLOR_EXP(r);
     /* n = n1 + n2 with n1 = floor(n / 2), each turned into bits by the same
      * shifter trick (AVX2 has no 64-bit arithmetic shift or double->int64) */
@@ -385,15 +385,31 @@ KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int j
         FN(tile)(gram, Xt, nb, w->Yb, d, jb, w->T);
         for (int a = 0; a < jlen; a++) {
             const R *t = w->T + (int64_t)a * nb;
-            if (op == OP_SUM) {
+            if (op == OP_SUM && p == 1 && J->ks->n == 1 && J->ks->code[0] == K_GAUSS) {
+                /* the common case in one pass: sum_i w_i exp(-g r_i^2) */
+                const R *r2 = FN(row_r2)(gram, t, nx, w->ny[a], w->r2, nb);
+                const R g = (R)J->ks->p[0];
+                R s = 0;
+#pragma omp simd reduction(+ : s)
+                for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp)(-g * r2[i]);
+                acc[a] += (double)s * J->ks->w[0];
+            } else if (op == OP_SUM) {
                 FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
                 for (int q = 0; q < p; q++) acc[a * p + q] += (double)FN(row_dot)(w->val, Wt + (int64_t)q * nb, nb);
             } else if (op == OP_LSE) {
-                FN(row_log_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, nb);
+                const int gauss = J->ks->code[0] == K_GAUSS;
+                const R *r2 = gauss ? FN(row_r2)(gram, t, nx, w->ny[a], w->r2, nb) : NULL;
+                const R g = (R)J->ks->p[0], lw0 = (R)J->ks->w[0];
+                if (!gauss) FN(row_log_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, nb);
                 for (int q = 0; q < p; q++) {
                     const R *lw = Wt + (int64_t)q * nb;
+                    if (gauss) {   /* log k + log w in one pass */
 #pragma omp simd
-                    for (int i = 0; i < nb; i++) w->tmp[i] = w->val[i] + lw[i];
+                        for (int i = 0; i < nb; i++) w->tmp[i] = (lw0 - g * r2[i]) + lw[i];
+                    } else {
+#pragma omp simd
+                        for (int i = 0; i < nb; i++) w->tmp[i] = w->val[i] + lw[i];
+                    }
                     const R bmax = FN(row_max)(w->tmp, nb);
                     if (!(bmax > -INFINITY)) continue;   /* every weight zero in this tile */
                     double *M = mx + a * p + q, *S = acc + a * p + q;
@@ -402,9 +418,9 @@ KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int j
                         *M = (double)bmax;
                     }
                     const R Mr = (R)*M;
-#pragma omp simd
-                    for (int i = 0; i < nb; i++) w->tmp[i] = FN(kexp)(w->tmp[i] - Mr);
-                    const R s = FN(row_sum)(w->tmp, nb);
+                    R s = 0;
+#pragma omp simd reduction(+ : s)
+                    for (int i = 0; i < nb; i++) s += FN(kexp)(w->tmp[i] - Mr);
                     *S += (double)s;
                 }
             } else {
@@ -550,6 +566,12 @@ static int FN(run_packed)(const FN(job) *J, int nthreads, double *out, double *o
     }
     free(part); free(partm); free(parti); free(parts);
     return failed ? -1 : 0;
+}
+
+/* out[i] = exp(x[i]) for x <= 0 (the engine's exp, exposed for tests and the benchmark) */
+KK_CLONES static void FN(vexp)(const R *x, R *out, int64_t len) {
+#pragma omp simd
+    for (int64_t i = 0; i < len; i++) out[i] = FN(kexp)(x[i]);
 }
 
 #undef VT
