@@ -13,7 +13,7 @@ fast; centring removes most of the cancellation). Dot-product kernels
 (Linear, Polynomial) always use the x.y form without centring.
 
 Memory: per thread, one tile of ``nb`` points by ``jb`` queries and its
-packed inputs, sized to half the memory budget (down to 16 x 4); X and the
+packed inputs, sized to half the memory budget (down to 16 x 6); X and the
 weights are packed into tiles once per call when that copy fits the other
 half, else tile by tile.
 Kernels the extension does not cover (general-nu Matern, products) fall back

@@ -4,7 +4,7 @@
  *   IT      int32_t / int64_t       (integer of the same width, for bit tricks)
  *   FN(x)   x##_f32 / x##_f64
  *   VLEN    8 / 4                   (elements per 256-bit vector)
- *   MBITS   23 / 52, BIAS 127 / 1023, EXP_LO, EXP_HI, TAYLOR_EXP(r), LOG_SERIES(s2)
+ *   MBITS   23 / 52, BIAS 127 / 1023, EXP_LO, SQRT, FLOOR, TAYLOR_EXP(r), LOG_SERIES(s2)
  *
  * Everything below is written as plain loops over short rows plus one
  * register-blocked micro-kernel in GCC vector extensions; the per-block
