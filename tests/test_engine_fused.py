@@ -795,6 +795,27 @@ def test_vectorised_exp_over_the_whole_range(dtype):
     assert np.all(np.abs(got[~normal] - rounded[~normal]) <= float(fi.smallest_subnormal))
 
 
+def test_exp_helper_matches_float64_exp_and_rejects_its_bad_domain(dtype):
+    """exp_nonpositive (the benchmark's exp) is the kernels' exp: vs np.exp in float64."""
+    rng = np.random.default_rng(17)
+    lo = -760.0 if dtype == np.float64 else -110.0
+    x = np.concatenate([rng.uniform(lo, 0.0, 4001), [0.0, -np.inf]]).astype(dtype)
+    got = _fused.exp_nonpositive(x)
+    assert got.dtype == dtype and got.shape == x.shape
+    exact = np.exp(x.astype(np.float64))
+    fi = np.finfo(dtype)
+    normal = exact >= fi.tiny
+    rel = np.abs(got[normal] - exact[normal]) / exact[normal]
+    rtol = 2e-14 if dtype == np.float64 else 5e-7
+    assert rel.max() <= rtol
+    # subnormals: one unit of the smallest subnormal, or the same relative error near the top
+    err = np.abs(got[~normal] - exact[~normal].astype(dtype))
+    assert np.all(err <= np.maximum(fi.smallest_subnormal, rtol * exact[~normal]))
+    for bad in (0.5, np.nan):
+        with pytest.raises(ValueError, match="'x' parameter of exp_nonpositive"):
+            _fused.exp_nonpositive(np.array([-1.0, bad], dtype=dtype))
+
+
 # --------------------------------------------------------------------------------------------
 # 7. inputs untouched; Fortran-ordered and strided inputs
 # --------------------------------------------------------------------------------------------

@@ -8,13 +8,12 @@ through the compiled code or, as the reference, through ``kernel_block``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._options import get_options
 from ..engine import kernel_block
-from ..kernels import Gaussian, IMQ, Kernel, Laplace, Matern, RationalQuadratic, ScaledKernel, SumKernel
+from ..engine._components import kernel_components
+from ..kernels import Kernel, SumKernel
 
 try:  # pragma: no cover - depends on the build
     from . import _kt_ext
@@ -29,27 +28,8 @@ def compiled_available():
     return _kt_ext is not None
 
 
-def _components(kernel, scale):
-    if type(kernel) is Gaussian:
-        return [(0, scale, 0.5 / kernel.bandwidth ** 2, 0.0)]
-    if type(kernel) is Laplace:
-        return [(1, scale, 1.0 / kernel.bandwidth, 0.0)]
-    if type(kernel) is Matern and kernel.nu in (0.5, 1.5, 2.5):
-        code = {0.5: 1, 1.5: 2, 2.5: 3}[kernel.nu]
-        return [(code, scale, math.sqrt(2 * kernel.nu) / kernel.bandwidth, 0.0)]
-    if type(kernel) in (IMQ, RationalQuadratic):
-        return [(4, scale, kernel._exponent, kernel._c2)]
-    if type(kernel) is ScaledKernel:
-        return _components(kernel.base, scale * kernel.scale)
-    if type(kernel) is SumKernel:
-        out = []
-        for k in kernel.kernels:
-            sub = _components(k, scale)
-            if sub is None:
-                return None
-            out.extend(sub)
-        return out
-    return None
+#: codes of the compiled walk for the components it evaluates (no dot-product kernels)
+_WALK_CODES = {"gauss": 0, "laplace": 1, "matern32": 2, "matern52": 3, "rq": 4}
 
 
 def compile_kernel(kernel):
@@ -58,11 +38,11 @@ def compile_kernel(kernel):
     Supported: Gaussian, Laplace, Matern with nu in {1/2, 3/2, 5/2}, IMQ,
     rational quadratic, positive scalings and sums of these (at most 4 terms).
     """
-    comps = _components(kernel, 1.0)
-    if comps is None or not 1 <= len(comps) <= 4:
+    comps = kernel_components(kernel)
+    if comps is None or not 1 <= len(comps) <= 4 or any(c[0] not in _WALK_CODES for c in comps):
         return None
-    codes = np.array([c[0] for c in comps], dtype=np.int64)
-    params = np.array([c[1:] for c in comps], dtype=np.float64)
+    codes = np.array([_WALK_CODES[c[0]] for c in comps], dtype=np.int64)
+    params = np.array([c[1:4] for c in comps], dtype=np.float64)
     return codes, params
 
 

@@ -85,7 +85,9 @@ def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend
     -------
     out : array of shape (m,) or (m, p)
         In the dtype of the inputs (float32 when X and Y are both float32,
-        float64 otherwise). Partial sums are accumulated in float64.
+        float64 otherwise). Partial sums are accumulated in float64 (the
+        fused backend first sums each tile row, at most 256 points, in the input
+        precision, then adds the tile sums in float64).
     """
     _check_kernel(kernel, "kernel_sum")
     X, Y = check_pair(X, Y, owner="kernel_sum")

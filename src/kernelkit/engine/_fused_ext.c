@@ -65,7 +65,7 @@ typedef struct {
 #define LN2_LO (-2.12194440e-4f)
 #define SQRT sqrtf
 #define FLOOR floorf
-/* degree 7 (Estrin's scheme: short dependency chains): relative error below r^8 / 8! = 5.3e-9 */
+/* degree 7 (Estrin's scheme: short dependency chains): truncation error below r^8 / 8! = 5.3e-9 relative */
 KK_INLINE float taylor_exp_f32(float r) {
     float r2 = r * r, r4 = r2 * r2;
     float a0 = 1.0f + r, a1 = 0.5f + r * (1.0f / 6), a2 = 1.0f / 24 + r * (1.0f / 120), a3 = 1.0f / 720 + r * (1.0f / 5040);
@@ -100,7 +100,7 @@ KK_INLINE float taylor_exp_f32(float r) {
 #define LN2_LO 1.90821492927058770002e-10
 #define SQRT sqrt
 #define FLOOR floor
-/* degree 11 (Estrin's scheme): |r| <= ln2 / 2 leaves a relative error below r^12 / 12! = 6.4e-15 */
+/* degree 11 (Estrin's scheme): |r| <= ln2 / 2 leaves a truncation error below r^12 / 12! = 6.4e-15 relative */
 KK_INLINE double taylor_exp_f64(double r) {
     double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
     double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6), a2 = 1.0 / 24 + r * (1.0 / 120), a3 = 1.0 / 720 + r * (1.0 / 5040);
