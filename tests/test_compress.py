@@ -201,6 +201,38 @@ def test_unique_refine_matches_reference(backend):
             assert np.unique(coreset).size == 6
 
 
+@pytest.mark.skipif(not compiled_available(), reason="compiled thinning loops not built")
+@pytest.mark.parametrize("unique", [False, True])
+def test_refine_threaded_sweep_matches_serial_and_numpy(unique):
+    """The compiled refine splits each slot's sweep over threads above 4096 points: every thread
+    count must give the serial result bit for bit, ties (exact duplicate points, one in each half)
+    must go to the smaller index, and the NumPy path must choose the same points."""
+    from kernelkit.compress._kernelspec import KernelRows
+    Y = np.random.default_rng(21).standard_normal((3001, 2))
+    X = np.vstack([Y, Y])  # 6002 points: every point has an exact twin 3001 places later
+    k = kk.Gaussian(0.9)
+    s = 24
+    start = np.random.default_rng(22).choice(X.shape[0], size=s, replace=False).astype(np.int64)
+    mu = np.asarray(kk.kernel_sum(k, X, X, np.full(X.shape[0], 1.0 / X.shape[0])), dtype=np.float64)
+    stat0 = 1.0 / s - 2 * mu + (2.0 / s) * np.asarray(kk.kernel_sum(k, X[start], X), dtype=np.float64)
+    runs = {}
+    for threads in (1, 2, 3):
+        coreset, stat = start.copy(), stat0.copy()
+        with kk.options(threads=threads):
+            KernelRows(k, X).refine(coreset, stat, unique=unique)
+        runs[threads] = (coreset, stat)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(runs[threads][0], runs[1][0])
+        np.testing.assert_array_equal(runs[threads][1], runs[1][1])
+    assert (runs[1][0] < 3001).all()  # the twin with the smaller index wins each tie
+    assert not np.array_equal(runs[1][0], start)  # the pass did move points
+    coreset, stat = start.copy(), stat0.copy()
+    with kk.options(**NUMPY):
+        KernelRows(k, X).refine(coreset, stat, unique=unique)
+    np.testing.assert_array_equal(coreset, runs[1][0])
+    np.testing.assert_allclose(stat, runs[1][1], rtol=0, atol=1e-12)
+
+
 def test_swap_weighted_reference():
     rng = np.random.default_rng(4)
     X = rng.standard_normal((40, 2))

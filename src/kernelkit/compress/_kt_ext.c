@@ -5,7 +5,8 @@
  *   of one pair are split over the threads instead).
  * add_rows: out[i] += sum_t coef[t] * k(X[rows[t]], X[i])  (KT-SWAP refinement
  *   and herding are sequential in the rows, parallel over i).
- * refine: the whole KT-SWAP greedy pass (sequential over coreset slots).
+ * refine: the whole KT-SWAP greedy pass (sequential over coreset slots; each slot's
+ *   sweep over the points is split over the threads).
  *
  * Kernels: sums of radial components sum_c w_c phi_c(r^2) with
  *   code 0 gaussian   phi = exp(-p r^2)                  (p = 1 / (2 sigma^2))
@@ -499,9 +500,78 @@ done:
     return res;
 }
 
+/* One sweep of a KT-SWAP slot over points [lo, hi): row[i] = k(y, x_i) from the column-major copy
+ * Xt (Xt[k * n + i]), stat[i] += coef * row[i], and (if best != NULL) the smallest stat[i] over the
+ * points not held by another slot (cnt[i] == 0 when unique); ties go to the smaller index. */
+KK_CLONES static void slot_sweep(const kspec *ks, const double *Xt, int64_t n, int d, const double *y,
+                                 int64_t lo, int64_t hi, double coef, double *stat, double *row,
+                                 const int32_t *cnt, int unique, int64_t *best, double *bv) {
+    double r2[BLK];
+    int64_t b_i = -1;
+    double b_v = 0.0;
+    for (int64_t b = lo; b < hi; b += BLK) {
+        int len = (int)((hi - b) < BLK ? (hi - b) : BLK);
+        for (int i = 0; i < len; i++) r2[i] = 0.0;
+        for (int k = 0; k < d; k++) {
+            const double *cl = Xt + k * n + b;
+            const double c = y[k];
+            for (int i = 0; i < len; i++) { double e = cl[i] - c; r2[i] += e * e; }
+        }
+        double *rb = row + b, *sb = stat + b;
+        apply_profile(ks, r2, rb, len);
+        for (int i = 0; i < len; i++) sb[i] += coef * rb[i];
+        if (best) {
+            for (int i = 0; i < len; i++) {
+                if (unique && cnt[b + i]) continue;
+                if (b_i < 0 || sb[i] < b_v) { b_v = sb[i]; b_i = b + i; }
+            }
+        }
+    }
+    if (best) { *best = b_i; *bv = b_v; }
+}
+
+/* The sweep over all n points, split over the threads by blocks when n is large. */
+static void slot_sweep_all(const kspec *ks, const double *Xt, int64_t n, int d, const double *y, double coef,
+                           double *stat, double *row, const int32_t *cnt, int unique, int64_t *best,
+                           int nthreads) {
+    double bv;
+#ifdef _OPENMP
+    if (nthreads > 1 && n >= PAR_MIN && !omp_in_parallel()) {
+        if (nthreads > MAXT) nthreads = MAXT;
+        int64_t tb[MAXT];
+        double tv[MAXT];
+        int used = 1;
+        const int64_t nblk = (n + BLK - 1) / BLK;
+#pragma omp parallel num_threads(nthreads)
+        {
+            const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t lo = (nblk * tid / nt) * BLK, hi = (nblk * (tid + 1) / nt) * BLK;
+            if (hi > n) hi = n;
+            if (lo > hi) lo = hi;
+            tb[tid] = -1;
+            slot_sweep(ks, Xt, n, d, y, lo, hi, coef, stat, row, cnt, unique, best ? &tb[tid] : NULL, &tv[tid]);
+#pragma omp single
+            used = nt;
+        }
+        if (best) { /* thread ranges are in index order: a strict < keeps the smaller index on ties */
+            int64_t b_i = -1;
+            double b_v = 0.0;
+            for (int q = 0; q < used; q++)
+                if (tb[q] >= 0 && (b_i < 0 || tv[q] < b_v)) { b_v = tv[q]; b_i = tb[q]; }
+            *best = b_i;
+        }
+        return;
+    }
+#endif
+    (void)nthreads;
+    slot_sweep(ks, Xt, n, d, y, 0, n, coef, stat, row, cnt, unique, best, &bv);
+}
+
 /* refine(X, coreset, stat, codes, params, nthreads, unique): KT-SWAP greedy pass.
  * stat[i] = k(x_i,x_i)/s - 2 mu[i] + (2/s) sum_c k(x_i, x_c) on entry; coreset and stat updated in place.
- * unique: a slot may only take a point that no other slot holds. */
+ * unique: a slot may only take a point that no other slot holds.
+ * Slot t: stat -= (2/s) k(x_old, .) while finding the minimiser; stat += (2/s) k(x_new, .), where the
+ * row of x_old is reused when the slot keeps its point (the same numbers as evaluating it again). */
 static PyObject *py_refine(PyObject *self, PyObject *args) {
     PyObject *Xo, *co, *so, *codes, *params;
     int nthreads, unique;
@@ -524,26 +594,36 @@ static PyObject *py_refine(PyObject *self, PyObject *args) {
     int64_t *cd = (int64_t *)PyArray_DATA(cs);
     double *sd = (double *)PyArray_DATA(st);
     int32_t *cnt = (int32_t *)calloc((size_t)n, sizeof(int32_t));
-    if (!cnt) { Py_DECREF(X); return PyErr_NoMemory(); }
+    double *Xt = (double *)malloc(sizeof(double) * (size_t)n * (size_t)d);
+    double *row = (double *)malloc(sizeof(double) * (size_t)n);
+    if (!cnt || !Xt || !row) {
+        free(cnt); free(Xt); free(row);
+        Py_DECREF(X);
+        return PyErr_NoMemory();
+    }
     for (int64_t t = 0; t < s; t++) cnt[cd[t]]++;
     Py_BEGIN_ALLOW_THREADS
+    for (int64_t i = 0; i < n; i++)
+        for (int k = 0; k < d; k++) Xt[(int64_t)k * n + i] = Xd[i * d + k];
     const double m2 = -2.0 / (double)s, p2 = 2.0 / (double)s;
     for (int64_t t = 0; t < s; t++) {
-        add_rows_c(&ks, Xd, n, d, cd + t, &m2, 1, sd, nthreads);
-        cnt[cd[t]]--;
+        const int64_t old = cd[t];
+        cnt[old]--;
         int64_t best = -1;
-        double bv = 0.0;
-        for (int64_t i = 0; i < n; i++) {
-            if (unique && cnt[i]) continue;
-            if (best < 0 || sd[i] < bv) { bv = sd[i]; best = i; }
-        }
-        if (best < 0) best = cd[t];
+        slot_sweep_all(&ks, Xt, n, d, Xd + old * d, m2, sd, row, cnt, unique, &best, nthreads);
+        if (best < 0) best = old;
         cd[t] = best;
         cnt[best]++;
-        add_rows_c(&ks, Xd, n, d, cd + t, &p2, 1, sd, nthreads);
+        if (best == old) {
+            for (int64_t i = 0; i < n; i++) sd[i] += p2 * row[i];
+        } else {
+            slot_sweep_all(&ks, Xt, n, d, Xd + best * d, p2, sd, row, cnt, unique, NULL, nthreads);
+        }
     }
     Py_END_ALLOW_THREADS
     free(cnt);
+    free(Xt);
+    free(row);
     Py_DECREF(X);
     Py_INCREF(Py_None);
     return Py_None;
