@@ -16,11 +16,15 @@ def reference_kt_split(X, kernel, m, delta, seed):
     """KT-SPLIT written plainly from the paper, dense kernel matrix, same random numbers.
 
     psi = sum_A k(y, .) - sum_B k(y, .) is kept as a coefficient vector over
-    the points; alpha = <-psi, k(x1, .) - k(x2, .)>.
+    the points; alpha = <-psi, k(x1, .) - k(x2, .)>. ``seed``: an int, or the
+    SeedSequence whose ``spawn(m)`` gives the rounds' random numbers.
     """
     n = X.shape[0]
     K = kernel(X.astype(np.float64))
-    level_seeds = np.random.SeedSequence(seed).spawn(3)[0].spawn(max(m, 1))
+    if isinstance(seed, np.random.SeedSequence):
+        level_seeds = seed.spawn(max(m, 1))
+    else:
+        level_seeds = np.random.SeedSequence(seed).spawn(3)[0].spawn(max(m, 1))
     coresets = [list(range(n))]
     for j in range(m):
         u_all = np.random.default_rng(level_seeds[j]).random(n)
@@ -354,6 +358,59 @@ def test_compress_output_size_and_coverage():
     assert idx.size == 128 and np.unique(idx).size == 128
     st = mmd(X, X[standard_thin(X, 128)], kk.Gaussian(2.0))
     assert mmd(X, X[idx], kk.Gaussian(2.0)) < st
+
+
+def reference_kt(X, size, kernel, delta, ss, unique):
+    """Kernel thinning of X (size * 2^m points) to ``size``: dense KT-SPLIT, then KT-SWAP."""
+    n = X.shape[0]
+    K = kernel(X)
+    m = int(round(math.log2(n / size)))
+    assert size * 2 ** m == n
+    s_split = ss.spawn(3)[0]
+    mu = K.mean(axis=1)
+    cands = reference_kt_split(X, kernel, m, delta, s_split) + [((np.arange(size) + 1) * n) // size - 1]
+    scores = np.array([K[np.ix_(c, c)].mean() - 2 * mu[c].mean() for c in cands])
+    # the two halves of a halving tie exactly: the first candidate within rounding wins
+    first = int(np.flatnonzero(scores <= scores.min() + 1e-12 * np.abs(scores).max())[0])
+    return reference_refine(K, cands[first], mu, unique=unique)
+
+
+def reference_compresspp(X, size, kernel, g, delta, seed):
+    """Compress++ written out directly (4 bins, leaves of 4^g size^2 / n points, every halving
+    a dense KT to half size with distinct points, the 4 bin outputs thinned to ``size``), with
+    the random numbers drawn in kernelkit's order. Sizes are powers of 4 (no remainders)."""
+    n = X.shape[0]
+    leaf = 4 ** g * size * size // n
+    halvings = 0
+    b = n // 4
+    while b > leaf:
+        halvings = 4 * halvings + 1
+        b //= 4
+    delta_node = delta / 2 / (4 * halvings)
+
+    def rec(idx, ss):
+        if idx.size <= leaf:
+            return idx
+        kids = ss.spawn(5)
+        pool = np.concatenate([rec(part, kids[i]) for i, part in enumerate(np.split(idx, 4))])
+        return pool[reference_kt(X[pool], pool.size // 2, kernel, delta_node, kids[4], unique=True)]
+
+    _, s_compress, s_thin = np.random.SeedSequence(seed).spawn(3)
+    kids = s_compress.spawn(5)
+    pool = np.concatenate([rec(part, kids[i]) for i, part in enumerate(np.split(np.arange(n), 4))])
+    return pool[reference_kt(X[pool], size, kernel, delta / 2, s_thin, unique=False)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compresspp_matches_reference(threads):
+    X = np.random.default_rng(23).standard_normal((1024, 2))
+    k = kk.Gaussian(1.5)
+    expect = reference_compresspp(X, 32, k, 1, 0.5, 7)
+    with kk.options(threads=threads):
+        got = kernel_thin(X, 32, k, method="compress++", g=1, seed=7)
+    np.testing.assert_array_equal(got, expect)
+    with kk.options(**NUMPY):
+        np.testing.assert_array_equal(kernel_thin(X, 32, k, method="compress++", g=1, seed=7), expect)
 
 
 def test_herding_matches_reference():

@@ -55,7 +55,9 @@ def compress_indices(kernel, split_kernel, X, seq, leaf, delta, ss, swap=True, l
     parts without halving them (the bins of Compress++).
     """
     seq = np.asarray(seq, dtype=np.int64)
-    n_halvings = max(1, _count_halvings(seq.size, leaf))
+    # the halvings that run: without the last one, the top level is not halved
+    top = 0 if last_halving or seq.size <= leaf else 1
+    n_halvings = max(1, _count_halvings(seq.size, leaf) - top)
     delta_node = delta / n_halvings
 
     def rec(idx, node_ss):

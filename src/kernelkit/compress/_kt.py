@@ -10,8 +10,9 @@ the MMD of a coreset C (equal weights 1/s) satisfies
     MMD^2(C) = const + (1/s^2) sum_{c,c' in C} k(c, c') - (2/s) sum_{c in C} mu(c).
 
 KT-SWAP keeps the best candidate (the 2^m KT-SPLIT coresets and a standard
-thinning baseline), then replaces each coreset point in turn by the input
-point that lowers the MMD most (greedy refinement).
+thinning baseline; among candidates tied within rounding, the first), then
+replaces each coreset point in turn by the input point that lowers the MMD
+most (greedy refinement).
 
 Output size: ``m = floor(log2(n / size))`` rounds give candidates of
 ``floor(n / 2^m) >= size`` points (``< 2 size``). When a candidate is larger
@@ -109,14 +110,28 @@ def _rel_mmd2(kernel, X, C, mu, self_sum=None):
     return self_sum / C.size ** 2 - 2.0 * float(mu[C].mean())
 
 
+#: candidates whose scores differ by less than this (relative to the largest |score|) tie
+SCORE_TIE_RTOL = 1e-12
+
+
+def _first_best(scores):
+    """Index of the first candidate within rounding of the smallest score.
+
+    The two halves of one halving round have the same MMD to the input in exact
+    arithmetic; this makes the choice between such ties the first candidate (A)
+    instead of whatever the rounding of their sums decides.
+    """
+    tol = SCORE_TIE_RTOL * max(1e-300, float(np.max(np.abs(scores))))
+    return int(np.flatnonzero(scores <= scores.min() + tol)[0])
+
+
 def _swap(kernel, X, coresets, size, p, unique=False, mu=None, self_sums=None):
     n = X.shape[0]
     if mu is None:
         mu = _mean_embedding(kernel, X, np.full(n, 1.0 / n) if p is None else p)
     candidates = list(coresets) + [standard_thin_indices(n, size, None if p is None else p)]
     known = [None] * len(candidates) if self_sums is None else list(self_sums) + [None]
-    scores = [_rel_mmd2(kernel, X, C, mu, ss) for C, ss in zip(candidates, known)]
-    best = candidates[int(np.argmin(scores))]
+    best = candidates[_first_best(np.array([_rel_mmd2(kernel, X, C, mu, ss) for C, ss in zip(candidates, known)]))]
     if best.size > size:
         best = greedy_subset(kernel, X, best, size, mu[best])
     coreset = np.ascontiguousarray(best, dtype=np.int64).copy()
