@@ -377,8 +377,9 @@ def reference_kt(X, size, kernel, delta, ss, unique):
 
 def reference_compresspp(X, size, kernel, g, delta, seed):
     """Compress++ written out directly (4 bins, leaves of 4^g size^2 / n points, every halving
-    a dense KT to half size with distinct points, the 4 bin outputs thinned to ``size``), with
-    the random numbers drawn in kernelkit's order. Sizes are powers of 4 (no remainders)."""
+    a dense KT to half size with distinct points, then the coreset or its complement by a fair
+    coin; the 4 bin outputs thinned to ``size``), with the random numbers drawn in kernelkit's
+    order. Sizes are powers of 4 (no remainders)."""
     n = X.shape[0]
     leaf = 4 ** g * size * size // n
     halvings = 0
@@ -393,7 +394,11 @@ def reference_compresspp(X, size, kernel, g, delta, seed):
             return idx
         kids = ss.spawn(5)
         pool = np.concatenate([rec(part, kids[i]) for i, part in enumerate(np.split(idx, 4))])
-        return pool[reference_kt(X[pool], pool.size // 2, kernel, delta_node, kids[4], unique=True)]
+        kt_ss, coin_ss = kids[4].spawn(2)
+        chosen = reference_kt(X[pool], pool.size // 2, kernel, delta_node, kt_ss, unique=True)
+        if np.random.default_rng(coin_ss).random() < 0.5:
+            return pool[chosen]
+        return np.array([pool[i] for i in range(pool.size) if i not in chosen])  # the complement
 
     _, s_compress, s_thin = np.random.SeedSequence(seed).spawn(3)
     kids = s_compress.spawn(5)

@@ -15,7 +15,8 @@ Methods (``method=``)
 * ``"power"``: KT-SPLIT with ``k.power(alpha, d)``.
 * ``"kt+"``: KT-SPLIT with ``k + k.power(alpha, d)`` (each has sup-norm
   k(0) = 1 for radial kernels).
-* ``"compress++"``: Compress(g) with KT halving, then KT;
+* ``"compress++"``: Compress(g) with symmetrized KT halving (the halved
+  coreset or its complement, by a fair coin), then KT;
   ``O(4^g n log n)`` kernel evaluations.
 * ``"compress"``: the same with KT-SPLIT alone everywhere (no KT-SWAP).
 * ``"standard"``: every (n/size)-th point. ``"herding"``: kernel herding.
@@ -26,7 +27,8 @@ yields ``2^m`` candidates of ``floor`` or ``ceil(n / 2^m)`` points that
 partition the input, ``m = floor(log2(n / size))``; a candidate larger than
 ``size`` is cut to ``size`` by greedy MMD minimisation among its own points,
 then KT-SWAP refines it over all n points. Compress splits into four parts of
-sizes differing by one. Weighted inputs: KT-SPLIT and Compress run on a
+sizes differing by one, and a halving of an odd number L of points returns
+floor(L/2) or ceil(L/2) of them. Weighted inputs: KT-SPLIT and Compress run on a
 systematic resample of the indices (index i appears floor or ceil of n p_i
 times), KT-SWAP and the MMD use the exact weights.
 """

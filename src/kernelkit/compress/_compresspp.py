@@ -2,13 +2,17 @@ r"""Compress and Compress++ (Shetty, Dwivedi & Mackey, ICLR 2022).
 
 Compress(S): if ``|S| <= leaf`` return S; otherwise cut S into 4 consecutive
 parts (sizes differing by at most 1), compress each, concatenate the four
-outputs and halve the result. Halve is kernel thinning of the concatenation
-to half its size: one KT-SPLIT round (split kernel) and KT-SWAP with the
-target kernel against the concatenation, no point taken twice (as in
-goodpoints). With ``swap=False`` the halving is symmetrized KT-SPLIT alone
-(either child with probability 1/2). Each level doubles the output of the
-level below, so leaves of about ``leaf`` points give about ``sqrt(n * leaf)``
-output points.
+outputs and halve the result. Halve is symmetrized kernel thinning of the
+concatenation to half its size: one KT-SPLIT round (split kernel) and KT-SWAP
+with the target kernel against the concatenation, no point taken twice; then
+a fair coin returns either that coreset or its complement in the
+concatenation (as goodpoints does). The two have the same MMD to the
+concatenation (exactly so for even sizes), and the coin makes each halving
+unbiased, so the errors of the many halvings do not add up in one direction.
+With ``swap=False`` the halving is symmetrized KT-SPLIT alone (either child
+with probability 1/2). Each level doubles the output of the level below, so
+leaves of about ``leaf`` points give about ``sqrt(n * leaf)`` output points
+(an odd concatenation of L points gives floor(L/2) or ceil(L/2), by the coin).
 
 Compress++(g), as goodpoints' ``compresspp_kt`` with its default 4 bins:
 the input is cut into 4 bins, each is compressed with leaves of
@@ -68,13 +72,18 @@ def compress_indices(kernel, split_kernel, X, seq, leaf, delta, ss, swap=True, l
         return halve(np.concatenate(outs), kids[4])
 
     def halve(pool, node_ss):
+        split_ss, coin_ss = node_ss.spawn(2)
+        heads = np.random.default_rng(coin_ss).random() < 0.5
         if swap:
             local = run_kt(np.ascontiguousarray(X[pool]), pool.size // 2, kernel, split_kernel, delta_node,
-                           node_ss, unique=True)
-            return pool[local]
-        split_ss, coin_ss = node_ss.spawn(2)
+                           split_ss, unique=True)
+            if heads:
+                return pool[local]
+            rest = np.ones(pool.size, dtype=bool)
+            rest[local] = False
+            return pool[rest]
         A, B = split_sequence(split_kernel, X, pool, 1, delta_node, [split_ss])
-        return A if np.random.default_rng(coin_ss).random() < 0.5 else B
+        return A if heads else B
 
     if seq.size <= leaf:
         return seq
