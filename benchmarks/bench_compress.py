@@ -269,6 +269,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     ap.add_argument("--gp-large", action="store_true", help="time goodpoints KT at 2^16 too (minutes)")
     ap.add_argument("--sections", default="ABCD")
+    ap.add_argument("--c-seeds", type=int, default=7, help="seeds of section C (default 7)")
     ap.add_argument("--_memprobe", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._memprobe:
@@ -287,7 +288,7 @@ def main():
     if "B" in args.sections:
         section_b(2 ** 12 if q else 2 ** 16, args.gp_large, results)
     if "C" in args.sections:
-        section_c(2 ** 12 if q else 2 ** 16, list(range(1 if q else 7)), results)
+        section_c(2 ** 12 if q else 2 ** 16, list(range(1 if q else args.c_seeds)), results)
     if "D" in args.sections:
         section_d([(5_000, ["kt", "compress++"]), (20_000, ["compress++"])] if q else
                   [(50_000, ["kt", "compress++"]), (1_000_000, ["compress++"])], results)
