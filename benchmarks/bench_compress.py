@@ -8,8 +8,9 @@ unit covariance, equal weights) and N(0, I_10).
 Sections
   A. KT (target kernel, KT-SWAP) at n = 2^14, 5 seeds: MMD and time vs goodpoints.kt.thin(store_K=False).
   B. KT at n = 2^16 (goodpoints' time extrapolated from A by n^2 unless --gp-large).
-  C. Compress++ g = 4 at n = 2^16, 7 seeds (a 3-seed median of MMD moves by 10-20% between
-     seed sets): MMD (median and mean), time, peak memory (RSS of a fresh process) vs
+  C. Compress++ g = 4 at n = 2^16, 7 seeds (--c-seeds; a kk/gp ratio of 3-seed MMD medians
+     ranged 0.66-1.45 over disjoint seed triples): MMD (median and mean), time, peak memory
+     (RSS of a fresh process) vs
      goodpoints.compress.compresspp_kt.
   D. n = 50,000 (KT, Compress++) and n = 10^6 (Compress++) vs standard thinning.
 
