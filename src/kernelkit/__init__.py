@@ -8,9 +8,7 @@ methods (density estimation, compression, privacy...).
 are imported on first use.
 """
 
-from __future__ import annotations
-
-import importlib
+import importlib as _importlib
 
 from ._options import options, get_options
 from .kernels import (Kernel, Gaussian, Laplace, Matern, IMQ, RationalQuadratic, Linear, Polynomial,
@@ -37,7 +35,7 @@ __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", 
 
 def __getattr__(name):
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'kernelkit' has no attribute {name!r}")
