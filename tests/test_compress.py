@@ -106,12 +106,16 @@ def test_split_matches_reference(kernel, n, m, dtype):
         np.testing.assert_array_equal(b, c)
 
 
-def test_split_general_kernel_uses_numpy_path():
-    # Matern nu=0.8 is not compiled: the NumPy walk runs and matches the reference
-    X = np.random.default_rng(1).standard_normal((40, 2))
-    k = kk.Matern(0.8, 1.0)
-    for a, b in zip(kt_split(X, k, 2, seed=3), reference_kt_split(X, k, 2, 0.5, seed=3)):
-        np.testing.assert_array_equal(a, b)
+@pytest.mark.parametrize("n,memory", [(40, None), (701, None), (701, "64KB")])
+def test_split_general_kernel_uses_numpy_path(n, memory):
+    # Matern nu=0.8 and a product are not compiled: the NumPy walk runs and matches the reference;
+    # n = 701 spans several 128-pair blocks (odd: a leftover point), 64KB forces blocked engine sums
+    X = np.random.default_rng(1).standard_normal((n, 2))
+    for k in (kk.Matern(0.8, 1.0), kk.Gaussian(1.0) * kk.Laplace(2.0)):
+        with kk.options(memory=memory):
+            got = kt_split(X, k, 2, seed=3)
+        for a, b in zip(got, reference_kt_split(X, k, 2, 0.5, seed=3)):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.skipif(not compiled_available(), reason="compiled extension not built")

@@ -41,6 +41,7 @@ import numpy as np
 
 from ._kernelspec import _kt_ext, use_compiled
 from .._options import get_options
+from ..engine import kernel_sum
 
 __all__ = ["split_sequence", "log_multiplier"]
 
@@ -50,42 +51,66 @@ def log_multiplier(n, m, delta, j):
     return 2.0 * math.log(2.0 * n * max(m, 1) / delta) - 2.0 * j * math.log(2.0)
 
 
+#: pairs per block of the NumPy walk: their kernel values against the points placed before the
+#: block come from two engine sums, those within the block from one small dense block
+NUMPY_WALK_PAIRS = 128
+
+
 def _halve_numpy(kernel, X, seq, u, log_mult):
-    """Reference halving of one coreset (positions into ``seq`` order). Returns (A, B) index arrays."""
+    """NumPy halving of one coreset (positions into ``seq`` order). Returns (A, B) index arrays.
+
+    The walk is sequential in the pairs, but its kernel values are not: for a block of
+    ``NUMPY_WALK_PAIRS`` pairs, the sums over the points already in A and in B are two engine
+    kernel sums (any kernel, within the memory budget), and the values among the block's own
+    points one dense block; the pairs are then decided one by one from those. Used for kernels
+    the compiled walk does not cover, and with ``backend="numpy"``.
+    """
     L = seq.size
     npair, odd = divmod(L, 2)
-    A, B = [], []
+    A = np.empty(npair + 1, dtype=np.int64)
+    B = np.empty(npair + 1, dtype=np.int64)
+    na = 0
     sig2 = 0.0
-    for t in range(0, 2 * npair, 2):
-        i1, i2 = int(seq[t]), int(seq[t + 1])
-        P = X[[i1, i2]]
-        K2 = kernel._block(P, P).astype(np.float64)
-        k12 = float(K2[0, 1])
-        if A:
-            KA = kernel._block(P, X[A]).sum(axis=1, dtype=np.float64)
-            KB = kernel._block(P, X[B]).sum(axis=1, dtype=np.float64)
+    for p0 in range(0, npair, NUMPY_WALK_PAIRS):
+        p1 = min(npair, p0 + NUMPY_WALK_PAIRS)
+        pts = seq[2 * p0:2 * p1]
+        P = X[pts]
+        if na:
+            SA = np.asarray(kernel_sum(kernel, X[A[:na]], P), dtype=np.float64)
+            SB = np.asarray(kernel_sum(kernel, X[B[:na]], P), dtype=np.float64)
         else:
-            KA = KB = np.zeros(2)
-        bsq = max(float(K2[0, 0] + K2[1, 1]) - 2.0 * k12, 0.0)
-        thresh = max(math.sqrt(sig2 * bsq * log_mult), bsq)
-        if sig2 == 0.0:
-            sig2 = bsq
-        elif thresh != 0.0:
-            upd = 0.5 + (bsq / (2.0 * thresh) - 1.0) * sig2 / thresh
-            if upd > 0.0:
-                sig2 += 2.0 * bsq * upd
-        if thresh == 0.0:
-            thresh = 1.0
-        alpha = (KB[0] - KB[1]) - (KA[0] - KA[1])
-        if u[t] <= 0.5 * (1.0 - alpha / thresh):
-            A.append(i2)
-            B.append(i1)
-        else:
-            A.append(i1)
-            B.append(i2)
+            SA = np.zeros(pts.size)
+            SB = np.zeros(pts.size)
+        Kin = np.asarray(kernel._block(P, P), dtype=np.float64)
+        for q1 in range(0, pts.size, 2):
+            q2 = q1 + 1
+            k12 = float(Kin[q1, q2])
+            bsq = max(float(Kin[q1, q1] + Kin[q2, q2]) - 2.0 * k12, 0.0)
+            thresh = max(math.sqrt(sig2 * bsq * log_mult), bsq)
+            if sig2 == 0.0:
+                sig2 = bsq
+            elif thresh != 0.0:
+                upd = 0.5 + (bsq / (2.0 * thresh) - 1.0) * sig2 / thresh
+                if upd > 0.0:
+                    sig2 += 2.0 * bsq * upd
+            if thresh == 0.0:
+                thresh = 1.0
+            alpha = (float(SB[q1]) - float(SB[q2])) - (float(SA[q1]) - float(SA[q2]))
+            qa, qb = (q2, q1) if u[2 * p0 + q1] <= 0.5 * (1.0 - alpha / thresh) else (q1, q2)
+            A[na] = pts[qa]
+            B[na] = pts[qb]
+            na += 1
+            SA += Kin[:, qa]  # the block's later pairs see this pair's points
+            SB += Kin[:, qb]
+    nb = na
     if odd:
-        (A if u[L - 1] < 0.5 else B).append(int(seq[L - 1]))
-    return np.asarray(A, dtype=np.int64), np.asarray(B, dtype=np.int64)
+        if u[L - 1] < 0.5:
+            A[na] = seq[L - 1]
+            na += 1
+        else:
+            B[nb] = seq[L - 1]
+            nb += 1
+    return A[:na].copy(), B[:nb].copy()
 
 
 def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None, row_sums=False):
