@@ -39,8 +39,8 @@ import numpy as np
 
 import kernelkit as kk
 from kernelkit.compress import compiled_available, kernel_thin, standard_thin
+from _results import write_results  # benchmarks/_results.py (the script's folder is on sys.path)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 DATASETS = {"gauss2": 2, "mog8": 2, "gauss10": 10}
 
 
@@ -293,11 +293,7 @@ def main():
     if "D" in args.sections:
         section_d([(5_000, ["kt", "compress++"]), (20_000, ["compress++"])] if q else
                   [(50_000, ["kt", "compress++"]), (1_000_000, ["compress++"])], results)
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    out = os.path.join(HERE, "results", "compress_quick.json" if q else "compress.json")
-    with open(out, "w") as fh:
-        json.dump(results, fh, indent=1)
-    print(f"\nwrote {out}")
+    write_results("compress_quick" if q else "compress", results)
 
 
 if __name__ == "__main__":

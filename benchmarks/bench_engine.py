@@ -46,8 +46,8 @@ import scipy
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import kernelkit as kk
+from _results import write_results  # benchmarks/_results.py (the script's folder is on sys.path)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 BLOCK = 512
 SPEEDUP_TARGET = {3: 2.0, 64: 1.3}
 ERROR_TARGET = {"float32": 1e-5, "float64": 1e-12}
@@ -593,11 +593,7 @@ def main():
     results = dict(machine=machine, command=" ".join(sys.argv), quick=q, n=n, m=n, reps=args.reps,
                    seed=args.seed, peer_m=args.peer_m, engine=engine_rows, peers=peer_res, memory=mem,
                    targets=dict(speedup=SPEEDUP_TARGET, max_rel_err=ERROR_TARGET, memory_mb=MEMORY_TARGET_MB))
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    path = os.path.join(HERE, "results", "engine_quick.json" if q else "engine.json")
-    with open(path, "w") as fh:
-        json.dump(results, fh, indent=1)
-    print(f"\nwrote {path}")
+    write_results("engine_quick" if q else "engine", results)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import numbers
 
 import numpy as np
 
-from .._options import get_options
 from .._validation import check_int, check_points, check_positive
 from ..engine import kernel_sum
 from ._kernelspec import KernelRows, check_kernel

@@ -61,7 +61,12 @@ def exp_nonpositive(x):
     ------
     ValueError
         If any x is positive or NaN (outside the domain the engine needs).
+    RuntimeError
+        If the compiled extension is not built.
     """
+    if _ext is None:
+        raise RuntimeError("exp_nonpositive needs the compiled fused engine, which is not built here "
+                           "(kernelkit.engine.fused_available() is False).")
     x = np.ascontiguousarray(x)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
@@ -186,8 +191,10 @@ def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None):
 
 def kernel_topk(kernel, X, Y, k, opts, mode=None):
     # heaps: k values and indices per query of a block, per thread
-    X, Y, c, codes, params, gram, nb, jb, threads, prepack = _prepare(kernel, X, Y, opts, mode, 0, extra_per_query=16 * k)
-    if threads * jb * 16 * k > opts.memory:  # even 4-query blocks do not fit: the blocked path tiles over k
+    X, Y, c, codes, params, gram, nb, jb, threads, prepack = _prepare(kernel, X, Y, opts, mode, 0,
+                                                                      extra_per_query=16 * k)
+    # even the smallest (6-query) blocks do not fit: the blocked path tiles over k
+    if threads * jb * 16 * k > opts.memory:
         from . import _numpy
         return _numpy.kernel_topk(kernel, X, Y, k, opts)
     m = Y.shape[0]
