@@ -12,6 +12,7 @@ import contextvars
 import dataclasses
 import os
 import re
+from .exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["Options", "options", "get_options", "parse_memory"]
 
@@ -28,20 +29,20 @@ def parse_memory(value, name="memory"):
     powers of 1000, binary units (KiB, MiB, GiB) powers of 1024.
     """
     if isinstance(value, bool):
-        raise TypeError(f"The {name!r} option must be a number of bytes or a string such as '256MB'. Got {value!r}.")
+        raise InvalidTypeError(f"The {name!r} option must be a number of bytes or a string such as '256MB'. Got {value!r}.")
     if isinstance(value, (int, float)):
         nbytes = float(value)
     elif isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)
         if m is None or m.group(2).upper() not in _UNITS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"The {name!r} option must be a number of bytes or a string such as "
                 f"'256MB', '2GB' or '512MiB'. Got {value!r}.")
         nbytes = float(m.group(1)) * _UNITS[m.group(2).upper()]
     else:
-        raise TypeError(f"The {name!r} option must be a number of bytes or a string such as '256MB'. Got {value!r}.")
+        raise InvalidTypeError(f"The {name!r} option must be a number of bytes or a string such as '256MB'. Got {value!r}.")
     if not nbytes > 0 or nbytes != nbytes or nbytes == float("inf"):
-        raise ValueError(f"The {name!r} option must be a positive, finite size. Got {value!r}.")
+        raise InvalidValueError(f"The {name!r} option must be a positive, finite size. Got {value!r}.")
     return int(nbytes)
 
 
@@ -88,11 +89,11 @@ def _validated(base, memory=None, threads=None, backend=None, progress=None):
         changes["memory"] = parse_memory(memory)
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise ValueError(f"The 'threads' option must be an int >= 0 (0 = all cores). Got {threads!r}.")
+            raise InvalidValueError(f"The 'threads' option must be an int >= 0 (0 = all cores). Got {threads!r}.")
         changes["threads"] = threads
     if backend is not None:
         if backend not in BACKENDS:
-            raise ValueError(f"The 'backend' option must be one of {BACKENDS}. Got {backend!r}.")
+            raise InvalidValueError(f"The 'backend' option must be one of {BACKENDS}. Got {backend!r}.")
         changes["backend"] = backend
     if progress is not None:
         changes["progress"] = bool(progress)

@@ -25,6 +25,7 @@ from sklearn.utils.validation import validate_data
 from ._validation import check_int, check_points, check_weights, describe
 from .engine import kernel_logsumexp
 from .kernels import Kernel, make_kernel
+from .exceptions import InvalidTypeError, InvalidValueError, NotFittedError
 
 __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman"]
 
@@ -81,7 +82,7 @@ def _weights(sample_weight, n, owner):
         return np.ones(n)
     w = check_weights(sample_weight, n, "sample_weight", owner, nonnegative=True, allow_2d=False)
     if not w.sum() > 0:
-        raise ValueError(f"The 'sample_weight' parameter of {owner} must have a positive sum (not all weights zero). Got sum {w.sum()}.")
+        raise InvalidValueError(f"The 'sample_weight' parameter of {owner} must have a positive sum (not all weights zero). Got sum {w.sum()}.")
     return w
 
 
@@ -150,10 +151,10 @@ class KernelDensity(DensityMixin, BaseEstimator):
             k = make_kernel(self.kernel, bandwidth=1.0) if self.kernel.lower() not in ("linear", "polynomial") \
                 else make_kernel(self.kernel)
         else:
-            raise TypeError(f"The 'kernel' parameter of KernelDensity must be a kernel name or a Kernel object. "
+            raise InvalidTypeError(f"The 'kernel' parameter of KernelDensity must be a kernel name or a Kernel object. "
                             f"Got {describe(self.kernel)}.")
         if not k.is_positive:
-            raise ValueError(f"The 'kernel' parameter of KernelDensity must be a positive integrable kernel "
+            raise InvalidValueError(f"The 'kernel' parameter of KernelDensity must be a positive integrable kernel "
                              f"(radial kernels, their sums and positive scalings). Got {k!r}.")
         return k
 
@@ -163,7 +164,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
             return b
         if isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b) and b > 0:
             return float(b)
-        raise ValueError(f"The 'bandwidth' parameter of KernelDensity must be a float > 0 or one of "
+        raise InvalidValueError(f"The 'bandwidth' parameter of KernelDensity must be a float > 0 or one of "
                          f"{set(_RULES)}. Got {b!r}.")
 
     def fit(self, X, y=None, sample_weight=None):
@@ -186,10 +187,10 @@ class KernelDensity(DensityMixin, BaseEstimator):
         try:
             log_integral = kernel.log_integral(d)
         except NotImplementedError:
-            raise ValueError(f"The 'kernel' parameter of KernelDensity must be integrable over R^{d} "
+            raise InvalidValueError(f"The 'kernel' parameter of KernelDensity must be integrable over R^{d} "
                              f"(a density). Got {kernel!r}.") from None
         if not np.isfinite(log_integral):
-            raise ValueError(f"The 'kernel' parameter of KernelDensity must be integrable over R^{d}. "
+            raise InvalidValueError(f"The 'kernel' parameter of KernelDensity must be integrable over R^{d}. "
                              f"Got {kernel!r} (infinite integral).")
         self.kernel_ = kernel
         self.n_features_in_ = d
@@ -239,7 +240,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
                   and all(isinstance(v, numbers.Real) and v > 0 for v in self.cv_range)
                   and self.cv_range[0] < self.cv_range[1])
         if not rng_ok:
-            raise ValueError(f"The 'cv_range' parameter of KernelDensity must be two floats 0 < low < high. "
+            raise InvalidValueError(f"The 'cv_range' parameter of KernelDensity must be two floats 0 < low < high. "
                              f"Got {self.cv_range!r}.")
         hs = h0 * np.geomspace(self.cv_range[0], self.cv_range[1], grid)
         scores = np.array([self._loo_loglik(float(h)) for h in hs])
@@ -249,7 +250,6 @@ class KernelDensity(DensityMixin, BaseEstimator):
 
     def _check_fitted(self, what):
         if not hasattr(self, "bandwidth_"):
-            from sklearn.exceptions import NotFittedError
             raise NotFittedError(f"This KernelDensity instance is not fitted yet. Call 'fit' before '{what}'.")
 
     def score_samples(self, X):
@@ -288,6 +288,6 @@ class KernelDensity(DensityMixin, BaseEstimator):
         try:
             noise = self.kernel_.sample_density(n_samples, self.n_features_in_, rng)
         except NotImplementedError:
-            raise ValueError(f"KernelDensity.sample needs a kernel that can be sampled as a density. "
+            raise InvalidValueError(f"KernelDensity.sample needs a kernel that can be sampled as a density. "
                              f"Got {self.kernel_!r}.") from None
         return self._X[idx].astype(np.float64) + self.bandwidth_ * np.asarray(noise, dtype=np.float64)

@@ -37,6 +37,7 @@ import numbers
 import numpy as np
 
 from ._validation import check_pair, check_points, check_positive, check_int
+from .exceptions import InvalidTypeError, InvalidValueError, NotSupportedError
 
 __all__ = [
     "Kernel", "RadialKernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
@@ -123,7 +124,7 @@ class Kernel(metaclass=_FrozenAfterInit):
     def log_block(self, X, Y):
         """``log k(X[i], Y[j])`` for positive kernels (validated arrays)."""
         if not self.is_positive:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"log k is only defined for positive kernels; {self!r} can be zero or negative.")
         return np.log(self._block(X, Y))
 
@@ -168,7 +169,7 @@ class Kernel(metaclass=_FrozenAfterInit):
         return np.array([self._block(x[None], x[None])[0, 0] for x in X], dtype=X.dtype)
 
     def _not_supported(self, what):
-        return NotImplementedError(f"{what} is not available for {self!r}.")
+        return NotSupportedError(f"{what} is not available for {self!r}.")
 
     def spectral_sample(self, d, D, rng=None):
         raise self._not_supported("spectral_sample (no known spectral density)")
@@ -355,12 +356,12 @@ class Matern(RadialKernel):
         """
         alpha = check_positive(alpha, "alpha", f"{type(self).__name__}.power")
         if d is None:
-            raise ValueError(f"The 'd' parameter of {type(self).__name__}.power is required: "
+            raise InvalidValueError(f"The 'd' parameter of {type(self).__name__}.power is required: "
                              "the power of a Matern kernel depends on the dimension. Got None.")
         d = self._check_d(d, "power")
         nu_new = alpha * (self.nu + d / 2) - d / 2
         if nu_new <= 0:
-            raise ValueError(
+            raise InvalidValueError(
                 f"The 'alpha' parameter of {type(self).__name__}.power must be > d / (2 nu + d) = "
                 f"{d / (2 * self.nu + d):.4g} for d={d} (else the power kernel does not exist). Got {alpha}.")
         lam = self._lambda
@@ -443,7 +444,7 @@ class RationalQuadratic(RadialKernel):
         d = self._check_d(d, what)
         dof = 2 * self._exponent - d
         if dof <= 0:
-            raise ValueError(
+            raise InvalidValueError(
                 f"{self!r} is not integrable in d={d} dimensions (it needs exponent > d/2, "
                 f"got {self._exponent}); pick a larger exponent or another kernel.")
         return d, dof
@@ -477,7 +478,7 @@ class RationalQuadratic(RadialKernel):
             self._check_d(d, "power")
         if alpha == 1.0:
             return self
-        raise NotImplementedError(
+        raise NotSupportedError(
             f"{self!r}.power({alpha}): the {alpha}-power of an inverse multiquadric / rational quadratic "
             "kernel has no closed form (its Fourier transform is a Bessel-K function, whose fractional "
             "powers are not transforms of known kernels). Use the kernel itself (alpha=1, target KT) "
@@ -596,10 +597,10 @@ class SumKernel(Kernel):
         flat = []
         for k in kernels:
             if not isinstance(k, Kernel):
-                raise TypeError(f"The 'kernels' of SumKernel must be Kernel objects. Got {k!r}.")
+                raise InvalidTypeError(f"The 'kernels' of SumKernel must be Kernel objects. Got {k!r}.")
             flat.extend(k.kernels if isinstance(k, SumKernel) else [k])
         if not flat:
-            raise ValueError("SumKernel needs at least one kernel. Got none.")
+            raise InvalidValueError("SumKernel needs at least one kernel. Got none.")
         self.kernels = tuple(flat)
         self.is_positive = all(k.is_positive for k in flat)
 
@@ -644,7 +645,7 @@ class ScaledKernel(Kernel):
 
     def __init__(self, base, scale):
         if not isinstance(base, Kernel):
-            raise TypeError(f"The 'base' parameter of ScaledKernel must be a Kernel. Got {base!r}.")
+            raise InvalidTypeError(f"The 'base' parameter of ScaledKernel must be a Kernel. Got {base!r}.")
         self.scale = check_positive(scale, "scale", "ScaledKernel")
         self.base = base
         self.is_positive = base.is_positive
@@ -690,7 +691,7 @@ class ProductKernel(Kernel):
         flat = []
         for k in kernels:
             if not isinstance(k, Kernel):
-                raise TypeError(f"The 'kernels' of ProductKernel must be Kernel objects. Got {k!r}.")
+                raise InvalidTypeError(f"The 'kernels' of ProductKernel must be Kernel objects. Got {k!r}.")
             flat.extend(k.kernels if isinstance(k, ProductKernel) else [k])
         self.kernels = tuple(flat)
         self.is_positive = all(k.is_positive for k in flat)
@@ -747,10 +748,10 @@ def make_kernel(kernel, bandwidth=None, **params):
     """
     if isinstance(kernel, Kernel):
         if bandwidth is not None or params:
-            raise ValueError("Pass either a Kernel object or a kernel name with parameters, not both.")
+            raise InvalidValueError("Pass either a Kernel object or a kernel name with parameters, not both.")
         return kernel
     if not isinstance(kernel, str) or kernel.lower() not in KERNEL_NAMES:
-        raise ValueError(
+        raise InvalidValueError(
             f"The 'kernel' parameter must be a Kernel object or one of {sorted(KERNEL_NAMES)}. Got {kernel!r}.")
     factory = KERNEL_NAMES[kernel.lower()]
     if bandwidth is not None:
@@ -758,4 +759,4 @@ def make_kernel(kernel, bandwidth=None, **params):
     try:
         return factory(**params)
     except TypeError as exc:
-        raise TypeError(f"Bad parameters for kernel {kernel!r}: {exc}") from None
+        raise InvalidTypeError(f"Bad parameters for kernel {kernel!r}: {exc}") from None

@@ -2,8 +2,11 @@
 
 Each verb lives in its own module ``kernelkit.cli._<verb>`` with a
 ``register(subparsers)`` function that adds its parser and sets
-``run=function(args) -> int``. Errors in the user's input print one line and
-exit with status 2, without a traceback.
+``run=function(args) -> int``. Errors in the user's input (a
+:class:`kernelkit.exceptions.InputError`, a :class:`CLIError`, a missing or
+unreadable file) print one line and exit with status 2, without a traceback;
+any other exception is a bug and keeps its traceback. ``python -m kernelkit``
+runs the same command.
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ import importlib
 import sys
 
 from .. import __version__
+from ..exceptions import InputError
 
 #: verb modules, in the order ``kernelkit --help`` lists them
 VERB_MODULES = ["_demo", "_kde", "_thin", "_private"]
 
 
-class CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
+class CLIError(InputError):
+    """A user error found by the command line itself: printed as one line, exit status 2."""
+
+
+#: exceptions that mean "the user's input is wrong": one line, exit status 2
+USER_ERRORS = (InputError, FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError)
 
 
 def build_parser():
@@ -52,9 +60,8 @@ def main(argv=None):
         return 2
     try:
         return int(args.run(args) or 0)
-    except (CLIError, ValueError, TypeError, OSError, KeyError, NotImplementedError) as exc:
-        msg = str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}"
-        print(f"kernelkit {args.command}: error: {msg}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(f"kernelkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # pragma: no cover
         print("interrupted", file=sys.stderr)

@@ -12,6 +12,7 @@ import os
 import zipfile
 
 import numpy as np
+from ..exceptions import InvalidValueError
 
 
 def _split_key(path):
@@ -34,15 +35,15 @@ def read_points(path, name="DATA"):
         with np.load(file, allow_pickle=False) as z:
             keys = list(z.keys())
             if not keys:
-                raise ValueError(f"{name}: {file!r} holds no arrays")
+                raise InvalidValueError(f"{name}: {file!r} holds no arrays")
             if key is not None and key not in keys:
-                raise ValueError(f"{name}: {file!r} has no array {key!r}; it has {keys}")
+                raise InvalidValueError(f"{name}: {file!r} has no array {key!r}; it has {keys}")
             arr, cols = z[key or keys[0]], None
     elif low.endswith(".parquet"):
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise ValueError(f"{name}: reading Parquet needs pyarrow (pip install 'kernelkit[parquet]')") from None
+            raise InvalidValueError(f"{name}: reading Parquet needs pyarrow (pip install 'kernelkit[parquet]')") from None
         table = pq.read_table(file)
         cols = table.column_names
         arr = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(float) for c in cols])
@@ -54,7 +55,7 @@ def read_points(path, name="DATA"):
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D table of points, got an array of shape {arr.shape}")
+        raise InvalidValueError(f"{name}: expected a 2-D table of points, got an array of shape {arr.shape}")
     if arr.dtype != np.float32:
         arr = arr.astype(np.float64)
     return arr, cols
@@ -64,7 +65,7 @@ def _read_csv(file, name):
     with open(file, "r", encoding="utf-8") as fh:
         first = fh.readline()
     if not first.strip():
-        raise ValueError(f"{name}: {file!r} is empty")
+        raise InvalidValueError(f"{name}: {file!r} is empty")
     fields = [f.strip() for f in first.split(",")]
     try:
         [float(f) for f in fields]
@@ -74,9 +75,9 @@ def _read_csv(file, name):
     try:
         arr = np.loadtxt(file, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64)
     except ValueError as exc:
-        raise ValueError(f"{name}: {file!r} is not a numeric CSV table ({exc})") from None
+        raise InvalidValueError(f"{name}: {file!r} is not a numeric CSV table ({exc})") from None
     if arr.size == 0:
-        raise ValueError(f"{name}: {file!r} has a header but no rows")
+        raise InvalidValueError(f"{name}: {file!r} has a header but no rows")
     return arr, header
 
 
@@ -90,7 +91,7 @@ def read_posteriordb(file):
         with zipfile.ZipFile(file) as zf:
             inner = [n for n in zf.namelist() if not n.endswith("/")]
             if not inner:
-                raise ValueError(f"DATA: {file!r} is an empty zip archive")
+                raise InvalidValueError(f"DATA: {file!r} is an empty zip archive")
             with zf.open(inner[0]) as fh:
                 chains = json.load(fh)
     else:
@@ -99,7 +100,7 @@ def read_posteriordb(file):
     if isinstance(chains, dict):
         chains = [chains]
     if not isinstance(chains, list) or not chains or not isinstance(chains[0], dict):
-        raise ValueError(f"DATA: {file!r} is not in posteriordb's draw format (a list of chains, "
+        raise InvalidValueError(f"DATA: {file!r} is not in posteriordb's draw format (a list of chains, "
                          "each a dict parameter -> list of draws)")
     names = list(chains[0].keys())
     blocks = [np.column_stack([np.asarray(ch[p], dtype=float).ravel() for p in names]) for ch in chains]
@@ -120,7 +121,7 @@ def write_array(path, arr, columns=None):
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            raise ValueError("--out: writing Parquet needs pyarrow (pip install 'kernelkit[parquet]')") from None
+            raise InvalidValueError("--out: writing Parquet needs pyarrow (pip install 'kernelkit[parquet]')") from None
         a2 = arr.reshape(arr.shape[0], -1)
         cols = columns or [f"c{i}" for i in range(a2.shape[1])]
         pq.write_table(pa.table({c: a2[:, i] for i, c in enumerate(cols)}), path)

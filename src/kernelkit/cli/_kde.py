@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from ._io import read_points, write_array
+from ..exceptions import InvalidValueError
 
 
 def _bandwidth(text):
@@ -19,7 +20,7 @@ def _bandwidth(text):
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv. "
+        raise InvalidValueError(f"The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv. "
                          f"Got {text!r}.") from None
 
 
@@ -47,7 +48,7 @@ def run(args):
     if args.query is not None:
         Y, _ = read_points(args.query, "--query")
         if Y.shape[1] != X.shape[1]:
-            raise ValueError(f"--query: must have {X.shape[1]} columns like DATA. Got {Y.shape[1]}.")
+            raise InvalidValueError(f"--query: must have {X.shape[1]} columns like DATA. Got {Y.shape[1]}.")
     else:
         Y = X
     bw = _bandwidth(args.bandwidth)

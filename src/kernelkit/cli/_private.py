@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from ._io import read_points, write_array
+from ..exceptions import InvalidValueError
 
 DISTANCES = ("l1", "l2")
 
@@ -63,7 +64,7 @@ def _center(text, d):
     try:
         c = np.array([float(v) for v in text.split(",")])
     except ValueError:
-        raise ValueError(f"--center must be comma-separated numbers. Got {text!r}.") from None
+        raise InvalidValueError(f"--center must be comma-separated numbers. Got {text!r}.") from None
     if c.size == 1:
         c = np.full(d, c[0])
     return c
@@ -81,7 +82,7 @@ def run_build(args):
         what = f"{args.kernel.lower()} distance sums, {est.levels_} tree levels"
     else:
         if args.bandwidth is None:
-            raise ValueError("--bandwidth is required for kernels: it is a public choice and is never estimated "
+            raise InvalidValueError("--bandwidth is required for kernels: it is a public choice and is never estimated "
                              "from the private data. Got none.")
         est = PrivateKernelSum(args.kernel, bandwidth=args.bandwidth, epsilon=args.epsilon, delta=args.delta,
                                radius=args.radius, center=center, n_features=args.n_features, method=args.method,
@@ -103,7 +104,7 @@ def _load(path):
     meta, _ = load_state(path)
     cls = {"PrivateKernelSum": PrivateKernelSum, "PrivateDistanceSum": PrivateDistanceSum}.get(meta["kind"])
     if cls is None:
-        raise ValueError(f"SKETCH: {path!r} holds a {meta['kind']!r}, not a private-sum sketch.")
+        raise InvalidValueError(f"SKETCH: {path!r} holds a {meta['kind']!r}, not a private-sum sketch.")
     return cls.load(path)
 
 

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from ._io import read_points, write_array
+from ..exceptions import InvalidValueError
 
 
 def register(sub):
@@ -56,9 +57,9 @@ def run(args):
     n, d = X.shape
     size = int(np.sqrt(n)) if args.size is None else args.size
     if size < 1 or size > n:
-        raise ValueError(f"The '--size' option must be an int in [1, {n}] (the number of rows). Got {size}.")
+        raise InvalidValueError(f"The '--size' option must be an int in [1, {n}] (the number of rows). Got {size}.")
     if not np.isfinite(X).all():
-        raise ValueError(f"DATA: {args.data!r} contains NaN or infinite values")
+        raise InvalidValueError(f"DATA: {args.data!r} contains NaN or infinite values")
     Z = X.astype(np.float64) if args.no_standardize else _standardize(X.astype(np.float64))
     units = "data units" if args.no_standardize else "standardised units"
     if args.bandwidth is None:

@@ -47,6 +47,7 @@ from ._compresspp import compress_indices, compresspp_indices
 from ._kernelspec import check_kernel, compiled_available, split_kernel_for
 from ._kt import _check_delta, kt_split, kt_swap, run_kt, seed_sequence, standard_thin_indices
 from ._mmd import mmd, normalized_weights
+from ..exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp", "compress", "standard_thin",
            "kernel_herding", "mmd", "median_bandwidth", "compiled_available", "METHODS"]
@@ -103,11 +104,11 @@ def median_bandwidth(X, max_points=2000, seed=0):
 def _resolve_kernel(kernel, bandwidth, X, owner):
     if isinstance(kernel, Kernel):
         if bandwidth is not None:
-            raise ValueError(f"The 'bandwidth' parameter of {owner} must be None when 'kernel' is a Kernel "
+            raise InvalidValueError(f"The 'bandwidth' parameter of {owner} must be None when 'kernel' is a Kernel "
                              f"object (it carries its bandwidth). Got {bandwidth!r}.")
         return kernel
     if not isinstance(kernel, str):
-        raise TypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel or a kernel name such "
+        raise InvalidTypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel or a kernel name such "
                         f"as 'gaussian'. Got {kernel!r}.")
     if bandwidth is None:
         bandwidth = median_bandwidth(X)
@@ -116,7 +117,7 @@ def _resolve_kernel(kernel, bandwidth, X, owner):
     try:
         return make_kernel(kernel, bandwidth=bandwidth)
     except ValueError as exc:
-        raise ValueError(f"The 'kernel' parameter of {owner} must be a Kernel or a radial kernel name. "
+        raise InvalidValueError(f"The 'kernel' parameter of {owner} must be a Kernel or a radial kernel name. "
                          f"{exc}") from None
 
 
@@ -177,12 +178,12 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="kt", seed
     n, d = X.shape
     size = check_int(size, "size", owner, low=1, high=n)
     if method not in METHODS:
-        raise ValueError(f"The 'method' parameter of {owner} must be one of {set(METHODS)}. Got {method!r}.")
+        raise InvalidValueError(f"The 'method' parameter of {owner} must be one of {set(METHODS)}. Got {method!r}.")
     delta = _check_delta(delta, owner)
     g = check_int(g, "g", owner, low=0, high=20)
     alpha = check_positive(alpha, "alpha", owner)
     if alpha > 1:
-        raise ValueError(f"The 'alpha' parameter of {owner} must be a float in (0, 1]. Got {alpha!r}.")
+        raise InvalidValueError(f"The 'alpha' parameter of {owner} must be a float in (0, 1]. Got {alpha!r}.")
     kernel = _resolve_kernel(kernel, bandwidth, X, owner)
     p = None if weights is None else normalized_weights(weights, n, "weights", owner)
     ss = seed_sequence(seed, owner)

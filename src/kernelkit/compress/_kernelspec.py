@@ -14,6 +14,7 @@ from .._options import get_options
 from ..engine import kernel_block
 from ..engine._components import kernel_components
 from ..kernels import Kernel, SumKernel
+from ..exceptions import InvalidTypeError, InvalidValueError
 
 try:  # pragma: no cover - depends on the build
     from . import _kt_ext
@@ -62,13 +63,13 @@ def split_kernel_for(kernel, method, d, alpha=0.5):
     if method == "kt":
         return kernel
     if not kernel.is_radial:
-        raise ValueError(f"The 'method' parameter of kernel_thin is {method!r}, which needs a radial kernel "
+        raise InvalidValueError(f"The 'method' parameter of kernel_thin is {method!r}, which needs a radial kernel "
                          f"with a power kernel (Gaussian, Matern, Laplace...). Got kernel {kernel!r}.")
     a = 0.5 if method == "root" else alpha
     try:
         power = kernel.power(a, d)
     except NotImplementedError:
-        raise ValueError(f"The 'method' parameter of kernel_thin is {method!r} but {kernel!r} has no power "
+        raise InvalidValueError(f"The 'method' parameter of kernel_thin is {method!r} but {kernel!r} has no power "
                          "kernel in kernelkit; use method='kt'.") from None
     if method == "kt+":
         return SumKernel(kernel, power)
@@ -114,6 +115,6 @@ class KernelRows:
 
 def check_kernel(kernel, owner):
     if not isinstance(kernel, Kernel):
-        raise TypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel or a kernel name "
+        raise InvalidTypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel or a kernel name "
                         f"such as 'gaussian'. Got {kernel!r}.")
     return kernel

@@ -34,6 +34,7 @@ from ..engine import kernel_sum
 from ._kernelspec import KernelRows, check_kernel
 from ._mmd import normalized_weights
 from ._split import split_sequence
+from ..exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["kt_split", "kt_swap", "seed_sequence", "resample_sequence", "greedy_subset", "run_kt",
            "standard_thin_indices"]
@@ -47,7 +48,7 @@ def seed_sequence(seed, owner):
         return np.random.SeedSequence(int(seed.integers(2 ** 63)))
     if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
         return np.random.SeedSequence(None if seed is None else int(seed))
-    raise TypeError(f"The 'seed' parameter of {owner} must be None, an int >= 0, a numpy SeedSequence or "
+    raise InvalidTypeError(f"The 'seed' parameter of {owner} must be None, an int >= 0, a numpy SeedSequence or "
                     f"Generator. Got {seed!r}.")
 
 
@@ -232,11 +233,11 @@ def kt_swap(X, coresets, kernel, *, size=None, weights=None):
     for C in coresets:
         C = np.asarray(C)
         if C.ndim != 1 or C.size < 1 or not np.issubdtype(C.dtype, np.integer) or C.min() < 0 or C.max() >= n:
-            raise ValueError(f"The 'coresets' parameter of kt_swap must be a list of non-empty integer index "
+            raise InvalidValueError(f"The 'coresets' parameter of kt_swap must be a list of non-empty integer index "
                              f"arrays with values in [0, {n}). Got an element {C!r}.")
         cands.append(C.astype(np.int64))
     if not cands:
-        raise ValueError("The 'coresets' parameter of kt_swap must hold at least one coreset. Got none.")
+        raise InvalidValueError("The 'coresets' parameter of kt_swap must hold at least one coreset. Got none.")
     size = min(c.size for c in cands) if size is None else check_int(size, "size", "kt_swap", low=1,
                                                                    high=min(c.size for c in cands))
     p = None if weights is None else normalized_weights(weights, n, "weights", "kt_swap")
@@ -246,5 +247,5 @@ def kt_swap(X, coresets, kernel, *, size=None, weights=None):
 def _check_delta(delta, owner):
     delta = check_positive(delta, "delta", owner)
     if delta > 1:
-        raise ValueError(f"The 'delta' parameter of {owner} must be a float in (0, 1]. Got {delta!r}.")
+        raise InvalidValueError(f"The 'delta' parameter of {owner} must be a float in (0, 1]. Got {delta!r}.")
     return delta

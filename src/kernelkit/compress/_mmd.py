@@ -21,6 +21,7 @@ from .._validation import check_pair, check_weights
 from ..engine import kernel_sum
 from ..kernels import make_kernel
 from ._kernelspec import check_kernel
+from ..exceptions import InvalidValueError
 
 __all__ = ["mmd", "normalized_weights"]
 
@@ -32,7 +33,7 @@ def normalized_weights(weights, n, name, owner):
     w = check_weights(weights, n, name, owner, nonnegative=True, allow_2d=False)
     total = w.sum()
     if not total > 0:
-        raise ValueError(f"The {name!r} parameter of {owner} must have a positive sum. Got sum {total}.")
+        raise InvalidValueError(f"The {name!r} parameter of {owner} must have a positive sum. Got sum {total}.")
     return w / total
 
 

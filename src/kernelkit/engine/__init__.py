@@ -15,13 +15,14 @@ from .._options import get_options
 from .._validation import check_pair, check_weights, check_int
 from ..kernels import Kernel
 from . import _numpy
+from ..exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available"]
 
 
 def _check_kernel(kernel, owner):
     if not isinstance(kernel, Kernel):
-        raise TypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel object "
+        raise InvalidTypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel object "
                         f"(e.g. kernelkit.Gaussian(1.0)); use kernelkit.make_kernel for names. Got {kernel!r}.")
     return kernel
 
@@ -47,7 +48,7 @@ def _backend(opts, kernel, op):
     if opts.backend == "torch":
         from . import _torch
         if not _torch.supports(kernel, op):
-            raise ValueError(f"The 'backend' option is 'torch' but the torch backend does not support "
+            raise InvalidValueError(f"The 'backend' option is 'torch' but the torch backend does not support "
                              f"{kernel!r} (general-nu Matern); use backend='auto' or 'numpy'.")
         return _torch
     fused = _fused_backend()
@@ -55,7 +56,7 @@ def _backend(opts, kernel, op):
         return fused
     if opts.backend == "fused":
         reason = "is not built" if fused is None else f"does not support {op} with {kernel!r}"
-        raise ValueError(f"The 'backend' option is 'fused' but the fused backend {reason}; "
+        raise InvalidValueError(f"The 'backend' option is 'fused' but the fused backend {reason}; "
                          "use backend='auto' or 'numpy'.")
     return _numpy
 
@@ -123,7 +124,7 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
     """
     _check_kernel(kernel, "kernel_logsumexp")
     if not kernel.is_positive:
-        raise ValueError(f"The 'kernel' parameter of kernel_logsumexp must be a positive kernel "
+        raise InvalidValueError(f"The 'kernel' parameter of kernel_logsumexp must be a positive kernel "
                          f"(log k must exist). Got {kernel!r}.")
     X, Y = check_pair(X, Y, owner="kernel_logsumexp")
     LW = check_weights(log_weights, X.shape[0], "log_weights", "kernel_logsumexp", allow_neg_inf=True)
@@ -170,7 +171,7 @@ def kernel_block(kernel, X, Y=None, *, memory=None):
     opts = _opts(memory, None, None, None)
     need = 2 * X.shape[0] * Y.shape[0] * 8
     if need > opts.memory:
-        raise ValueError(
+        raise InvalidValueError(
             f"kernel_block of shape ({X.shape[0]}, {Y.shape[0]}) needs about {need / 1e6:.1f} MB, more than "
             f"the memory budget of {opts.memory / 1e6:.1f} MB; raise it with kernelkit.options(memory=...) "
             "or use kernel_sum / kernel_topk, which tile.")

@@ -28,6 +28,7 @@ import numpy as np
 
 from ._components import kernel_components
 from ._tiling import progress_bar
+from ..exceptions import InvalidValueError
 
 try:
     from . import _fused_ext as _ext
@@ -73,7 +74,7 @@ def exp_nonpositive(x):
     flat = x.reshape(-1)
     bad = ~(flat <= 0)
     if bad.any():
-        raise ValueError(f"The 'x' parameter of exp_nonpositive must be <= 0 (or -inf), without NaN. "
+        raise InvalidValueError(f"The 'x' parameter of exp_nonpositive must be <= 0 (or -inf), without NaN. "
                          f"Got {float(flat[bad][0])!r} at flat index {int(np.flatnonzero(bad)[0])}.")
     out = np.empty_like(flat)
     _ext.vexp(flat, out)
@@ -114,9 +115,9 @@ def _mode(codes, d, mode):
     if mode is None:
         mode = "gram" if has_dot or d > DIRECT_MAX_D else "direct"
     if mode not in ("direct", "gram"):
-        raise ValueError(f"The 'mode' of the fused backend must be 'direct' or 'gram'. Got {mode!r}.")
+        raise InvalidValueError(f"The 'mode' of the fused backend must be 'direct' or 'gram'. Got {mode!r}.")
     if mode == "direct" and has_dot:
-        raise ValueError("The fused backend needs mode='gram' for dot-product kernels (Linear, Polynomial).")
+        raise InvalidValueError("The fused backend needs mode='gram' for dot-product kernels (Linear, Polynomial).")
     return mode == "gram", (mode == "gram" and not has_dot)
 
 

@@ -13,13 +13,14 @@ import math
 import numpy as np
 
 from ._tiling import block_sizes, progress_bar
+from ..exceptions import InvalidValueError
 
 
 def _torch():
     try:
         import torch
     except ImportError:
-        raise ValueError("The 'backend' option 'torch' needs PyTorch: pip install 'kernelkit[torch]'.") from None
+        raise InvalidValueError("The 'backend' option 'torch' needs PyTorch: pip install 'kernelkit[torch]'.") from None
     return torch
 
 

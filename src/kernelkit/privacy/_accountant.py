@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from ..exceptions import BudgetExceededError, InvalidValueError
 
 __all__ = ["PrivacyAccountant", "BudgetExceededError", "check_epsilon", "check_delta", "NEIGHBOURING"]
 
@@ -11,15 +12,11 @@ __all__ = ["PrivacyAccountant", "BudgetExceededError", "check_epsilon", "check_d
 NEIGHBOURING = ("add-remove", "replace-one")
 
 
-class BudgetExceededError(ValueError):
-    """Raised when a release would spend more than the accountant's budget."""
-
-
 def check_epsilon(epsilon, owner):
     ok = isinstance(epsilon, numbers.Real) and not isinstance(epsilon, bool) and math.isfinite(epsilon) \
         and epsilon > 0
     if not ok:
-        raise ValueError(f"The 'epsilon' parameter of {owner} must be a finite float > 0. Got {epsilon!r}.")
+        raise InvalidValueError(f"The 'epsilon' parameter of {owner} must be a finite float > 0. Got {epsilon!r}.")
     return float(epsilon)
 
 
@@ -27,13 +24,13 @@ def check_delta(delta, owner):
     ok = isinstance(delta, numbers.Real) and not isinstance(delta, bool) and math.isfinite(delta) \
         and 0 <= delta < 1
     if not ok:
-        raise ValueError(f"The 'delta' parameter of {owner} must be a float in [0, 1). Got {delta!r}.")
+        raise InvalidValueError(f"The 'delta' parameter of {owner} must be a float in [0, 1). Got {delta!r}.")
     return float(delta)
 
 
 def check_neighbouring(value, owner):
     if value not in NEIGHBOURING:
-        raise ValueError(f"The 'neighbouring' parameter of {owner} must be one of {set(NEIGHBOURING)}. "
+        raise InvalidValueError(f"The 'neighbouring' parameter of {owner} must be one of {set(NEIGHBOURING)}. "
                          f"Got {value!r}.")
     return value
 

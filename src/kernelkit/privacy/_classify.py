@@ -7,6 +7,7 @@ import numpy as np
 from .._validation import check_points, check_positive
 from ._common import NotFittedError, check_domain, check_privacy_params, release_integer_sums
 from ._kernel_sum import PrivateKernelSum
+from ..exceptions import InvalidValueError
 
 __all__ = ["PrivateSimilarityClassifier"]
 
@@ -72,16 +73,16 @@ class PrivateSimilarityClassifier:
         epsilon, delta, neighbouring = check_privacy_params(self, owner)
         frac = check_positive(self.count_fraction, "count_fraction", owner)
         if not frac < 1:
-            raise ValueError(f"The 'count_fraction' parameter of {owner} must be in (0, 1). Got {frac!r}.")
+            raise InvalidValueError(f"The 'count_fraction' parameter of {owner} must be in (0, 1). Got {frac!r}.")
         X = check_points(X, "X", owner)
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise ValueError(f"The 'y' parameter of {owner} must be a 1-D array of {X.shape[0]} labels. "
+            raise InvalidValueError(f"The 'y' parameter of {owner} must be a 1-D array of {X.shape[0]} labels. "
                              f"Got shape {y.shape}.")
         classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
         unknown = ~np.isin(y, classes)
         if unknown.any():
-            raise ValueError(f"The 'y' parameter of {owner} has labels outside 'classes' {classes.tolist()}: "
+            raise InvalidValueError(f"The 'y' parameter of {owner} has labels outside 'classes' {classes.tolist()}: "
                              f"Got {y[unknown][0]!r}.")
         probe = PrivateKernelSum(self.kernel, epsilon=epsilon, radius=self.radius, center=self.center,
                                  bandwidth=self.bandwidth)

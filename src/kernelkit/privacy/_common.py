@@ -11,13 +11,10 @@ from .._options import get_options
 from .._validation import check_points, check_positive
 from . import _noise
 from ._accountant import PrivacyAccountant, check_delta, check_epsilon, check_neighbouring
+from ..exceptions import InvalidTypeError, InvalidValueError, NotFittedError
 
 __all__ = ["check_privacy_params", "check_domain", "clip_to_ball", "clip_to_box", "release_integer_sums",
            "row_blocks", "map_row_blocks", "save_state", "load_state", "NotFittedError"]
-
-
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a private structure is queried before ``fit``."""
 
 
 def check_privacy_params(est, owner):
@@ -27,14 +24,14 @@ def check_privacy_params(est, owner):
     neighbouring = check_neighbouring(est.neighbouring, owner)
     acc = est.accountant
     if acc is not None and not isinstance(acc, PrivacyAccountant):
-        raise TypeError(f"The 'accountant' parameter of {owner} must be a PrivacyAccountant or None. Got {acc!r}.")
+        raise InvalidTypeError(f"The 'accountant' parameter of {owner} must be a PrivacyAccountant or None. Got {acc!r}.")
     return epsilon, delta, neighbouring
 
 
 def check_domain(radius, center, d, owner):
     """The public input domain: the l2 ball of ``radius`` around ``center``."""
     if radius is None:
-        raise ValueError(
+        raise InvalidValueError(
             f"The 'radius' parameter of {owner} is required: the input domain must be declared by you "
             "(public knowledge, e.g. a known range of the features), never estimated from the private data. "
             "Got None.")
@@ -44,7 +41,7 @@ def check_domain(radius, center, d, owner):
     else:
         center = check_points(np.asarray(center, dtype=float).reshape(1, -1), "center", owner)[0]
         if center.shape[0] != d:
-            raise ValueError(f"The 'center' parameter of {owner} must have {d} coordinates (one per feature). "
+            raise InvalidValueError(f"The 'center' parameter of {owner} must have {d} coordinates (one per feature). "
                              f"Got {center.shape[0]}.")
     return radius, center.astype(np.float64)
 
@@ -115,7 +112,7 @@ def save_state(path, kind, arrays, meta):
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     for k, v in payload.items():
         if v.dtype == object:
-            raise TypeError(f"refusing to save object array {k!r}")
+            raise InvalidTypeError(f"refusing to save object array {k!r}")
     payload["__meta__"] = np.frombuffer(json.dumps({"kind": kind, **meta}).encode("utf-8"), dtype=np.uint8)
     np.savez(path, **payload)
 
@@ -124,9 +121,9 @@ def load_state(path, kind=None):
     """Read state written by :func:`save_state` (``allow_pickle=False``)."""
     with np.load(path, allow_pickle=False) as z:
         if "__meta__" not in z.files:
-            raise ValueError(f"{path!r} is not a kernelkit private sketch (no metadata).")
+            raise InvalidValueError(f"{path!r} is not a kernelkit private sketch (no metadata).")
         meta = json.loads(bytes(z["__meta__"]).decode("utf-8"))
         arrays = {k: z[k] for k in z.files if k != "__meta__"}
     if kind is not None and meta.get("kind") != kind:
-        raise ValueError(f"{path!r} holds a {meta.get('kind')!r}, not a {kind!r}.")
+        raise InvalidValueError(f"{path!r} holds a {meta.get('kind')!r}, not a {kind!r}.")
     return meta, arrays

@@ -54,6 +54,7 @@ from .._validation import check_int, check_points, check_positive
 from ._common import (NotFittedError, check_domain, check_privacy_params, clip_to_ball, clip_to_box, load_state,
                       map_row_blocks, release_integer_sums, save_state)
 from ._features import _orthonormal_rows
+from ..exceptions import InvalidValueError
 
 __all__ = ["PrivateDistanceSum"]
 
@@ -135,11 +136,11 @@ class PrivateDistanceSum:
         owner = type(self).__name__
         epsilon, delta, neighbouring = check_privacy_params(self, owner)
         if self.metric not in METRICS:
-            raise ValueError(f"The 'metric' parameter of {owner} must be one of {set(METRICS)}. Got {self.metric!r}.")
+            raise InvalidValueError(f"The 'metric' parameter of {owner} must be one of {set(METRICS)}. Got {self.metric!r}.")
         L = check_int(self.levels, "levels", owner, low=1, high=24)
         frac = check_positive(self.count_fraction, "count_fraction", owner)
         if not frac < 1:
-            raise ValueError(f"The 'count_fraction' parameter of {owner} must be in (0, 1). Got {frac!r}.")
+            raise InvalidValueError(f"The 'count_fraction' parameter of {owner} must be in (0, 1). Got {frac!r}.")
         X = check_points(X, "X", owner)
         d = X.shape[1]
         radius, center = check_domain(self.radius, self.center, d, owner)
@@ -233,7 +234,7 @@ class PrivateDistanceSum:
         owner = f"{type(self).__name__}.query"
         Y = check_points(Y, "Y", owner)
         if Y.shape[1] != self.n_features_in_:
-            raise ValueError(f"The 'Y' parameter of {owner} must have {self.n_features_in_} features, like the "
+            raise InvalidValueError(f"The 'Y' parameter of {owner} must have {self.n_features_in_} features, like the "
                              f"data given to fit. Got shape {Y.shape}.")
         L, R, h = self.levels_, self.radius_, self.cell_width_
         n_leaves = 2 ** L

@@ -44,6 +44,7 @@ import math
 import numpy as np
 
 from ..kernels import Gaussian, RadialKernel
+from ..exceptions import InvalidValueError
 
 __all__ = ["FourierMap", "make_feature_map", "METHODS"]
 
@@ -133,29 +134,29 @@ class FourierMap:
 def make_feature_map(kernel, method, d, n_features, reduced_dim, rng, owner):
     """Draw a public feature map with ``n_features`` cells for ``kernel`` in R^d."""
     if not isinstance(kernel, RadialKernel):
-        raise ValueError(f"The 'kernel' parameter of {owner} must be a radial kernel with a known spectral "
+        raise InvalidValueError(f"The 'kernel' parameter of {owner} must be a radial kernel with a known spectral "
                          f"density (Gaussian, Laplace, Matern, IMQ, rational quadratic). Got {kernel!r}.")
     is_gaussian = isinstance(kernel, Gaussian)
     if method == "auto":
         method = "orf" if kernel.is_radial else "rff"
     if method == "jl" and not is_gaussian:
-        raise ValueError(f"The 'method' parameter of {owner} may be 'jl' only with a Gaussian kernel "
+        raise InvalidValueError(f"The 'method' parameter of {owner} may be 'jl' only with a Gaussian kernel "
                          f"(it relies on Gaussian frequencies). Got {method!r} with {kernel!r}; use 'orf' or 'rff'.")
     if method == "orf" and not kernel.is_radial:
-        raise ValueError(f"The 'method' parameter of {owner} may be 'orf' only with a radial kernel (isotropic "
+        raise InvalidValueError(f"The 'method' parameter of {owner} may be 'orf' only with a radial kernel (isotropic "
                          f"spectral density). Got {method!r} with {kernel!r}; use 'rff'.")
     if method == "lsq-rff":
         n_freq = n_features
     else:
         if n_features % 2:
-            raise ValueError(f"The 'n_features' parameter of {owner} must be even for method {method!r} "
+            raise InvalidValueError(f"The 'n_features' parameter of {owner} must be even for method {method!r} "
                              f"(cos and sin cells per frequency). Got {n_features}.")
         n_freq = n_features // 2
     try:
         if method in ("rff", "lsq-rff", "orf"):
             omega = kernel.spectral_sample(d, n_freq, rng)
     except NotImplementedError:
-        raise ValueError(f"The 'kernel' parameter of {owner} must be shift-invariant with a known spectral "
+        raise InvalidValueError(f"The 'kernel' parameter of {owner} must be shift-invariant with a known spectral "
                          f"density (Gaussian, Laplace, Matern, IMQ, rational quadratic). Got {kernel!r}.") from None
     if method == "rff":
         return FourierMap("rff", omega)

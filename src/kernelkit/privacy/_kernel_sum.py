@@ -10,6 +10,7 @@ from . import _noise
 from ._common import (NotFittedError, check_domain, check_privacy_params, clip_to_ball, load_state,
                       map_row_blocks, release_integer_sums, save_state)
 from ._features import METHODS, FourierMap, make_feature_map
+from ..exceptions import InvalidValueError
 
 __all__ = ["PrivateKernelSum"]
 
@@ -140,7 +141,7 @@ class PrivateKernelSum:
         owner = type(self).__name__
         if isinstance(self.kernel, Kernel):
             if self.bandwidth is not None:
-                raise ValueError(f"The 'bandwidth' parameter of {owner} must be None when 'kernel' is a Kernel "
+                raise InvalidValueError(f"The 'bandwidth' parameter of {owner} must be None when 'kernel' is a Kernel "
                                  f"object (set the bandwidth on the kernel). Got {self.bandwidth!r}.")
             return self.kernel
         return make_kernel(self.kernel, bandwidth=self.bandwidth)
@@ -160,11 +161,11 @@ class PrivateKernelSum:
         auto_size = isinstance(self.n_features, str) and self.n_features == "auto"
         if not auto_size:
             if isinstance(self.n_features, str):
-                raise ValueError(f"The 'n_features' parameter of {owner} must be an int >= 1 or 'auto'. "
+                raise InvalidValueError(f"The 'n_features' parameter of {owner} must be an int >= 1 or 'auto'. "
                                  f"Got {self.n_features!r}.")
             n_features = check_int(self.n_features, "n_features", owner, low=1)
         if self.method not in METHODS:
-            raise ValueError(f"The 'method' parameter of {owner} must be one of {set(METHODS)}. Got {self.method!r}.")
+            raise InvalidValueError(f"The 'method' parameter of {owner} must be one of {set(METHODS)}. Got {self.method!r}.")
         X = check_points(X, "X", owner, min_rows=min_rows)
         d = X.shape[1]
         radius, center = check_domain(self.radius, self.center, d, owner)
@@ -283,11 +284,11 @@ class PrivateKernelSum:
         self._check_fitted()
         owner = f"{type(self).__name__}.query"
         if return_std not in (False, True, "noise", "total"):
-            raise ValueError(f"The 'return_std' parameter of {owner} must be one of {{False, True, 'noise', "
+            raise InvalidValueError(f"The 'return_std' parameter of {owner} must be one of {{False, True, 'noise', "
                              f"'total'}}. Got {return_std!r}.")
         Y = check_points(Y, "Y", owner)
         if Y.shape[1] != self.n_features_in_:
-            raise ValueError(f"The 'Y' parameter of {owner} must have {self.n_features_in_} features, like the "
+            raise InvalidValueError(f"The 'Y' parameter of {owner} must have {self.n_features_in_} features, like the "
                              f"data given to fit. Got shape {Y.shape}.")
         fmap = self.feature_map_
         nf = fmap.n_freq
