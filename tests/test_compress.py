@@ -532,3 +532,28 @@ def test_kernel_thin_is_split_then_swap():
     np.testing.assert_array_equal(kernel_thin(X, 32, k, seed=5), expect)
     with kk.options(**NUMPY):
         np.testing.assert_array_equal(kernel_thin(X, 32, k, seed=5), expect)
+
+
+# --- method="auto" ------------------------------------------------------------
+def test_auto_method_rule():
+    from kernelkit.compress import AUTO_KT_WORK, auto_method
+    assert auto_method(2 ** 14, 2)[0] == "kt"
+    method, rule = auto_method(10 ** 6, 2)  # KT would take minutes: 661 s measured
+    assert method == "compress++" and "compress++" in rule and "O(n^2 d)" in rule
+    n_edge = int((AUTO_KT_WORK / 12) ** 0.5)
+    assert auto_method(n_edge, 2)[0] == "kt" and auto_method(n_edge + 1, 2)[0] == "compress++"
+    assert auto_method(2 ** 15, 2)[0] == "kt" and auto_method(2 ** 15, 50)[0] == "compress++"
+
+
+def test_auto_runs_the_chosen_method(monkeypatch):
+    import kernelkit.compress as kc
+    X = np.random.default_rng(3).standard_normal((1024, 2))
+    k = kk.Gaussian(1.0)
+    r = kk.kernel_thin(X, 32, k, seed=5, return_result=True)
+    assert r.method == "kt" and r.rule.startswith("auto:")
+    np.testing.assert_array_equal(r.indices, kk.kernel_thin(X, 32, k, seed=5, method="kt"))
+    assert kk.kernel_thin(X, 32, k, seed=5, method="kt", return_result=True).rule == "requested"
+    monkeypatch.setattr(kc, "AUTO_KT_WORK", 1.0)  # force the large-n branch on small data
+    r = kk.kernel_thin(X, 32, k, seed=5, return_result=True)
+    assert r.method == "compress++" and "compress++" in r.rule
+    np.testing.assert_array_equal(r.indices, kk.kernel_thin(X, 32, k, seed=5, method="compress++"))

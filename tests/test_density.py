@@ -234,3 +234,31 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 @parametrize_with_checks([KernelDensity()])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+# --- cv at large n: evaluation points subsampled, sources all kept --------------
+def test_cv_max_eval_exact_below_and_estimate_above():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((3000, 2))
+    full = KernelDensity(bandwidth="cv", cv_grid=8, cv_max_eval=None).fit(X)
+    same = KernelDensity(bandwidth="cv", cv_grid=8, cv_max_eval=3000).fit(X)
+    np.testing.assert_array_equal(full.cv_scores_, same.cv_scores_)
+    assert full.cv_n_eval_ == same.cv_n_eval_ == 3000
+    sub = KernelDensity(bandwidth="cv", cv_grid=8, cv_max_eval=1000).fit(X)
+    assert sub.cv_n_eval_ == 1000
+    np.testing.assert_array_equal(sub.cv_bandwidths_, full.cv_bandwidths_)
+    # an unbiased estimate of the same mean: within a few standard errors of the full criterion
+    # (std of log p over points ~ 1 nat, so 1000 points give ~0.03; the finite-population factor shrinks it)
+    finite = np.isfinite(full.cv_scores_)
+    assert finite.sum() >= 3
+    np.testing.assert_array_equal(finite, np.isfinite(sub.cv_scores_))
+    assert np.max(np.abs(sub.cv_scores_[finite] - full.cv_scores_[finite])) < 0.1
+    # the chosen bandwidth is a neighbour on the grid at worst
+    i_full = int(np.argmax(full.cv_scores_))
+    i_sub = int(np.argmax(sub.cv_scores_))
+    assert abs(i_full - i_sub) <= 1
+
+
+def test_cv_max_eval_checked():
+    with pytest.raises(ValueError, match="'cv_max_eval' parameter of KernelDensity must be an int >= 1"):
+        KernelDensity(bandwidth="cv", cv_max_eval=0).fit(np.random.default_rng(0).standard_normal((50, 2)))

@@ -1,42 +1,75 @@
-"""``kernelkit demo``: every capability end to end on synthetic data.
+"""``kernelkit demo``: every capability end to end on built-in synthetic data.
 
-Each verb module contributes a step: a function ``demo_step(args)`` listed
-in ``STEPS`` (title, module, function). A step prints what it did, with the
-numbers it measured.
+Each step is a function ``demo_step(args)`` in a verb module, listed in
+``STEPS`` as (name, title, module, function). A step prints what it did,
+with the numbers it measured. The demo ends with a one-line summary per step
+(name, seconds, ok / FAILED) and exits with status 1 when any step failed;
+a failing step prints its traceback (it is a bug, or a missing dependency)
+and the others still run. ``kernelkit demo --list`` lists the steps,
+``kernelkit demo STEP [STEP ...]`` runs only those.
 """
 
 from __future__ import annotations
 
 import importlib
 import time
+import traceback
 
-#: (title, module, function); modules that are not built yet are skipped
+from ..exceptions import InvalidValueError
+
+#: (name, title, module, function), in the order the demo runs them
 STEPS = [
-    ("Kernel sums (engine)", "kernelkit.cli._demo_steps", "engine_step"),
-    ("Kernel density estimation", "kernelkit.cli._kde", "demo_step"),
-    ("Kernel thinning", "kernelkit.cli._thin", "demo_step"),
-    ("Private kernel sums", "kernelkit.cli._private", "demo_step"),
+    ("engine", "Kernel sums (engine)", "kernelkit.cli._demo_steps", "engine_step"),
+    ("kde", "Kernel density estimation", "kernelkit.cli._kde", "demo_step"),
+    ("thin", "Kernel thinning", "kernelkit.cli._thin", "demo_step"),
+    ("private", "Private kernel sums", "kernelkit.cli._private", "demo_step"),
 ]
 
 
 def register(sub):
     p = sub.add_parser("demo", help="run every capability on built-in synthetic data and report",
-                       description="Run kernelkit end to end on synthetic data and print what it did.")
+                       description="Run kernelkit end to end on synthetic data and print what it did, "
+                                   "then one summary line per step. Exit status 1 if a step failed.")
+    p.add_argument("steps", nargs="*", metavar="STEP",
+                   help="run only these steps (default: all; see --list)")
+    p.add_argument("--list", action="store_true", help="list the steps and exit")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quick", action="store_true", help="smaller sizes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
 
+def _selected(names):
+    known = [s[0] for s in STEPS]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidValueError(f"The 'STEP' argument of kernelkit demo must be among {', '.join(known)}. "
+                                f"Got {', '.join(unknown)}.")
+    return [s for s in STEPS if not names or s[0] in names]
+
+
 def run(args):
+    if args.list:
+        for name, title, _, _ in STEPS:
+            print(f"{name:<10s} {title}")
+        return 0
+    steps = _selected(args.steps)
     print("kernelkit demo: synthetic data, seed", args.seed)
-    for title, module, func in STEPS:
-        try:
-            fn = getattr(importlib.import_module(module), func)
-        except (ModuleNotFoundError, AttributeError):
-            continue
-        print(f"\n== {title} ==")
+    results = []
+    for name, title, module, func in steps:
+        print(f"\n== {title} ==", flush=True)
         t0 = time.perf_counter()
-        fn(args)
-        print(f"   ({time.perf_counter() - t0:.2f} s)")
-    return 0
+        try:
+            getattr(importlib.import_module(module), func)(args)
+            ok = True
+        except Exception:  # a step's failure is reported, and the others still run
+            traceback.print_exc()
+            ok = False
+        seconds = time.perf_counter() - t0
+        print(f"   ({seconds:.2f} s)")
+        results.append((name, seconds, ok))
+    total = sum(r[1] for r in results)
+    failed = [r[0] for r in results if not r[2]]
+    print("\nsummary: " + ", ".join(f"{n} {s:.1f} s {'ok' if ok else 'FAILED'}" for n, s, ok in results)
+          + f"; total {total:.1f} s" + (f"; {len(failed)} failed" if failed else ""))
+    return 1 if failed else 0

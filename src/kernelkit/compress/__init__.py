@@ -8,6 +8,10 @@ empirical measure is close to the input's in maximum mean discrepancy
 
 Methods (``method=``)
 
+* ``"auto"`` (default): ``"kt"`` while it takes seconds, ``"compress++"``
+  above: KT when ``n^2 (d + 10) <= AUTO_KT_WORK`` (1.5e10: n = 2^15 points
+  at d = 2, about a second on 2 cores), else Compress++. The method used is
+  ``ThinningResult.method`` and the rule applied ``ThinningResult.rule``.
 * ``"kt"``: kernel thinning with the target kernel (KT-SPLIT + KT-SWAP),
   ``O(n^2)`` kernel evaluations, memory ``O(n d)``.
 * ``"root"``: KT-SPLIT with the root kernel ``k.power(0.5, d)`` (Gaussian:
@@ -50,9 +54,26 @@ from ._mmd import mmd, normalized_weights
 from ..exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp", "compress", "standard_thin",
-           "kernel_herding", "mmd", "median_bandwidth", "compiled_available", "METHODS"]
+           "kernel_herding", "mmd", "median_bandwidth", "compiled_available", "METHODS", "AUTO_KT_WORK",
+           "auto_method"]
 
-METHODS = ("kt", "root", "power", "kt+", "compress++", "compress", "standard", "herding")
+METHODS = ("auto", "kt", "root", "power", "kt+", "compress++", "compress", "standard", "herding")
+
+#: ``method="auto"`` runs KT while ``n^2 (d + 10)`` is at most this (about a second on 2 cores), else Compress++
+AUTO_KT_WORK = 1.5e10
+
+
+def auto_method(n, d):
+    """``(method, rule)`` chosen by ``method="auto"`` for n points in d dimensions.
+
+    KT costs O(n^2 d) (measured here: about 1e-9 (1 + d / 10) s per pair of points on 2 cores);
+    Compress++ O(4^g n log n). KT is used while ``n^2 (d + 10) <= AUTO_KT_WORK``.
+    """
+    work = float(n) ** 2 * (d + 10)
+    if work <= AUTO_KT_WORK:
+        return "kt", f"auto: n^2 (d + 10) = {work:.3g} <= {AUTO_KT_WORK:.3g}, so kt (O(n^2 d))"
+    return "compress++", (f"auto: n^2 (d + 10) = {work:.3g} > {AUTO_KT_WORK:.3g}, so compress++ "
+                          "(O(4^g n log n); kt would be O(n^2 d))")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +87,7 @@ class ThinningResult:
     points : array (size, d)
         ``X[indices]``.
     method : str
+        The method that ran (never "auto": the one "auto" chose).
     kernel : Kernel
         Target kernel (MMD is measured with it).
     split_kernel : Kernel or None
@@ -74,6 +96,8 @@ class ThinningResult:
         MMD_k between the coreset and the (weighted) input, when ``with_mmd``.
     seconds : float
         Wall time of the thinning (without the MMD).
+    rule : str
+        Why this method ran: "requested" or the rule of ``method="auto"``.
     """
 
     indices: np.ndarray
@@ -83,6 +107,7 @@ class ThinningResult:
     split_kernel: object
     mmd: object
     seconds: float
+    rule: str = "requested"
 
 
 def median_bandwidth(X, max_points=2000, seed=0):
@@ -121,7 +146,7 @@ def _resolve_kernel(kernel, bandwidth, X, owner):
                          f"{exc}") from None
 
 
-def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="kt", seed=None, delta=0.5, g=4,
+def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", seed=None, delta=0.5, g=4,
                 alpha=0.5, weights=None, return_result=False, with_mmd=False):
     r"""Compress X to ``size`` points that keep its distribution (small MMD).
 
@@ -140,8 +165,10 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="kt", seed
     bandwidth : float > 0, optional
         Bandwidth for a kernel given by name (units of the data).
     method : str
-        One of ``METHODS``: 'kt' (default), 'root', 'power', 'kt+',
-        'compress++', 'compress', 'standard', 'herding'.
+        One of ``METHODS``: 'auto' (default: 'kt' while
+        ``n^2 (d + 10) <= AUTO_KT_WORK = 1.5e10``, about a second on 2
+        cores, else 'compress++'; see :func:`auto_method`), 'kt', 'root',
+        'power', 'kt+', 'compress++', 'compress', 'standard', 'herding'.
     seed : None, int >= 0, SeedSequence or Generator
         All randomness flows from ``numpy.random.SeedSequence(seed).spawn``.
     delta : float in (0, 1]
@@ -184,6 +211,9 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="kt", seed
     alpha = check_positive(alpha, "alpha", owner)
     if alpha > 1:
         raise InvalidValueError(f"The 'alpha' parameter of {owner} must be a float in (0, 1]. Got {alpha!r}.")
+    rule = "requested"
+    if method == "auto":
+        method, rule = auto_method(n, d)
     kernel = _resolve_kernel(kernel, bandwidth, X, owner)
     p = None if weights is None else normalized_weights(weights, n, "weights", owner)
     ss = seed_sequence(seed, owner)
@@ -206,7 +236,7 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="kt", seed
     if not (return_result or with_mmd):
         return idx
     value = mmd(X64, X64[idx], kernel, weights_x=p) if with_mmd else None
-    return ThinningResult(idx, X[idx], method, kernel, split_kernel, value, seconds)
+    return ThinningResult(idx, X[idx], method, kernel, split_kernel, value, seconds, rule)
 
 
 def compresspp(X, size, kernel, *, g=4, delta=0.5, seed=None, weights=None):

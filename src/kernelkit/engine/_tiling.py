@@ -34,9 +34,19 @@ class _NoBar:
         pass
 
 
+#: a bar appears only once the work has lasted this long (seconds)
+PROGRESS_DELAY = 1.0
+
+
 @contextlib.contextmanager
 def progress_bar(total, enabled, desc):
-    """A tqdm bar when ``enabled`` (and tqdm is installed), else a no-op."""
+    """A tqdm bar when ``enabled``, else a no-op.
+
+    The bar is drawn only when the work lasts longer than ``PROGRESS_DELAY``
+    seconds (tqdm's ``delay``), so calls that take milliseconds print
+    nothing, and it is erased when the work ends (``leave=False``), also
+    when it ends in an error.
+    """
     if not enabled:
         yield _NoBar()
         return
@@ -45,5 +55,5 @@ def progress_bar(total, enabled, desc):
     except ImportError:  # pragma: no cover - tqdm is a core dependency
         yield _NoBar()
         return
-    with tqdm(total=total, desc=desc, unit="query", leave=False) as bar:
+    with tqdm(total=total, desc=desc, unit="query", leave=False, delay=PROGRESS_DELAY) as bar:
         yield bar
