@@ -81,3 +81,49 @@ def test_demo_step(capsys):
     demo_step(argparse.Namespace(seed=0, quick=True))
     text = capsys.readouterr().out
     assert "cv bandwidth" in text and "held-out" in text and "gaussian_kde" in text
+
+
+def _one_line_error(capsys, verb="kde"):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"kernelkit {verb}: error:")
+    return err
+
+
+def test_kde_label_column_ignored_and_columns_shared_with_query(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    X, Q = rng.standard_normal((80, 3)), rng.standard_normal((6, 3))
+    data = tmp_path / "x.csv"
+    data.write_text("a;b;c;species\n" + "".join(f"{a:.17g};{b:.17g};{c:.17g};sp{i % 3}\n"
+                                                  for i, (a, b, c) in enumerate(X)))
+    query = tmp_path / "q.csv"  # other column order and another label column: selected by name
+    query.write_text("id\tc\ta\tb\n" + "".join(f"q{i}\t{c:.17g}\t{a:.17g}\t{b:.17g}\n"
+                                                for i, (a, b, c) in enumerate(Q)))
+    out = tmp_path / "logp.npy"
+    assert main(["kde", str(data), "--query", str(query), "--columns", "a,c", "--bandwidth", "0.7",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "80 points x 2 columns" in text
+    assert "DATA: ignored non-numeric columns" not in text  # --columns given: nothing is "ignored"
+    ref = KernelDensity(bandwidth=0.7).fit(X[:, [0, 2]]).score_samples(Q[:, [0, 2]])
+    np.testing.assert_allclose(np.load(out).ravel(), ref, rtol=1e-14)
+    assert main(["kde", str(data), "--bandwidth", "0.7", "--out", str(out)]) == 0
+    assert "DATA: ignored non-numeric columns: species" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(out).ravel(), KernelDensity(bandwidth=0.7).fit(X).score_samples(X),
+                               rtol=1e-14)
+
+
+def test_kde_bad_columns_message(tmp_path, capsys):
+    data = _write(tmp_path, "x.csv", np.ones((4, 2)), "a,b")
+    assert main(["kde", str(data), "--columns", "a,z"]) == 2
+    err = _one_line_error(capsys)
+    assert "'--columns'" in err and "names a, b or 0-based indices 0 to 1" in err and "Got 'z'" in err
+
+
+def test_kde_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
+    data = _write(tmp_path, "x.csv", np.random.default_rng(4).standard_normal((30, 2)), "a,b")
+    out, png = tmp_path / "logp.csv", tmp_path / "p.png"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["kde", str(data), "--out", str(out), "--plot", str(png)]) == 2
+    err = _one_line_error(capsys)
+    assert err.endswith("--plot needs matplotlib: pip install 'kernelkit[plot]'")
+    assert not out.exists() and not png.exists()

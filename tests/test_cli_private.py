@@ -80,3 +80,51 @@ def test_demo_step_runs(capsys):
     demo_step(SimpleNamespace(seed=0, quick=True, quiet=True))
     out = capsys.readouterr().out
     assert "mean relative error" in out and "epsilon=1" in out
+
+
+def _labelled_csv(path, X, sep=","):
+    names = [f"f{j}" for j in range(X.shape[1])]
+    path.write_text(sep.join(["label"] + names) + "\n"
+                    + "".join(sep.join([f"p{i}"] + [f"{v:.17g}" for v in row]) + "\n" for i, row in enumerate(X)))
+
+
+def test_build_and_query_with_columns(files, capsys):
+    tmp, X, Y = files
+    _labelled_csv(tmp / "x.csv", X, sep=";")
+    _labelled_csv(tmp / "y.csv", Y)
+    sketch = tmp / "s.npz"
+    assert main(["private-sum", "build", str(tmp / "x.csv"), "--epsilon", "1", "--kernel", "l2", "--radius", "5",
+                 "--out", str(sketch)]) == 0
+    text = capsys.readouterr().out
+    assert "ignored non-numeric columns of DATA: label" in text and "3,000 records x 3 features" in text
+    assert main(["private-sum", "build", str(tmp / "x.csv"), "--columns", "f2,f0", "--epsilon", "1",
+                 "--bandwidth", "1.5", "--radius", "6", "--seed", "0", "--out", str(sketch)]) == 0
+    text = capsys.readouterr().out
+    assert "ignored" not in text and "3,000 records x 2 features" in text
+    out = tmp / "answers.csv"
+    assert main(["private-sum", "query", str(sketch), str(tmp / "y.csv"), "--columns", "3,1",
+                 "--out", str(out)]) == 0
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    exact = kk.kernel_sum(kk.Gaussian(1.5), X[:, [2, 0]], Y[:, [2, 0]])
+    assert np.median(np.abs(table[:, 0] - exact) / exact) < 0.05
+
+
+@pytest.mark.parametrize("verb", ["build", "query"])
+def test_bad_columns_message(files, capsys, verb):
+    tmp, X, Y = files
+    _labelled_csv(tmp / "y.csv", Y)
+    if verb == "build":
+        argv = ["build", str(tmp / "y.csv"), "--columns", "f9", "--epsilon", "1", "--kernel", "l1",
+                "--radius", "3", "--out", str(tmp / "s.npz")]
+        what = "DATA"
+    else:
+        assert main(["private-sum", "build", str(tmp / "x.npy"), "--epsilon", "1", "--kernel", "l1",
+                     "--radius", "3", "--out", str(tmp / "s.npz")]) == 0
+        capsys.readouterr()
+        argv = ["query", str(tmp / "s.npz"), str(tmp / "y.csv"), "--columns", "f9"]
+        what = "QUERIES"
+    assert main(["private-sum", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"The '--columns' option must name columns of {what}" in err
+    assert "names label, f0, f1, f2 or 0-based indices 0 to 3. Got 'f9'." in err

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ._io import read_points, write_array
+from ._io import read_points, require_matplotlib, write_array
 from ..exceptions import InvalidValueError
 
 
@@ -31,6 +31,9 @@ def register(sub):
                                    "log domain in any dimension.")
     p.add_argument("data", metavar="DATA", help="points: CSV, .npy, .npz, .parquet or posteriordb draws")
     p.add_argument("--query", default=None, help="query points (same columns as DATA); default DATA")
+    p.add_argument("--columns", default=None, metavar="COLS",
+                   help="columns of DATA and --query to use: comma-separated names or 0-based indices "
+                        "(default: every numeric column; text columns such as labels are ignored)")
     p.add_argument("--bandwidth", default="scott",
                    help="bandwidth in data units, or scott, silverman, cv (default scott)")
     p.add_argument("--kernel", default="gaussian",
@@ -44,15 +47,21 @@ def register(sub):
 
 def run(args):
     from ..density import KernelDensity
-    X, cols = read_points(args.data)
+    if args.plot:
+        require_matplotlib()
+    say = (lambda *a: None) if args.quiet else print
+    X, cols, ignored = read_points(args.data, columns=args.columns)
+    if ignored:
+        say(f"kernelkit kde: DATA: ignored non-numeric columns: {', '.join(ignored)}")
     if args.query is not None:
-        Y, _ = read_points(args.query, "--query")
+        Y, _, q_ignored = read_points(args.query, "--query", columns=args.columns)
+        if q_ignored:
+            say(f"kernelkit kde: --query: ignored non-numeric columns: {', '.join(q_ignored)}")
         if Y.shape[1] != X.shape[1]:
             raise InvalidValueError(f"--query: must have {X.shape[1]} columns like DATA. Got {Y.shape[1]}.")
     else:
         Y = X
     bw = _bandwidth(args.bandwidth)
-    say = (lambda *a: None) if args.quiet else print
     kde = KernelDensity(kernel=args.kernel, bandwidth=bw, progress=not args.quiet)
     t0 = time.perf_counter()
     kde.fit(X)

@@ -11,7 +11,10 @@ import time
 
 import numpy as np
 
-from ._io import read_points, write_array
+from ._io import read_points, require_matplotlib, resolve_columns, write_array
+
+#: columns the --plot corner plot shows without --plot-dims
+PLOT_DIMS = 4
 from ..exceptions import InvalidValueError
 
 
@@ -23,9 +26,13 @@ def register(sub):
                                    "standard thinning (every k-th row).")
     p.add_argument("data", metavar="DATA", help="points: CSV, .npy, .npz, .parquet or posteriordb draws "
                                                 "(.json / .json.zip, chains stacked)")
+    p.add_argument("--columns", default=None, metavar="COLS",
+                   help="columns of DATA to thin on: comma-separated names or 0-based indices (default: every "
+                        "numeric column; text columns such as labels are ignored)")
     p.add_argument("--size", type=int, default=None, help="coreset size (default: sqrt(n), rounded down)")
-    p.add_argument("--method", default="kt", choices=METHODS, help="algorithm (default kt = kernel thinning "
-                                                                    "with KT-SWAP)")
+    p.add_argument("--method", default="auto", choices=METHODS,
+                   help="algorithm (default auto: kt = kernel thinning with KT-SWAP while n^2 (d + 10) <= 1.5e10, "
+                        "about a second, else compress++; the report says which ran and why)")
     p.add_argument("--kernel", default="gaussian", help="kernel name: gaussian, laplace, matern32, matern52, "
                                                         "imq, ... (default gaussian)")
     p.add_argument("--bandwidth", type=float, default=None,
@@ -37,8 +44,12 @@ def register(sub):
     p.add_argument("--no-mmd", action="store_true", help="skip the MMD report (it costs n^2 kernel evaluations)")
     p.add_argument("--out", required=True, help="output coreset rows (CSV, .npy, .npz, .parquet)")
     p.add_argument("--indices-out", default=None, help="also write the selected row numbers (0-based)")
-    p.add_argument("--plot", default=None, metavar="PNG", help="scatter plot of the data and the coreset "
-                                                               "(first two columns)")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="plot of the data (grey) and the coreset (red): histogram for one column, scatter for "
+                        f"two, else a corner plot of the first {PLOT_DIMS} columns")
+    p.add_argument("--plot-dims", default=None, metavar="COLS",
+                   help="columns to plot: comma-separated names or 0-based indices of the columns used "
+                        "(after --columns)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(run=run)
 
@@ -53,8 +64,19 @@ def _standardize(X):
 def run(args):
     from ..compress import kernel_thin, median_bandwidth, mmd, standard_thin
     from ..kernels import make_kernel
-    X, cols = read_points(args.data)
+    if args.plot:
+        require_matplotlib()
+    elif args.plot_dims is not None:
+        raise InvalidValueError(f"The '--plot-dims' option needs --plot PNG. Got --plot-dims {args.plot_dims!r} "
+                                "without --plot.")
+    say = (lambda *a: None) if args.quiet else print
+    X, cols, ignored = read_points(args.data, columns=args.columns)
     n, d = X.shape
+    dims = None
+    if args.plot:
+        what = f"DATA ({args.data!r}{', after --columns' if args.columns else ''})"
+        dims = (list(range(min(d, PLOT_DIMS))) if args.plot_dims is None
+                else resolve_columns(args.plot_dims, cols, d, what, option="--plot-dims"))
     size = int(np.sqrt(n)) if args.size is None else args.size
     if size < 1 or size > n:
         raise InvalidValueError(f"The '--size' option must be an int in [1, {n}] (the number of rows). Got {size}.")
@@ -69,13 +91,17 @@ def run(args):
         bw = args.bandwidth
         how = "--bandwidth"
     kernel = make_kernel(args.kernel, bandwidth=bw)
-    say = (lambda *a: None) if args.quiet else print
     say(f"kernelkit thin: {n:,} points x {d} columns from {args.data}")
+    if ignored:
+        say(f"   ignored non-numeric columns: {', '.join(ignored)}")
     say(f"   kernel {kernel!r} (bandwidth {bw:.4g} in {units}, {how})")
     t0 = time.perf_counter()
-    idx = kernel_thin(Z, size, kernel, method=args.method, seed=args.seed, delta=args.delta, g=args.g)
+    result = kernel_thin(Z, size, kernel, method=args.method, seed=args.seed, delta=args.delta, g=args.g,
+                         return_result=True)
+    idx, method = result.indices, result.method
     seconds = time.perf_counter() - t0
-    say(f"   {args.method}: {size:,} points in {seconds:.2f} s")
+    say(f"   {method}: {size:,} points in {seconds:.2f} s"
+        + (f" ({result.rule})" if result.rule != "requested" else ""))
     write_array(args.out, X[idx], cols)
     if args.indices_out:
         write_array(args.indices_out, idx.reshape(-1, 1), ["index"])
@@ -83,33 +109,70 @@ def run(args):
         m_kt = mmd(Z, Z[idx], kernel)
         m_st = mmd(Z, Z[standard_thin(Z, size)], kernel)
         ratio = m_st / m_kt if m_kt > 0 else float("inf")
-        say(f"   MMD to all {n:,} points: {args.method} {m_kt:.4g}, standard thinning {m_st:.4g} "
-            f"({ratio:.1f}x lower with {args.method})")
+        say(f"   MMD to all {n:,} points: {method} {m_kt:.4g}, standard thinning {m_st:.4g} "
+            f"({ratio:.1f}x lower with {method})")
     say(f"   wrote {args.out}")
     if args.plot:
-        _plot(args.plot, X, idx, cols, args.method)
-        say(f"   wrote {args.plot}")
+        _plot(args.plot, X, idx, cols, method, dims)
+        shown = ", ".join(cols[j] if cols else f"column {j}" for j in dims)
+        say(f"   wrote {args.plot} ({shown}{'' if len(dims) == d else '; --plot-dims chooses'})")
     return 0
 
 
-def _plot(path, X, idx, cols, method):
+def _plot(path, X, idx, cols, method, dims):
+    """Data (grey) and coreset (red) in the columns ``dims``: histogram, scatter, or corner plot."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 5))
-    if X.shape[1] >= 2:
-        ax.scatter(X[:, 0], X[:, 1], s=2, c="0.75", label=f"data ({X.shape[0]:,})", rasterized=True)
-        ax.scatter(X[idx, 0], X[idx, 1], s=12, c="tab:red", label=f"coreset ({idx.size:,}, {method})")
-        ax.set_xlabel(cols[0] if cols else "column 0")
-        ax.set_ylabel(cols[1] if cols else "column 1")
+    labels = [cols[j] if cols else f"column {j}" for j in dims]
+    data_label, core_label = f"data ({X.shape[0]:,})", f"coreset ({idx.size:,}, {method})"
+    k = len(dims)
+    if k <= 2:
+        fig, ax = plt.subplots(figsize=(6, 5))
+        if k == 2:
+            _scatter(ax, X[:, dims[0]], X[:, dims[1]], idx, data_label, core_label)
+            ax.set_ylabel(labels[1])
+        else:
+            _hist(ax, X[:, dims[0]], idx, data_label, core_label)
+        ax.set_xlabel(labels[0])
+        ax.legend(loc="best")
     else:
-        ax.hist(X[:, 0], bins=60, density=True, color="0.75", label="data")
-        ax.hist(X[idx, 0], bins=30, density=True, histtype="step", color="tab:red", label="coreset")
-        ax.set_xlabel(cols[0] if cols else "column 0")
-    ax.legend(loc="best")
+        size = min(2.2 * k, 16)
+        fig, axes = plt.subplots(k, k, figsize=(size, size), squeeze=False)
+        for r in range(k):
+            for c in range(k):
+                ax = axes[r, c]
+                if c > r:
+                    ax.set_axis_off()
+                    continue
+                if r == c:
+                    _hist(ax, X[:, dims[c]], idx, data_label, core_label)
+                    ax.set_yticks([])
+                else:
+                    _scatter(ax, X[:, dims[c]], X[:, dims[r]], idx, data_label, core_label, small=True)
+                if r == k - 1:
+                    ax.set_xlabel(labels[c])
+                else:
+                    ax.set_xticklabels([])
+                if c == 0 and r > 0:
+                    ax.set_ylabel(labels[r])
+                elif c > 0:
+                    ax.set_yticklabels([])
+        handles, names = axes[1, 0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _scatter(ax, x, y, idx, data_label, core_label, small=False):
+    ax.scatter(x, y, s=1 if small else 2, c="0.75", label=data_label, rasterized=True)
+    ax.scatter(x[idx], y[idx], s=4 if small else 12, c="tab:red", label=core_label)
+
+
+def _hist(ax, x, idx, data_label, core_label):
+    ax.hist(x, bins=60, density=True, color="0.75", label=data_label)
+    ax.hist(x[idx], bins=30, density=True, histtype="step", color="tab:red", label=core_label)
 
 
 def demo_step(args):
