@@ -123,7 +123,7 @@ def run_gp_cpp(X, seed):
 def run_kk(X, seed, method, g=4):
     k = kk.Gaussian(math.sqrt(2.0 * X.shape[1]))
     t0 = time.perf_counter()
-    idx = kernel_thin(X, int(math.isqrt(X.shape[0])), k, method=method, seed=seed, delta=0.5, g=g)
+    idx = kernel_thin(X, int(math.isqrt(X.shape[0])), k, method=method, random_state=seed, delta=0.5, g=g)
     return idx, time.perf_counter() - t0
 
 

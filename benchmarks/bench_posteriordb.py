@@ -75,10 +75,10 @@ def main():
         size = math.isqrt(n)
         exact = FullSampleMMD(Z, k)
         t0 = time.perf_counter()
-        idx_kt = kernel_thin(Z, size, k, method="kt", seed=args.seed)
+        idx_kt = kernel_thin(Z, size, k, method="kt", random_state=args.seed)
         t_kt = time.perf_counter() - t0
         t0 = time.perf_counter()
-        idx_cpp = kernel_thin(Z, size, k, method="compress++", seed=args.seed)
+        idx_cpp = kernel_thin(Z, size, k, method="compress++", random_state=args.seed)
         t_cpp = time.perf_counter() - t0
         m_kt, m_cpp, m_st = exact(idx_kt), exact(idx_cpp), exact(standard_thin(Z, size))
         print(f"| {name} | {n:,} | {d} | {bw:.3g} | {size} | {m_kt:.3e} | {m_cpp:.3e} | {m_st:.3e} | "

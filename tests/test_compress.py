@@ -97,9 +97,9 @@ KERNELS = [kk.Gaussian(1.3), kk.Matern(1.5, 1.0), kk.IMQ(1.0), kk.Laplace(2.0),
 def test_split_matches_reference(kernel, n, m, dtype):
     X = np.random.default_rng(n).standard_normal((n, 3)).astype(dtype)
     ref = reference_kt_split(X, kernel, m, 0.5, seed=7)
-    fast = kt_split(X, kernel, m, seed=7)
+    fast = kt_split(X, kernel, m, random_state=7)
     with kk.options(**NUMPY):
-        slow = kt_split(X, kernel, m, seed=7)
+        slow = kt_split(X, kernel, m, random_state=7)
     assert len(fast) == len(ref) == 2 ** m
     for a, b, c in zip(fast, slow, ref):
         np.testing.assert_array_equal(a, c)
@@ -113,7 +113,7 @@ def test_split_general_kernel_uses_numpy_path(n, memory):
     X = np.random.default_rng(1).standard_normal((n, 2))
     for k in (kk.Matern(0.8, 1.0), kk.Gaussian(1.0) * kk.Laplace(2.0)):
         with kk.options(memory=memory):
-            got = kt_split(X, k, 2, seed=3)
+            got = kt_split(X, k, 2, random_state=3)
         for a, b in zip(got, reference_kt_split(X, k, 2, 0.5, seed=3)):
             np.testing.assert_array_equal(a, b)
 
@@ -125,9 +125,9 @@ def test_compiled_threaded_walk_matches_serial():
     X = np.random.default_rng(2).standard_normal((40000, 2))
     k = kk.Gaussian(2.0)
     with kk.options(threads=2):
-        threaded = kt_split(X, k, 2, seed=11)
+        threaded = kt_split(X, k, 2, random_state=11)
     with kk.options(threads=1):
-        serial = kt_split(X, k, 2, seed=11)
+        serial = kt_split(X, k, 2, random_state=11)
     assert sorted(np.concatenate(threaded).tolist()) == list(range(40000))
     for a, b in zip(threaded, serial):
         np.testing.assert_array_equal(a, b)
@@ -136,7 +136,7 @@ def test_compiled_threaded_walk_matches_serial():
 @pytest.mark.parametrize("n,m", [(1000, 4), (1023, 5), (7, 2), (50000 // 16, 3)])
 def test_split_uses_every_point(n, m):
     X = np.random.default_rng(0).standard_normal((n, 2))
-    cs = kt_split(X, kk.Gaussian(1.0), m, seed=0)
+    cs = kt_split(X, kk.Gaussian(1.0), m, random_state=0)
     allidx = np.sort(np.concatenate(cs))
     np.testing.assert_array_equal(allidx, np.arange(n))
     assert {c.size for c in cs} <= {n // 2 ** m, -(-n // 2 ** m)}
@@ -159,7 +159,7 @@ def test_four_point_halving_is_exact():
     trials = 4000
     x0_in_A = x3_with_x0 = 0
     for seed in range(trials):
-        A, B = kt_split(X, k, 1, seed=seed)
+        A, B = kt_split(X, k, 1, random_state=seed)
         assert len(A) == len(B) == 2 and sorted(np.r_[A, B]) == [0, 1, 2, 3]
         x0_in_A += 0 in A
         first = A if 0 in A else B
@@ -178,7 +178,7 @@ def test_swap_matches_reference():
     k = kk.Gaussian(1.0)
     K = k(X)
     mu = K.mean(axis=1)
-    cs = kt_split(X, k, 3, seed=1)
+    cs = kt_split(X, k, 3, random_state=1)
     std = ((np.arange(6) + 1) * 48) // 6 - 1
     cands = cs + [std]
     scores = [K[np.ix_(c, c)].mean() - 2 * mu[c].mean() for c in cands]
@@ -249,7 +249,7 @@ def test_swap_weighted_reference():
     K = k(X)
     p = w / w.sum()
     mu = K @ p
-    cs = kt_split(X, k, 2, seed=2)
+    cs = kt_split(X, k, 2, random_state=2)
     got = kt_swap(X, cs, k, weights=w)
     cands = cs + [standard_thin(X, 10, weights=w)]
     scores = [K[np.ix_(c, c)].mean() - 2 * mu[c].mean() for c in cands]
@@ -266,7 +266,7 @@ def test_kernel_thin_beats_standard_thinning():
         X = np.random.default_rng(seed).standard_normal((1024, 2))
         st = mmd(X, X[standard_thin(X, 32)], k)
         for method in methods:
-            r = kernel_thin(X, 32, k, method=method, seed=seed, with_mmd=True)
+            r = kernel_thin(X, 32, k, method=method, random_state=seed, with_mmd=True)
             assert r.indices.shape == (32,)
             ratios[method].append(st / r.mmd)
     for method, (median_min, worst_min) in methods.items():
@@ -278,7 +278,7 @@ def test_kernel_thin_beats_standard_thinning():
 def test_any_size(n, size):
     X = np.random.default_rng(n).standard_normal((n, 2))
     for method in ("kt", "compress++", "compress", "power"):
-        idx = kernel_thin(X, size, kk.Gaussian(1.0), method=method, seed=0)
+        idx = kernel_thin(X, size, kk.Gaussian(1.0), method=method, random_state=0)
         assert idx.shape == (size,) and idx.min() >= 0 and idx.max() < n
 
 
@@ -289,7 +289,7 @@ def test_non_power_of_four_uses_all_points_in_target():
     X = np.r_[rng.standard_normal((750, 2)), rng.standard_normal((250, 2)) + [6.0, 0.0]]
     k = kk.Gaussian(1.0)
     for method in ("kt", "compress++"):
-        idx = kernel_thin(X, 40, k, method=method, seed=1)
+        idx = kernel_thin(X, 40, k, method=method, random_state=1)
         frac = np.mean(idx >= 750)
         assert 0.2 <= frac <= 0.3, (method, frac)
 
@@ -300,11 +300,11 @@ def test_weights_target_weighted_measure():
     w = np.r_[np.full(512, 3.0), np.full(512, 1.0)]
     k = kk.Gaussian(1.0)
     for method in ("kt", "compress++", "herding", "standard"):
-        idx = kernel_thin(X, 32, k, method=method, seed=0, weights=w)
+        idx = kernel_thin(X, 32, k, method=method, random_state=0, weights=w)
         frac_first = np.mean(idx < 512)
         assert 0.65 <= frac_first <= 0.85, (method, frac_first)
-    weighted = mmd(X, X[kernel_thin(X, 32, k, seed=0, weights=w)], k, weights_x=w)
-    unweighted = mmd(X, X[kernel_thin(X, 32, k, seed=0)], k, weights_x=w)
+    weighted = mmd(X, X[kernel_thin(X, 32, k, random_state=0, weights=w)], k, weights_x=w)
+    unweighted = mmd(X, X[kernel_thin(X, 32, k, random_state=0)], k, weights_x=w)
     assert weighted * 3 < unweighted
 
 
@@ -312,17 +312,17 @@ def test_zero_weight_points_never_split_into_candidates():
     X = np.random.default_rng(7).standard_normal((64, 2))
     w = np.ones(64)
     w[::2] = 0
-    cs = kt_split(X, kk.Gaussian(1.0), 2, seed=0, weights=w)
+    cs = kt_split(X, kk.Gaussian(1.0), 2, random_state=0, weights=w)
     assert all((c % 2 == 1).all() for c in cs)
 
 
 def test_float32_same_as_float64():
     X = np.random.default_rng(8).standard_normal((500, 3)).astype(np.float32)
     k = kk.Gaussian(1.5)
-    a = kernel_thin(X, 20, k, seed=3)
-    b = kernel_thin(X.astype(np.float64), 20, k, seed=3)
+    a = kernel_thin(X, 20, k, random_state=3)
+    b = kernel_thin(X.astype(np.float64), 20, k, random_state=3)
     np.testing.assert_array_equal(a, b)
-    r = kernel_thin(X, 20, k, seed=3, return_result=True)
+    r = kernel_thin(X, 20, k, random_state=3, return_result=True)
     assert r.points.dtype == np.float32
 
 
@@ -330,35 +330,35 @@ def test_seeds_reproducible_and_input_untouched():
     X = np.random.default_rng(9).standard_normal((400, 2))
     X0 = X.copy()
     k = kk.Gaussian(1.0)
-    a = kernel_thin(X, 20, k, seed=1, method="compress++", g=1)
-    b = kernel_thin(X, 20, k, seed=1, method="compress++", g=1)
-    c = kernel_thin(X, 20, k, seed=2, method="compress++", g=1)
+    a = kernel_thin(X, 20, k, random_state=1, method="compress++", g=1)
+    b = kernel_thin(X, 20, k, random_state=1, method="compress++", g=1)
+    c = kernel_thin(X, 20, k, random_state=2, method="compress++", g=1)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     np.testing.assert_array_equal(X, X0)
     g = np.random.default_rng(0)
-    assert kernel_thin(X, 20, k, seed=g).shape == (20,)
+    assert kernel_thin(X, 20, k, random_state=g).shape == (20,)
 
 
 def test_named_kernel_median_bandwidth():
     X = np.random.default_rng(10).standard_normal((300, 2)) * 10
-    r = kernel_thin(X, 16, "gaussian", seed=0, return_result=True)
+    r = kernel_thin(X, 16, "gaussian", random_state=0, return_result=True)
     assert 5 < r.kernel.bandwidth < 30
-    r2 = kernel_thin(X, 16, "matern32", bandwidth=3.0, seed=0, return_result=True)
+    r2 = kernel_thin(X, 16, "matern32", bandwidth=3.0, random_state=0, return_result=True)
     assert r2.kernel == kk.Matern(1.5, 3.0)
 
 
 def test_kt_plus_split_kernel():
     X = np.random.default_rng(11).standard_normal((64, 2))
-    r = kernel_thin(X, 8, kk.Gaussian(2.0), method="kt+", seed=0, return_result=True)
+    r = kernel_thin(X, 8, kk.Gaussian(2.0), method="kt+", random_state=0, return_result=True)
     assert r.split_kernel == kk.Gaussian(2.0) + kk.Gaussian(2.0 * math.sqrt(0.5))
-    r = kernel_thin(X, 8, kk.Gaussian(2.0), method="root", seed=0, return_result=True)
+    r = kernel_thin(X, 8, kk.Gaussian(2.0), method="root", random_state=0, return_result=True)
     assert r.split_kernel == kk.Gaussian(2.0 * math.sqrt(0.5))
 
 
 def test_compress_output_size_and_coverage():
     X = np.random.default_rng(12).standard_normal((4096, 2))
-    idx = compress(X, kk.Gaussian(2.0), g=1, seed=0)
+    idx = compress(X, kk.Gaussian(2.0), g=1, random_state=0)
     assert idx.size == 128 and np.unique(idx).size == 128
     st = mmd(X, X[standard_thin(X, 128)], kk.Gaussian(2.0))
     assert mmd(X, X[idx], kk.Gaussian(2.0)) < st
@@ -416,10 +416,10 @@ def test_compresspp_matches_reference(threads):
     k = kk.Gaussian(1.5)
     expect = reference_compresspp(X, 32, k, 1, 0.5, 7)
     with kk.options(threads=threads):
-        got = kernel_thin(X, 32, k, method="compress++", g=1, seed=7)
+        got = kernel_thin(X, 32, k, method="compress++", g=1, random_state=7)
     np.testing.assert_array_equal(got, expect)
     with kk.options(**NUMPY):
-        np.testing.assert_array_equal(kernel_thin(X, 32, k, method="compress++", g=1, seed=7), expect)
+        np.testing.assert_array_equal(kernel_thin(X, 32, k, method="compress++", g=1, random_state=7), expect)
 
 
 def test_herding_matches_reference():
@@ -480,7 +480,7 @@ def test_mmd_integer_weights_equal_duplicates():
     (dict(alpha=2.0), ValueError, "'alpha'"),
     (dict(weights=-np.ones(100)), ValueError, "'weights'"),
     (dict(weights=np.ones(99)), ValueError, "'weights'"),
-    (dict(seed=-3), TypeError, "'seed'"),
+    (dict(random_state=-3), ValueError, "'random_state'"),
     (dict(kernel=kk.Linear(), method="kt+"), ValueError, "'method'"),
     (dict(kernel=kk.Gaussian(1.0), bandwidth=2.0), ValueError, "'bandwidth'"),
 ])
@@ -528,10 +528,10 @@ def test_walk_row_sums_equal_engine(n, threads):
 def test_kernel_thin_is_split_then_swap():
     X = np.random.default_rng(17).standard_normal((512, 2))
     k = kk.Gaussian(2.0)
-    expect = kt_swap(X, kt_split(X, k, 4, seed=5), k, size=32)
-    np.testing.assert_array_equal(kernel_thin(X, 32, k, seed=5), expect)
+    expect = kt_swap(X, kt_split(X, k, 4, random_state=5), k, size=32)
+    np.testing.assert_array_equal(kernel_thin(X, 32, k, random_state=5), expect)
     with kk.options(**NUMPY):
-        np.testing.assert_array_equal(kernel_thin(X, 32, k, seed=5), expect)
+        np.testing.assert_array_equal(kernel_thin(X, 32, k, random_state=5), expect)
 
 
 # --- method="auto" ------------------------------------------------------------
@@ -549,11 +549,27 @@ def test_auto_runs_the_chosen_method(monkeypatch):
     import kernelkit.compress as kc
     X = np.random.default_rng(3).standard_normal((1024, 2))
     k = kk.Gaussian(1.0)
-    r = kk.kernel_thin(X, 32, k, seed=5, return_result=True)
+    r = kk.kernel_thin(X, 32, k, random_state=5, return_result=True)
     assert r.method == "kt" and r.rule.startswith("auto:")
-    np.testing.assert_array_equal(r.indices, kk.kernel_thin(X, 32, k, seed=5, method="kt"))
-    assert kk.kernel_thin(X, 32, k, seed=5, method="kt", return_result=True).rule == "requested"
+    np.testing.assert_array_equal(r.indices, kk.kernel_thin(X, 32, k, random_state=5, method="kt"))
+    assert kk.kernel_thin(X, 32, k, random_state=5, method="kt", return_result=True).rule == "requested"
     monkeypatch.setattr(kc, "AUTO_KT_WORK", 1.0)  # force the large-n branch on small data
-    r = kk.kernel_thin(X, 32, k, seed=5, return_result=True)
+    r = kk.kernel_thin(X, 32, k, random_state=5, return_result=True)
     assert r.method == "compress++" and "compress++" in r.rule
-    np.testing.assert_array_equal(r.indices, kk.kernel_thin(X, 32, k, seed=5, method="compress++"))
+    np.testing.assert_array_equal(r.indices, kk.kernel_thin(X, 32, k, random_state=5, method="compress++"))
+
+
+def test_seed_is_a_deprecated_alias_of_random_state():
+    X = np.random.default_rng(2).standard_normal((256, 2))
+    k = kk.Gaussian(1.0)
+    with pytest.warns(DeprecationWarning, match="'seed' parameter of kernel_thin is deprecated"):
+        old = kernel_thin(X, 16, k, seed=4)
+    np.testing.assert_array_equal(old, kernel_thin(X, 16, k, random_state=4))
+    with pytest.raises(ValueError, match="pass only one of them"):
+        kernel_thin(X, 16, k, seed=4, random_state=4)
+    gen = kernel_thin(X, 16, k, random_state=np.random.default_rng(9))
+    assert gen.shape == (16,)
+    ss = np.random.SeedSequence(3)
+    np.testing.assert_array_equal(kernel_thin(X, 16, k, random_state=ss), kernel_thin(X, 16, k, random_state=3))
+    with pytest.raises(TypeError, match="'random_state' parameter of kernel_thin"):
+        kernel_thin(X, 16, k, random_state="seven")

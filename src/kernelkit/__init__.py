@@ -13,7 +13,9 @@ import importlib as _importlib
 from ._options import options, get_options
 from .kernels import (Kernel, Gaussian, Laplace, Matern, IMQ, RationalQuadratic, Linear, Polynomial,
                       SumKernel, ScaledKernel, ProductKernel, make_kernel)
-from .engine import kernel_sum, kernel_logsumexp, kernel_topk, kernel_block
+from .engine import kernel_sum, kernel_logsumexp, kernel_topk, kernel_block, fused_available
+from .exceptions import (InputError, InvalidValueError, InvalidTypeError, NotFittedError, NotSupportedError,
+                         BudgetExceededError)
 
 __version__ = "0.1.0"
 
@@ -25,12 +27,14 @@ _LAZY = {
     "PrivateKernelSum": "kernelkit.privacy", "PrivateDistanceSum": "kernelkit.privacy",
     "PrivateSimilarityClassifier": "kernelkit.privacy", "PrivacyAccountant": "kernelkit.privacy",
     **{name: "kernelkit.compress" for name in ("kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp",
-                                               "standard_thin", "kernel_herding", "mmd")},
+                                               "standard_thin", "kernel_herding", "mmd", "median_bandwidth")},
 }
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
            "Linear", "Polynomial", "SumKernel", "ScaledKernel", "ProductKernel", "make_kernel",
-           "kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", *_LAZY]
+           "kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available",
+           "InputError", "InvalidValueError", "InvalidTypeError", "NotFittedError", "NotSupportedError",
+           "BudgetExceededError", *_LAZY]
 
 
 def __getattr__(name):

@@ -96,7 +96,7 @@ def run(args):
         say(f"   ignored non-numeric columns: {', '.join(ignored)}")
     say(f"   kernel {kernel!r} (bandwidth {bw:.4g} in {units}, {how})")
     t0 = time.perf_counter()
-    result = kernel_thin(Z, size, kernel, method=args.method, seed=args.seed, delta=args.delta, g=args.g,
+    result = kernel_thin(Z, size, kernel, method=args.method, random_state=args.seed, delta=args.delta, g=args.g,
                          return_result=True)
     idx, method = result.indices, result.method
     seconds = time.perf_counter() - t0
@@ -187,7 +187,7 @@ def demo_step(args):
     size = int(np.sqrt(n))
     k = Gaussian(2.0)
     t0 = time.perf_counter()
-    idx = kernel_thin(X, size, k, seed=args.seed)
+    idx = kernel_thin(X, size, k, random_state=args.seed)
     t_kt = time.perf_counter() - t0
     m_kt = mmd(X, X[idx], k)
     m_st = mmd(X, X[standard_thin(X, size)], k)

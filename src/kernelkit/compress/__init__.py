@@ -51,6 +51,7 @@ from ._compresspp import compress_indices, compresspp_indices
 from ._kernelspec import check_kernel, compiled_available, split_kernel_for
 from ._kt import _check_delta, kt_split, kt_swap, run_kt, seed_sequence, standard_thin_indices
 from ._mmd import mmd, normalized_weights
+from .._random import UNSET, resolve_seed_alias
 from ..exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp", "compress", "standard_thin",
@@ -110,15 +111,17 @@ class ThinningResult:
     rule: str = "requested"
 
 
-def median_bandwidth(X, max_points=2000, seed=0):
+def median_bandwidth(X, max_points=2000, random_state=0, *, seed=UNSET):
     """Median heuristic: the median distance between distinct points of X (units of the data).
 
-    Uses at most ``max_points`` rows (a fixed-seed subsample) so it costs
+    Uses at most ``max_points`` rows (a subsample drawn with ``random_state``, fixed by default) so it costs
     ``O(max_points^2 d)``. Returns 1.0 if all points coincide.
     """
     X = check_points(X, "X", "median_bandwidth")
     if X.shape[0] > max_points:
-        X = X[np.random.default_rng(seed).choice(X.shape[0], max_points, replace=False)]
+        rs = resolve_seed_alias(random_state, seed, "median_bandwidth")
+        X = X[np.random.default_rng(seed_sequence(rs, "median_bandwidth")).choice(X.shape[0], max_points,
+                                                                                  replace=False)]
     X = X.astype(np.float64)
     from ..kernels import sqdist
     D = sqdist(X, X)[np.triu_indices(X.shape[0], 1)]
@@ -146,8 +149,8 @@ def _resolve_kernel(kernel, bandwidth, X, owner):
                          f"{exc}") from None
 
 
-def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", seed=None, delta=0.5, g=4,
-                alpha=0.5, weights=None, return_result=False, with_mmd=False):
+def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", random_state=None, delta=0.5, g=4,
+                alpha=0.5, weights=None, return_result=False, with_mmd=False, seed=UNSET):
     r"""Compress X to ``size`` points that keep its distribution (small MMD).
 
     Parameters
@@ -169,8 +172,8 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", se
         ``n^2 (d + 10) <= AUTO_KT_WORK = 1.5e10``, about a second on 2
         cores, else 'compress++'; see :func:`auto_method`), 'kt', 'root',
         'power', 'kt+', 'compress++', 'compress', 'standard', 'herding'.
-    seed : None, int >= 0, SeedSequence or Generator
-        All randomness flows from ``numpy.random.SeedSequence(seed).spawn``.
+    random_state : None, int >= 0, SeedSequence or Generator
+        All randomness flows from ``numpy.random.SeedSequence(random_state).spawn``.
     delta : float in (0, 1]
         Failure probability of the KT-SPLIT thresholds (dimensionless).
     g : int >= 0
@@ -186,6 +189,7 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", se
     with_mmd : bool
         Also compute the MMD to the input (needs ``n^2`` kernel evaluations
         through the engine); implies ``return_result``.
+    seed : deprecated alias of ``random_state``.
 
     Returns
     -------
@@ -196,7 +200,7 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", se
     --------
     >>> import numpy as np, kernelkit as kk
     >>> X = np.random.default_rng(0).standard_normal((4096, 2))
-    >>> idx = kk.kernel_thin(X, 64, kk.Gaussian(2.0), seed=0)
+    >>> idx = kk.kernel_thin(X, 64, kk.Gaussian(2.0), random_state=0)
     >>> idx.shape
     (64,)
     """
@@ -216,7 +220,7 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", se
         method, rule = auto_method(n, d)
     kernel = _resolve_kernel(kernel, bandwidth, X, owner)
     p = None if weights is None else normalized_weights(weights, n, "weights", owner)
-    ss = seed_sequence(seed, owner)
+    ss = seed_sequence(resolve_seed_alias(random_state, seed, owner), owner)
     X64 = np.ascontiguousarray(X, dtype=np.float64)
     split_kernel = None
     t0 = time.perf_counter()
@@ -239,12 +243,14 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", se
     return ThinningResult(idx, X[idx], method, kernel, split_kernel, value, seconds, rule)
 
 
-def compresspp(X, size, kernel, *, g=4, delta=0.5, seed=None, weights=None):
+def compresspp(X, size, kernel, *, g=4, delta=0.5, random_state=None, weights=None, seed=UNSET):
     """Compress++ coreset of ``size`` points (see :func:`kernel_thin`, method 'compress++')."""
-    return kernel_thin(X, size, kernel, method="compress++", g=g, delta=delta, seed=seed, weights=weights)
+    random_state = resolve_seed_alias(random_state, seed, "compresspp")
+    return kernel_thin(X, size, kernel, method="compress++", g=g, delta=delta, random_state=random_state,
+                       weights=weights)
 
 
-def compress(X, kernel, *, size=None, g=0, delta=0.5, seed=None):
+def compress(X, kernel, *, size=None, g=0, delta=0.5, random_state=None, seed=UNSET):
     r"""Compress(g) alone: about ``2^g sqrt(n)`` points (or ``2^g size`` when size is given).
 
     Parameters
@@ -257,7 +263,8 @@ def compress(X, kernel, *, size=None, g=0, delta=0.5, seed=None):
     g : int >= 0
         Oversampling parameter.
     delta : float in (0, 1]
-    seed : None, int, SeedSequence or Generator
+    random_state : None, int >= 0, SeedSequence or Generator
+    seed : deprecated alias of ``random_state``.
 
     Returns
     -------
@@ -271,4 +278,4 @@ def compress(X, kernel, *, size=None, g=0, delta=0.5, seed=None):
     delta = _check_delta(delta, "compress")
     leaf = max(1, int(np.ceil(4 ** g * s * s / n)))
     X64 = np.ascontiguousarray(X, dtype=np.float64)
-    return compress_indices(kernel, kernel, X64, np.arange(n), leaf, delta, seed_sequence(seed, "compress"))
+    return compress_indices(kernel, kernel, X64, np.arange(n), leaf, delta, seed_sequence(resolve_seed_alias(random_state, seed, "compress"), "compress"))

@@ -34,6 +34,7 @@ from ..engine import kernel_sum
 from ._kernelspec import KernelRows, check_kernel
 from ._mmd import normalized_weights
 from ._split import split_sequence
+from .._random import UNSET, resolve_seed_alias, seed_sequence as _seed_sequence
 from ..exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["kt_split", "kt_swap", "seed_sequence", "resample_sequence", "greedy_subset", "run_kt",
@@ -41,15 +42,8 @@ __all__ = ["kt_split", "kt_swap", "seed_sequence", "resample_sequence", "greedy_
 
 
 def seed_sequence(seed, owner):
-    """A SeedSequence from an int >= 0, None, a SeedSequence or a Generator."""
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, np.random.Generator):
-        return np.random.SeedSequence(int(seed.integers(2 ** 63)))
-    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
-        return np.random.SeedSequence(None if seed is None else int(seed))
-    raise InvalidTypeError(f"The 'seed' parameter of {owner} must be None, an int >= 0, a numpy SeedSequence or "
-                    f"Generator. Got {seed!r}.")
+    """SeedSequence from None, an int >= 0, a SeedSequence or a Generator (see :mod:`kernelkit._random`)."""
+    return _seed_sequence(seed, owner)
 
 
 def resample_sequence(p, seed_seq):
@@ -171,7 +165,7 @@ def _prep(X, kernel, owner):
     return np.ascontiguousarray(X, dtype=np.float64), kernel
 
 
-def kt_split(X, kernel, m, *, delta=0.5, seed=None, weights=None):
+def kt_split(X, kernel, m, *, delta=0.5, random_state=None, weights=None, seed=UNSET):
     r"""KT-SPLIT: ``2^m`` balanced coresets of X from ``m`` rounds of the signed kernel walk.
 
     Parameters
@@ -184,8 +178,9 @@ def kt_split(X, kernel, m, *, delta=0.5, seed=None, weights=None):
         Number of halving rounds, 2^m <= n.
     delta : float in (0, 1]
         Failure probability of the walk (thresholds ``2 log(2 n m / (delta 2^j))``).
-    seed : None, int, SeedSequence or Generator
-        Randomness (round j uses ``SeedSequence(seed).spawn(3)[0].spawn(m)[j]``).
+    random_state : None, int >= 0, SeedSequence or Generator
+        Randomness (round j uses ``SeedSequence(random_state).spawn(3)[0].spawn(m)[j]``).
+    seed : deprecated alias of ``random_state``.
     weights : array of shape (n,), optional
         Non-negative weights; the walk then runs on a systematic resample of
         the indices (see :func:`kernelkit.compress.kernel_thin`).
@@ -201,7 +196,7 @@ def kt_split(X, kernel, m, *, delta=0.5, seed=None, weights=None):
     m = check_int(m, "m", "kt_split", low=0, high=int(math.floor(math.log2(n))))
     delta = _check_delta(delta, "kt_split")
     p = None if weights is None else normalized_weights(weights, n, "weights", "kt_split")
-    ss = seed_sequence(seed, "kt_split")
+    ss = seed_sequence(resolve_seed_alias(random_state, seed, "kt_split"), "kt_split")
     s_split, s_resample, _ = ss.spawn(3)
     seq = np.arange(n, dtype=np.int64) if p is None else resample_sequence(p, s_resample)
     return split_sequence(kernel, X, seq, m, delta, s_split.spawn(max(m, 1)))
