@@ -573,3 +573,15 @@ def test_seed_is_a_deprecated_alias_of_random_state():
     np.testing.assert_array_equal(kernel_thin(X, 16, k, random_state=ss), kernel_thin(X, 16, k, random_state=3))
     with pytest.raises(TypeError, match="'random_state' parameter of kernel_thin"):
         kernel_thin(X, 16, k, random_state="seven")
+
+
+def test_mmd_kernel_name_uses_the_median_heuristic_like_kernel_thin():
+    from kernelkit.compress import median_bandwidth
+    rng = np.random.default_rng(8)
+    X, Y = rng.standard_normal((300, 2)), rng.standard_normal((40, 2)) + 0.5
+    h = median_bandwidth(X)
+    assert mmd(X, Y, "gaussian") == pytest.approx(mmd(X, Y, kk.Gaussian(h)), rel=1e-12)
+    assert mmd(X, Y) == mmd(X, Y, "gaussian")
+    assert mmd(X, Y, "laplace", bandwidth=2.0) == pytest.approx(mmd(X, Y, kk.Laplace(2.0)), rel=1e-12)
+    with pytest.raises(ValueError, match="'bandwidth' parameter of mmd must be None when 'kernel' is a Kernel"):
+        mmd(X, Y, kk.Gaussian(1.0), bandwidth=2.0)

@@ -51,6 +51,7 @@ from ._compresspp import compress_indices, compresspp_indices
 from ._kernelspec import check_kernel, compiled_available, split_kernel_for
 from ._kt import _check_delta, kt_split, kt_swap, run_kt, seed_sequence, standard_thin_indices
 from ._mmd import mmd, normalized_weights
+from ._resolve import median_bandwidth, resolve_kernel as _resolve_kernel
 from .._random import UNSET, resolve_seed_alias
 from ..exceptions import InvalidTypeError, InvalidValueError
 
@@ -109,44 +110,6 @@ class ThinningResult:
     mmd: object
     seconds: float
     rule: str = "requested"
-
-
-def median_bandwidth(X, max_points=2000, random_state=0, *, seed=UNSET):
-    """Median heuristic: the median distance between distinct points of X (units of the data).
-
-    Uses at most ``max_points`` rows (a subsample drawn with ``random_state``, fixed by default) so it costs
-    ``O(max_points^2 d)``. Returns 1.0 if all points coincide.
-    """
-    X = check_points(X, "X", "median_bandwidth")
-    if X.shape[0] > max_points:
-        rs = resolve_seed_alias(random_state, seed, "median_bandwidth")
-        X = X[np.random.default_rng(seed_sequence(rs, "median_bandwidth")).choice(X.shape[0], max_points,
-                                                                                  replace=False)]
-    X = X.astype(np.float64)
-    from ..kernels import sqdist
-    D = sqdist(X, X)[np.triu_indices(X.shape[0], 1)]
-    D = D[D > 0]
-    return float(np.sqrt(np.median(D))) if D.size else 1.0
-
-
-def _resolve_kernel(kernel, bandwidth, X, owner):
-    if isinstance(kernel, Kernel):
-        if bandwidth is not None:
-            raise InvalidValueError(f"The 'bandwidth' parameter of {owner} must be None when 'kernel' is a Kernel "
-                             f"object (it carries its bandwidth). Got {bandwidth!r}.")
-        return kernel
-    if not isinstance(kernel, str):
-        raise InvalidTypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel or a kernel name such "
-                        f"as 'gaussian'. Got {kernel!r}.")
-    if bandwidth is None:
-        bandwidth = median_bandwidth(X)
-    else:
-        bandwidth = check_positive(bandwidth, "bandwidth", owner)
-    try:
-        return make_kernel(kernel, bandwidth=bandwidth)
-    except ValueError as exc:
-        raise InvalidValueError(f"The 'kernel' parameter of {owner} must be a Kernel or a radial kernel name. "
-                         f"{exc}") from None
 
 
 def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", random_state=None, delta=0.5, g=4,

@@ -86,13 +86,17 @@ KK_CLONES static void apply_profile(const kspec *ks, const double *restrict r2, 
         case 1:
             for (int i = 0; i < len; i++) val[i] += w * kk_exp(-p * sqrt(r2[i]));
             break;
+        /* polynomial factors take s capped at 1e15 (exp(-s) is 0 there): no inf * 0 = NaN */
         case 2:
-            for (int i = 0; i < len; i++) { double s = p * sqrt(r2[i]); val[i] += w * (1.0 + s) * kk_exp(-s); }
+            for (int i = 0; i < len; i++) {
+                double s = p * sqrt(r2[i]), sc = s < 1e15 ? s : 1e15;
+                val[i] += w * (1.0 + sc) * kk_exp(-s);
+            }
             break;
         case 3:
             for (int i = 0; i < len; i++) {
-                double s = p * sqrt(r2[i]);
-                val[i] += w * (1.0 + s + s * s / 3.0) * kk_exp(-s);
+                double s = p * sqrt(r2[i]), sc = s < 1e15 ? s : 1e15;
+                val[i] += w * (1.0 + sc + sc * sc / 3.0) * kk_exp(-s);
             }
             break;
         default:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._validation import check_pair, check_weights
 from ..engine import kernel_sum
-from ..kernels import make_kernel
+from ._resolve import resolve_kernel
 from ._kernelspec import check_kernel
 from ..exceptions import InvalidValueError
 
@@ -37,7 +37,8 @@ def normalized_weights(weights, n, name, owner):
     return w / total
 
 
-def mmd(X, Y, kernel, weights_x=None, weights_y=None, *, squared=False, memory=None, threads=None):
+def mmd(X, Y, kernel="gaussian", weights_x=None, weights_y=None, *, bandwidth=None, squared=False, memory=None,
+        threads=None):
     r"""Maximum mean discrepancy between the weighted empirical measures of X and Y.
 
     Parameters
@@ -46,9 +47,14 @@ def mmd(X, Y, kernel, weights_x=None, weights_y=None, *, squared=False, memory=N
         First point set (units of the data).
     Y : array of shape (m, d)
         Second point set.
-    kernel : Kernel or str
-        The kernel k (a name such as 'gaussian' needs a Kernel object to fix
-        its bandwidth: pass ``kernelkit.Gaussian(sigma)``).
+    kernel : Kernel or str, default "gaussian"
+        The kernel k, or its name ('gaussian', 'laplace', 'matern32', ...)
+        built with ``bandwidth``.
+    bandwidth : float > 0, optional
+        Bandwidth for a kernel given by name (units of the data); default the
+        median heuristic on X (:func:`median_bandwidth`), the rule of
+        :func:`kernel_thin`, so ``mmd(X, X[idx])`` measures a coreset with the
+        kernel it was thinned with. Must be None with a Kernel object.
     weights_x, weights_y : arrays of shape (n,) and (m,), optional
         Non-negative weights (normalised to sum to 1); default uniform.
     squared : bool
@@ -62,8 +68,11 @@ def mmd(X, Y, kernel, weights_x=None, weights_y=None, *, squared=False, memory=N
         MMD (in the units of sqrt(k), dimensionless for radial kernels),
         computed in float64; rounding below zero is clipped to 0.
     """
-    kernel = check_kernel(make_kernel(kernel) if isinstance(kernel, str) else kernel, "mmd")
+    if not isinstance(kernel, str):  # a Kernel (or a wrong type) is checked before the data
+        kernel = check_kernel(resolve_kernel(kernel, bandwidth, None, "mmd"), "mmd")
     X, Y = check_pair(X, Y, owner="mmd")
+    if isinstance(kernel, str):
+        kernel = check_kernel(resolve_kernel(kernel, bandwidth, X, "mmd"), "mmd")
     p = normalized_weights(weights_x, X.shape[0], "weights_x", "mmd")
     q = normalized_weights(weights_y, Y.shape[0], "weights_y", "mmd")
     X64, Y64 = X.astype(np.float64, copy=False), Y.astype(np.float64, copy=False)
