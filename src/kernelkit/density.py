@@ -24,7 +24,7 @@ from sklearn.utils.validation import validate_data
 
 from ._validation import check_int, check_points, check_weights, describe
 from .engine import kernel_logsumexp
-from .kernels import Kernel, make_kernel
+from .kernels import Kernel, _fits, make_kernel
 from .exceptions import InvalidTypeError, InvalidValueError, NotFittedError
 
 __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman"]
@@ -33,13 +33,32 @@ _RULES = ("scott", "silverman", "cv")
 
 
 def _weighted_scale(X, w):
-    """sqrt of the mean over features of the weighted variances (data units)."""
+    """sqrt of the mean over features of the weighted variances (data units).
+
+    Exactly 0 when every point of positive weight is the same point. Data
+    whose squares would overflow or underflow (coordinates beyond 2^500 or
+    below 2^-500) are scaled by a power of two first (exact).
+    """
+    used = X[w > 0]
+    if np.all(used == used[0]):
+        return 0.0
+    big = float(np.max(np.abs(used)))
+    unit = math.ldexp(1.0, int(np.frexp(big)[1])) if not 2.0 ** -500 <= big <= 2.0 ** 500 else 1.0
+    if unit != 1.0:
+        X = X / unit
     w = w / w.sum()
     mean = w @ X
     var = w @ (X - mean) ** 2
     # unbiased like numpy.cov with aweights: divide by 1 - sum w^2
     var = var / max(1.0 - float(np.sum(w ** 2)), 1e-300)
-    return float(np.sqrt(np.mean(var)))
+    return float(np.sqrt(np.mean(var))) * unit
+
+
+def _zero_spread(owner, rule, X):
+    return InvalidValueError(
+        f"The 'X' parameter of {owner} has zero spread (every point with positive weight is the same point), "
+        f"so {rule} rule gives bandwidth 0; pass a float bandwidth instead (KernelDensity(bandwidth=1.0), for "
+        f"instance, works on such data). Got {describe(X)}.")
 
 
 def _n_effective(w):
@@ -63,18 +82,47 @@ def bandwidth_scott(X, sample_weight=None):
         Data, any units.
     sample_weight : array of shape (n,), optional
         Non-negative weights (unitless).
+
+    Raises
+    ------
+    InvalidValueError
+        When every point (of positive weight) is the same point: the rule
+        would give bandwidth 0 (pass a float bandwidth to KernelDensity).
     """
     X = check_points(X, "X", "bandwidth_scott", dtype=np.float64, min_rows=2)
     w = _weights(sample_weight, X.shape[0], "bandwidth_scott")
-    return _weighted_scale(X, w) * _n_effective(w) ** (-1.0 / (X.shape[1] + 4))
+    s = _weighted_scale(X, w)
+    if s == 0:
+        raise _zero_spread("bandwidth_scott", "Scott's", X)
+    return s * _n_effective(w) ** (-1.0 / (X.shape[1] + 4))
 
 
 def bandwidth_silverman(X, sample_weight=None):
-    r"""Silverman's rule: :math:`h = s\,(n_{eff}(d+2)/4)^{-1/(d+4)}` (see :func:`bandwidth_scott`)."""
+    r"""Silverman's rule: :math:`h = s\,(n_{eff}(d+2)/4)^{-1/(d+4)}` (see :func:`bandwidth_scott`).
+
+    Raises InvalidValueError when every point (of positive weight) is the
+    same point: the rule would give bandwidth 0.
+    """
     X = check_points(X, "X", "bandwidth_silverman", dtype=np.float64, min_rows=2)
     w = _weights(sample_weight, X.shape[0], "bandwidth_silverman")
     d = X.shape[1]
-    return _weighted_scale(X, w) * (_n_effective(w) * (d + 2) / 4.0) ** (-1.0 / (d + 4))
+    s = _weighted_scale(X, w)
+    if s == 0:
+        raise _zero_spread("bandwidth_silverman", "Silverman's", X)
+    return s * (_n_effective(w) * (d + 2) / 4.0) ** (-1.0 / (d + 4))
+
+
+_F64_MAX = float(np.finfo(np.float64).max)
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _scaled(A, h, dt):
+    """``A / h`` as ``dt``: in A's own dtype when that cannot overflow (as always done), else in float64."""
+    if A.dtype == np.float32 and not (_fits(h, np.float32)
+                                      and float(np.max(np.abs(A), initial=0.0)) / h <= _F32_MAX / 4):
+        with np.errstate(over="ignore"):
+            return (A.astype(np.float64) / h).astype(dt, copy=False)
+    return (A / h).astype(dt, copy=False)
 
 
 def _weights(sample_weight, n, owner):
@@ -109,12 +157,22 @@ class KernelDensity(DensityMixin, BaseEstimator):
         :func:`bandwidth_silverman`. "cv": maximise the leave-one-out
         log-likelihood :math:`\sum_j w_j \log p_{-j}(x_j)` over ``cv_grid``
         bandwidths spaced evenly in log between ``cv_range`` times Scott's.
-        "cv" costs ``cv_grid`` engine sums of n x n kernel values (one
-        ``kernel_logsumexp`` of the data on itself per grid bandwidth).
+        "cv" costs ``cv_grid`` engine sums of n x m kernel values, with
+        ``m = min(n, cv_max_eval)`` (one ``kernel_logsumexp`` of the data at
+        the evaluation points per grid bandwidth).
     cv_grid : int, default 24
         Number of bandwidths tried by "cv" (>= 2).
     cv_range : tuple of two floats, default (0.05, 4.0)
         Smallest and largest bandwidth tried by "cv", as multiples of Scott's.
+    cv_max_eval : int or None, default 5000
+        "cv" evaluates the leave-one-out log-likelihood at every data point
+        while n <= cv_max_eval (exact), and above it at ``cv_max_eval`` points
+        drawn without replacement (a fixed-seed subsample, the same at every
+        grid bandwidth; every point stays a source of the density). That is an
+        unbiased estimate of the same criterion at a cost of n * cv_max_eval
+        kernel values per grid bandwidth instead of n^2 (n = 10^6: 5e9 instead
+        of 1e12). The points used are counted in ``cv_n_eval_``. None: always
+        every point (O(n^2) per grid bandwidth).
     memory, threads, backend, progress :
         Engine options (see :func:`kernelkit.kernel_sum`); None = defaults.
 
@@ -127,14 +185,17 @@ class KernelDensity(DensityMixin, BaseEstimator):
     n_features_in_ : int
     cv_scores_ : ndarray, only for bandwidth="cv"
         Mean leave-one-out log-likelihood (nats per point) at each grid bandwidth ``cv_bandwidths_``.
+    cv_n_eval_ : int, only for bandwidth="cv"
+        Number of points at which the leave-one-out likelihood was evaluated (n, or cv_max_eval).
     """
 
     def __init__(self, *, kernel="gaussian", bandwidth="scott", cv_grid=24, cv_range=(0.05, 4.0),
-                 memory=None, threads=None, backend=None, progress=None):
+                 cv_max_eval=5000, memory=None, threads=None, backend=None, progress=None):
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.cv_grid = cv_grid
         self.cv_range = cv_range
+        self.cv_max_eval = cv_max_eval
         self.memory = memory
         self.threads = threads
         self.backend = backend
@@ -202,6 +263,11 @@ class KernelDensity(DensityMixin, BaseEstimator):
         self._log_integral = float(log_integral)
         if isinstance(bw, float):
             h = bw
+            xmax = float(np.max(np.abs(X)))
+            if not math.isfinite(xmax / h):
+                raise InvalidValueError(
+                    f"The 'bandwidth' parameter of KernelDensity must be at least {xmax / _F64_MAX:.3g} for these "
+                    f"data (the data divided by the bandwidth must stay finite float64). Got {self.bandwidth!r}.")
         elif n < 2 or bw == "cv":
             h = bandwidth_scott(X, w) if n >= 2 else 1.0
             if not h > 0:
@@ -209,30 +275,40 @@ class KernelDensity(DensityMixin, BaseEstimator):
             if bw == "cv" and n >= 2:
                 h = self._cross_validate(h)
         elif bw == "scott":
-            h = bandwidth_scott(X, w)
+            h = self._rule_bandwidth(bandwidth_scott, X, w, "Scott's")
         else:
-            h = bandwidth_silverman(X, w)
+            h = self._rule_bandwidth(bandwidth_silverman, X, w, "Silverman's")
         if not (h > 0 and np.isfinite(h)):
             h = 1.0  # constant data: every rule gives 0
         self.bandwidth_ = float(h)
         return self
 
-    def _loo_loglik(self, h):
-        r"""Weighted mean of log p_{-j}(x_j) at bandwidth h.
+    def _rule_bandwidth(self, rule, X, w, name):
+        if _weighted_scale(X, w) == 0:
+            raise InvalidValueError(
+                f"The 'bandwidth' parameter of KernelDensity must be a float when the data have zero spread "
+                f"(every point with positive weight is the same point): {name} rule gives bandwidth 0 there. "
+                f"Pass a float bandwidth (bandwidth=1.0, for instance). Got {self.bandwidth!r}.")
+        return rule(X, w)
+
+    def _loo_loglik(self, h, J):
+        r"""Weighted mean over the points J of log p_{-j}(x_j) at bandwidth h.
 
         log sum_{i != j} = L_j + log(1 - w_j k(0)/exp(L_j)) with L_j the full
-        log-sum (k(x, x) = phi(0) from kernel.diag), all in the log domain.
+        log-sum over all n sources (k(x, x) = phi(0) from kernel.diag), all in
+        the log domain.
         """
         X, lw = self._X, self._log_w
         Z = X / np.asarray(h, dtype=X.dtype)
-        full = kernel_logsumexp(self.kernel_, Z, Z, lw, **self._engine_opts()).astype(np.float64)
-        self_term = lw + np.log(self.kernel_.diag(Z[:1]).astype(np.float64))[0]
+        full = kernel_logsumexp(self.kernel_, Z, Z[J], lw, **self._engine_opts()).astype(np.float64)
+        self_term = lw[J] + np.log(self.kernel_.diag(Z[:1]).astype(np.float64))[0]
         frac = np.exp(np.minimum(self_term - full, 0.0))
         with np.errstate(divide="ignore"):
             loo = full + np.log1p(-frac)
-        log_rest = np.log(np.maximum(self._w.sum() - self._w, 1e-300))
+        w = self._w[J]
+        log_rest = np.log(np.maximum(self._w.sum() - w, 1e-300))
         logp = loo - log_rest - self._log_integral - X.shape[1] * math.log(h)
-        return float(np.sum(self._w * logp) / self._w.sum())
+        return float(np.sum(w * logp) / w.sum())
 
     def _cross_validate(self, h0):
         grid = check_int(self.cv_grid, "cv_grid", "KernelDensity", low=2)
@@ -242,8 +318,17 @@ class KernelDensity(DensityMixin, BaseEstimator):
         if not rng_ok:
             raise InvalidValueError(f"The 'cv_range' parameter of KernelDensity must be two floats 0 < low < high. "
                              f"Got {self.cv_range!r}.")
+        n = self._X.shape[0]
+        m = n if self.cv_max_eval is None else check_int(self.cv_max_eval, "cv_max_eval", "KernelDensity", low=1)
+        if m >= n:
+            J = np.arange(n)
+        else:  # a fixed-seed subsample of evaluation points (documented in cv_max_eval)
+            J = np.sort(np.random.default_rng(0).choice(n, size=m, replace=False))
+            if not self._w[J].sum() > 0:
+                J = np.arange(n)
         hs = h0 * np.geomspace(self.cv_range[0], self.cv_range[1], grid)
-        scores = np.array([self._loo_loglik(float(h)) for h in hs])
+        scores = np.array([self._loo_loglik(float(h), J) for h in hs])
+        self.cv_n_eval_ = int(J.size)
         self.cv_bandwidths_ = hs
         self.cv_scores_ = scores
         return float(hs[int(np.argmax(np.where(np.isnan(scores), -np.inf, scores)))])
@@ -257,13 +342,23 @@ class KernelDensity(DensityMixin, BaseEstimator):
         self._check_fitted("score_samples")
         Y = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Y = check_points(Y, "X", "KernelDensity.score_samples")
-        dt = np.float32 if (Y.dtype == np.float32 and self._X.dtype == np.float32) else np.float64
+        out_dt = np.float32 if (Y.dtype == np.float32 and self._X.dtype == np.float32) else np.float64
         h = self.bandwidth_
-        Xs = (self._X / h).astype(dt, copy=False)
-        Ys = (Y / h).astype(dt, copy=False)
+        ymax = float(np.max(np.abs(Y)))
+        if not math.isfinite(ymax / h):
+            raise InvalidValueError(
+                f"The 'X' parameter of KernelDensity.score_samples must be at most {h * _F64_MAX:.3g} in absolute "
+                f"value with bandwidth_={h:g} (the points divided by the bandwidth must stay finite float64). "
+                f"Got a largest |X| of {ymax:g}.")
+        # data / h must fit float32 to stay in float32 (bandwidth_ = 1e-30: 1e30 / 1e-30 does not)
+        f32_ok = _fits(h, np.float32) and max(ymax, float(np.max(np.abs(self._X)))) / h <= _F32_MAX / 4
+        dt = out_dt if f32_ok else np.float64
+        Xs = _scaled(self._X, h, dt)
+        Ys = _scaled(Y, h, dt)
         lse = kernel_logsumexp(self.kernel_, Xs, Ys, self._log_w, **self._engine_opts())
         const = self._log_w_total + self._log_integral + self.n_features_in_ * math.log(h)
-        return (lse.astype(np.float64) - const).astype(dt, copy=False)
+        with np.errstate(over="ignore"):
+            return (lse.astype(np.float64) - const).astype(out_dt, copy=False)
 
     def score(self, X, y=None):
         """Total log-likelihood of the rows of X (sum of score_samples)."""

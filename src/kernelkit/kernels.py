@@ -27,6 +27,17 @@ RationalQuadratic      (1 + r^2 / (2 alpha ell^2))^(-alpha)
 Linear(c=0)            x . y + c
 Polynomial             (gamma x . y + c)^degree
 =====================  =====================================================
+
+Usable ranges. Every radial kernel takes a bandwidth in [1e-150, 1e150]
+(data units), so that 1 / (2 sigma^2), 1 / ell and the other constants the
+engine multiplies by are finite normal float64 numbers; the scales that
+combine two parameters (lambda = sqrt(2 nu) / ell of the Matern kernel,
+c = sqrt(2 alpha) ell of the rational quadratic, c / sqrt(2 beta) of the
+IMQ) must be in [1e-152, 1e152], and a Matern smoothness other than 1/2,
+3/2, 5/2 must be at most 100.
+Outside these ranges the constructors raise InvalidValueError; rescale the
+data instead. float32 inputs whose kernel constants (or squared distances)
+do not fit float32 are evaluated in float64 and returned as float32.
 """
 
 from __future__ import annotations
@@ -46,6 +57,71 @@ __all__ = [
 ]
 
 
+#: usable range of every radial bandwidth (data units); see the module docstring
+BANDWIDTH_RANGE = (1e-150, 1e150)
+#: usable range of the length scales (and inverse length scales) derived from two parameters
+DERIVED_RANGE = (1e-152, 1e152)
+#: largest Matern smoothness evaluated through Bessel functions (other than 1/2, 3/2, 5/2)
+MATERN_NU_MAX = 100.0
+_F64 = np.finfo(np.float64)
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_bandwidth(value, owner, name="bandwidth"):
+    """A length scale in BANDWIDTH_RANGE (returned as float)."""
+    v = check_positive(value, name, owner)
+    lo, hi = BANDWIDTH_RANGE
+    if not lo <= v <= hi:
+        raise InvalidValueError(
+            f"The {name!r} parameter of {owner} must be in [{lo:g}, {hi:g}] (outside it the kernel's constants, "
+            f"such as 1 / (2 bandwidth^2), overflow or underflow float64; rescale the data instead). Got {value!r}.")
+    return v
+
+
+def _check_scale_param(value, name, owner, what, lo, hi):
+    """Raise unless ``lo <= value <= hi``: ``value`` (parameter ``name``) keeps the derived
+    length scale ``what`` in DERIVED_RANGE."""
+    if lo <= value <= hi:
+        return value
+    lo_s = f"[{lo:.3g}" if lo > 0 else "(0"
+    raise InvalidValueError(
+        f"The {name!r} parameter of {owner} must keep {what} in [{DERIVED_RANGE[0]:g}, {DERIVED_RANGE[1]:g}] "
+        f"(so that its square is a normal float64), that is {name} in {lo_s}, {hi:.3g}] with the other "
+        f"parameters given. Got {value!r}.")
+
+
+_LIMITS = {np.dtype(t): (float(np.finfo(t).tiny), float(np.finfo(t).max)) for t in (np.float32, np.float64)}
+
+
+def _fits(value, dtype, margin=0):
+    """True if ``value`` is 0 or a finite normal number of ``dtype``, ``2^margin`` inside its range."""
+    tiny, fmax = _LIMITS[np.dtype(dtype)]
+    a = abs(float(value))
+    return a == 0 or math.ldexp(tiny, margin) <= a <= math.ldexp(fmax, -margin)
+
+
+def r2_bound(X, Y):
+    """An upper bound on every ||X[i] - Y[j]||^2 (a float): d (max - min)^2 over all coordinates."""
+    span = max(float(X.max()), float(Y.max())) - min(float(X.min()), float(Y.min()))
+    return X.shape[1] * span * span
+
+
+def fits_float32(kernel, X, Y):
+    """True if ``kernel`` can be evaluated on the float32 arrays X, Y in float32 without overflow.
+
+    False when a kernel constant is not well inside the normal float32 range
+    (1 / (2 sigma^2) above 3.4e38 for sigma below 3.8e-20, for instance, makes
+    0 * inf = NaN at r = 0; see ``Kernel._fits_dtype``), when squared
+    distances could overflow float32, or when r^2 / c^2 could (rational
+    quadratic). Callers then compute in float64 and round the result to
+    float32.
+    """
+    if not all(_fits(c, np.float32, margin=26) for c in kernel._dtype_constants()):
+        return False   # (decided without a pass over the data)
+    r2max = r2_bound(X, Y)
+    return r2max <= _F32_MAX / 4 and kernel._fits_dtype(np.float32, r2max)
+
+
 def sqdist(X, Y):
     """Squared Euclidean distances ``D[i, j] = ||X[i] - Y[j]||^2`` (dense).
 
@@ -57,8 +133,19 @@ def sqdist(X, Y):
     c = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
     Xc = X - c
     Yc = Y - c
-    x2 = np.einsum("ij,ij->i", Xc, Xc)
-    y2 = np.einsum("ij,ij->i", Yc, Yc)
+    with np.errstate(over="ignore"):
+        x2 = np.einsum("ij,ij->i", Xc, Xc)
+        y2 = np.einsum("ij,ij->i", Yc, Yc)
+    quarter = np.finfo(X.dtype).max / 4
+    if not (x2.max(initial=0) <= quarter and y2.max(initial=0) <= quarter):
+        # |x|^2 + |y|^2 - 2 x.y would overflow (inf - inf = NaN): evaluate on the data
+        # scaled by a power of two (exact), then scale back (true distances above the
+        # largest float become inf)
+        k = int(np.frexp(max(np.abs(X).max(), np.abs(Y).max()))[1])
+        Xs = np.ldexp(X, -k).astype(X.dtype, copy=False)
+        D = sqdist(Xs, Xs if Y is X else np.ldexp(Y, -k).astype(X.dtype, copy=False))
+        with np.errstate(over="ignore"):
+            return np.ldexp(D, 2 * k).astype(X.dtype, copy=False)
     D = Xc @ Yc.T
     D *= -2
     D += x2[:, None]
@@ -168,6 +255,28 @@ class Kernel(metaclass=_FrozenAfterInit):
     def _diag(self, X):
         return np.array([self._block(x[None], x[None])[0, 0] for x in X], dtype=X.dtype)
 
+    def _dtype_constants(self):
+        """Constants the evaluation multiplies or divides by (each must be 0 or a normal float of the working dtype)."""
+        return ()
+
+    def _r2_scales(self):
+        """Squared length scales q of the ratios r^2 / q the evaluation forms (which must not overflow)."""
+        return ()
+
+    def _fits_dtype(self, dtype, r2max):
+        """True if evaluating in ``dtype`` with squared distances up to ``r2max`` cannot overflow.
+
+        The constants must be 2^26 inside the normal range of ``dtype``
+        ([7.9e-31, 5.1e30] for float32), so that the distances at which the
+        kernel varies are normal numbers too (a Gaussian sigma of 1e-16 has
+        1 / (2 sigma^2) = 5e31, and squared distances near sigma^2 = 1e-32
+        would be float32 subnormals with few significant bits).
+        """
+        if not all(_fits(c, dtype, margin=26) for c in self._dtype_constants()):
+            return False
+        fmax = float(np.finfo(dtype).max)
+        return all(r2max / q <= fmax for q in self._r2_scales())
+
     def _not_supported(self, what):
         return NotSupportedError(f"{what} is not available for {self!r}.")
 
@@ -191,25 +300,58 @@ class RadialKernel(Kernel):
     is_positive = True
 
     def __init__(self, bandwidth=1.0):
-        self.bandwidth = check_positive(bandwidth, "bandwidth", type(self).__name__)
+        self.bandwidth = _check_bandwidth(bandwidth, type(self).__name__)
 
     def _params(self):
         return {"bandwidth": self.bandwidth}
 
+    def _working_r2(self, r2):
+        """(r2, upcast): float32 ``r2`` becomes float64 when the kernel's constants do not fit float32."""
+        r2 = np.asarray(r2)
+        if r2.dtype == np.float32 and r2.size and not self._fits_dtype(
+                np.float32, float(r2.max()) if self._r2_scales() else 0.0):
+            return r2.astype(np.float64), True
+        return r2, False
+
     def profile(self, r2):
-        """phi as a function of the squared distance ``r2`` (array, any shape)."""
+        """phi as a function of the squared distance ``r2`` (array, any shape).
+
+        float32 ``r2`` is evaluated in float64 (and the result rounded to
+        float32) when the kernel's constants do not fit float32.
+        """
+        r2, up = self._working_r2(r2)
+        if up:
+            with np.errstate(over="ignore"):
+                return np.exp(self.log_profile(r2)).astype(np.float32)
         return np.exp(self.log_profile(r2))
 
     def log_profile(self, r2):
-        """log phi as a function of the squared distance ``r2``."""
+        """log phi as a function of the squared distance ``r2`` (float32 as in :meth:`profile`)."""
+        r2, up = self._working_r2(r2)
+        if up:
+            with np.errstate(over="ignore"):
+                return self._log_profile(r2).astype(np.float32)
+        return self._log_profile(r2)
+
+    def _log_profile(self, r2):
         raise NotImplementedError
 
+    def _as_working(self, X, Y):
+        """(X, Y, upcast): float32 inputs whose evaluation would overflow float32 become float64."""
+        if X.dtype == np.float32 and not fits_float32(self, X, Y):
+            X64 = X.astype(np.float64)
+            return X64, (X64 if Y is X else Y.astype(np.float64)), True
+        return X, Y, False
+
     def _block(self, X, Y):
-        D = sqdist(X, Y)
-        return self.profile(D).astype(X.dtype, copy=False)
+        Xw, Yw, up = self._as_working(X, Y)
+        with np.errstate(over="ignore" if up else None):
+            return self.profile(sqdist(Xw, Yw)).astype(X.dtype, copy=False)
 
     def log_block(self, X, Y):
-        return self.log_profile(sqdist(X, Y)).astype(X.dtype, copy=False)
+        Xw, Yw, up = self._as_working(X, Y)
+        with np.errstate(over="ignore" if up else None):
+            return self.log_profile(sqdist(Xw, Yw)).astype(X.dtype, copy=False)
 
     def _diag(self, X):
         return np.ones(X.shape[0], dtype=X.dtype)
@@ -234,7 +376,7 @@ class Gaussian(RadialKernel):
 
     Parameters
     ----------
-    bandwidth : float > 0
+    bandwidth : float in [1e-150, 1e150]
         sigma, in the units of the data (standard deviation of the kernel
         seen as a density). goodpoints' ``var`` is sigma^2; scikit-learn's
         ``gamma`` is 1 / (2 sigma^2).
@@ -247,11 +389,11 @@ class Gaussian(RadialKernel):
 
     family = "gaussian"
 
-    def profile(self, r2):
-        return np.exp(np.asarray(r2) * (-0.5 / self.bandwidth ** 2))
-
-    def log_profile(self, r2):
+    def _log_profile(self, r2):
         return np.asarray(r2) * (-0.5 / self.bandwidth ** 2)
+
+    def _dtype_constants(self):
+        return (0.5 / self.bandwidth ** 2,)
 
     def log_integral(self, d):
         d = self._check_d(d, "log_integral")
@@ -283,7 +425,10 @@ class Matern(RadialKernel):
     ----------
     nu : float > 0
         Smoothness (sample paths are ceil(nu) - 1 times differentiable).
-    bandwidth : float > 0
+        At most 100 unless it is 1/2, 3/2 or 5/2 (for larger nu the kernel
+        is within O(1/nu) of the Gaussian with the same bandwidth; use it),
+        and such that lambda = sqrt(2 nu) / ell is in [1e-152, 1e152].
+    bandwidth : float in [1e-150, 1e150]
         Length scale ell, in the units of the data.
 
     Notes
@@ -302,6 +447,15 @@ class Matern(RadialKernel):
     def __init__(self, nu=1.5, bandwidth=1.0):
         self.nu = check_positive(nu, "nu", "Matern")
         super().__init__(bandwidth)
+        if self.nu not in _MATERN_CLOSED and self.nu > MATERN_NU_MAX:
+            raise InvalidValueError(
+                f"The 'nu' parameter of Matern must be <= {MATERN_NU_MAX:g} unless it is 0.5, 1.5 or 2.5 "
+                f"(the Bessel function K_nu overflows; for large nu the Matern kernel is within O(1/nu) of "
+                f"the Gaussian with the same bandwidth: use Gaussian(bandwidth)). Got {nu!r}.")
+        lo, hi = DERIVED_RANGE
+        ell2 = self.bandwidth ** 2
+        _check_scale_param(self.nu, "nu", "Matern", "lambda = sqrt(2 nu) / bandwidth",
+                           (lo * lo) * ell2 / 2, (hi * hi) * ell2 / 2)
 
     def _params(self):
         return {"nu": self.nu, "bandwidth": self.bandwidth}
@@ -310,23 +464,21 @@ class Matern(RadialKernel):
     def _lambda(self):
         return math.sqrt(2 * self.nu) / self.bandwidth
 
-    def log_profile(self, r2):
+    def _dtype_constants(self):
+        return (self._lambda, self._lambda ** 2)   # (s^2 = lambda^2 r^2: squared distances near 1 / lambda^2)
+
+    def _log_profile(self, r2):
         s = np.sqrt(np.asarray(r2, dtype=np.float64)) * self._lambda
         nu = self.nu
         if nu == 0.5:
             return -s
+        # s above 1e100: log(1 + s + s^2/3) is below ulp(s), and s^2 may overflow
+        sc = np.minimum(s, 1e100)
         if nu == 1.5:
-            return np.log1p(s) - s
+            return np.log1p(sc) - s
         if nu == 2.5:
-            return np.log1p(s + s * s / 3.0) - s
-        from scipy import special
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = ((1 - nu) * math.log(2) - special.gammaln(nu) + nu * np.log(s)
-                   + np.log(special.kve(nu, s)) - s)
-        return np.where(s == 0, 0.0, out)
-
-    def profile(self, r2):
-        return np.exp(self.log_profile(r2))
+            return np.log1p(sc + sc * sc / 3.0) - s
+        return _matern_log_general(nu, s)
 
     def log_integral(self, d):
         d = self._check_d(d, "log_integral")
@@ -345,7 +497,7 @@ class Matern(RadialKernel):
     def spectral_sample(self, d, D, rng=None):
         """D frequencies: multivariate t, 2 nu degrees of freedom, scale 1/ell."""
         rng = _rng(rng)
-        chi2 = rng.chisquare(2 * self.nu, size=(D, 1))
+        chi2 = np.maximum(rng.chisquare(2 * self.nu, size=(D, 1)), _F64.tiny)  # (a small nu can draw 0)
         return rng.standard_normal((D, d)) * np.sqrt(2 * self.nu / chi2) / self.bandwidth
 
     def power(self, alpha, d=None):
@@ -368,6 +520,53 @@ class Matern(RadialKernel):
         return Matern(nu=nu_new, bandwidth=math.sqrt(2 * nu_new) / lam)
 
 
+_MATERN_CLOSED = (0.5, 1.5, 2.5)
+
+
+def _matern_log_general(nu, s):
+    """log of the Matern profile 2^(1-nu)/Gamma(nu) s^nu K_nu(s) for an array s >= 0 (float64).
+
+    ``scipy.special.kve`` where it is finite. Where it is not: for large s
+    (kve returns NaN above about 1e9) the Hankel expansion of K_nu(s) e^s;
+    for small s (K_nu(s) overflows, s below about 0.06 for nu <= 100) the
+    regular part of the series of s^nu K_nu(s), 1 + sum_j (s/2)^(2j) / (j! (1-nu)...(j-nu))
+    over j < nu (the other terms are below 1e-100 relative there); -inf at s = inf.
+    """
+    from scipy import special
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = ((1 - nu) * math.log(2) - special.gammaln(nu) + nu * np.log(s)
+               + np.log(special.kve(nu, s)) - s)
+    out = np.where(s == 0, 0.0, out)
+    bad = ~np.isfinite(out)
+    if not bad.any():
+        return out
+    shape = out.shape
+    out, bad = out.reshape(-1), bad.reshape(-1)
+    sb = np.broadcast_to(s, shape).reshape(-1)[bad]
+    fix = np.full(sb.shape, -np.inf)
+    large = (sb >= 1.0) & np.isfinite(sb)
+    if large.any():
+        x = sb[large]
+        term = np.ones_like(x)
+        series = np.ones_like(x)
+        for k in range(1, 9):   # |a_k / s^k| <= (nu^2 / (2 s))^k / k!: below 1e-40 for s >= 1e8, nu <= 100
+            term = term * ((4 * nu * nu - (2 * k - 1) ** 2) / (8 * k)) / x
+            series += term
+        log_kve = 0.5 * np.log(math.pi / (2 * x)) + np.log(series)
+        fix[large] = (1 - nu) * math.log(2) - special.gammaln(nu) + nu * np.log(x) + log_kve - x
+    small = sb < 1.0
+    if small.any():
+        q = (sb[small] / 2) ** 2
+        term = np.ones_like(q)
+        total = np.zeros_like(q)
+        for j in range(1, min(6, math.ceil(nu) - 1) + 1):
+            term = term * q / (j * (j - nu))
+            total += term
+        fix[small] = np.log1p(total)
+    out[bad] = fix
+    return out.reshape(shape)
+
+
 class Laplace(Matern):
     r"""Laplace (exponential) kernel :math:`k(x, y) = \exp(-\|x - y\|/\ell)`.
 
@@ -377,7 +576,7 @@ class Laplace(Matern):
 
     Parameters
     ----------
-    bandwidth : float > 0
+    bandwidth : float in [1e-150, 1e150]
         Length scale ell, in the units of the data.
     """
 
@@ -389,8 +588,11 @@ class Laplace(Matern):
     def _params(self):
         return {"bandwidth": self.bandwidth}
 
-    def log_profile(self, r2):
+    def _log_profile(self, r2):
         return -np.sqrt(np.asarray(r2)) / self.bandwidth
+
+    def _dtype_constants(self):
+        return (self.bandwidth, 1.0 / self.bandwidth, self.bandwidth ** 2)
 
     def sample_density(self, n, d, rng=None):
         # radial density r^(d-1) exp(-r / ell): r ~ Gamma(d, ell)
@@ -407,11 +609,12 @@ class RationalQuadratic(RadialKernel):
 
     Parameters
     ----------
-    bandwidth : float > 0
+    bandwidth : float in [1e-150, 1e150]
         Length scale ell, in the units of the data.
     alpha : float > 0
         Shape (dimensionless). As a density it is a multivariate t with
         2 alpha - d degrees of freedom: normalisable only when 2 alpha > d.
+        c = sqrt(2 alpha) ell must be in [1e-152, 1e152].
     """
 
     family = "rq"
@@ -419,6 +622,10 @@ class RationalQuadratic(RadialKernel):
     def __init__(self, bandwidth=1.0, alpha=1.0):
         super().__init__(bandwidth)
         self.alpha = check_positive(alpha, "alpha", type(self).__name__)
+        lo, hi = DERIVED_RANGE
+        ell2 = self.bandwidth ** 2
+        _check_scale_param(self.alpha, "alpha", type(self).__name__, "c = sqrt(2 alpha) bandwidth",
+                           (lo * lo) / ell2 / 2, (hi * hi) / ell2 / 2)
 
     def _params(self):
         return {"bandwidth": self.bandwidth, "alpha": self.alpha}
@@ -431,8 +638,22 @@ class RationalQuadratic(RadialKernel):
     def _exponent(self):
         return self.alpha
 
-    def log_profile(self, r2):
-        return -self._exponent * np.log1p(np.asarray(r2) / self._c2)
+    def _dtype_constants(self):
+        return (self._c2, self._exponent)
+
+    def _r2_scales(self):
+        return (self._c2,)
+
+    def _log_profile(self, r2):
+        r2 = np.asarray(r2)
+        c2 = self._c2
+        with np.errstate(over="ignore"):
+            u = r2 / c2
+        out = -self._exponent * np.log1p(u)
+        big = np.isinf(u) & np.isfinite(r2)
+        if big.any():  # r^2 / c^2 overflows: log(1 + u) = log r^2 - log c^2 to rounding
+            out = np.where(big, -self._exponent * (np.log(np.where(big, r2, 1)) - math.log(c2)), out)
+        return out
 
     def spectral_sample(self, d, D, rng=None):
         """D frequencies: w ~ N(0, tau I), tau ~ Gamma(shape beta, scale 2 / c^2)."""
@@ -488,7 +709,7 @@ class RationalQuadratic(RadialKernel):
         d, dof = self._t_dof(d, "sample_density")
         rng = _rng(rng)
         scale = math.sqrt(self._c2 / dof)
-        chi2 = rng.chisquare(dof, size=(n, 1))
+        chi2 = np.maximum(rng.chisquare(dof, size=(n, 1)), _F64.tiny)  # (a tiny dof can draw 0)
         return rng.standard_normal((n, d)) * np.sqrt(dof / chi2) * scale
 
 
@@ -497,11 +718,12 @@ class IMQ(RationalQuadratic):
 
     Parameters
     ----------
-    bandwidth : float > 0
+    bandwidth : float in [1e-150, 1e150]
         c, in the units of the data.
     beta : float > 0
         Exponent (default 1/2, the classical IMQ). Normalisable as a density
-        only when 2 beta > d.
+        only when 2 beta > d. The curvature length c / sqrt(2 beta) must be
+        in [1e-152, 1e152].
 
     Notes
     -----
@@ -515,6 +737,10 @@ class IMQ(RationalQuadratic):
     def __init__(self, bandwidth=1.0, beta=0.5):
         RadialKernel.__init__(self, bandwidth)
         self.beta = check_positive(beta, "beta", "IMQ")
+        lo, hi = DERIVED_RANGE
+        ell2 = self.bandwidth ** 2
+        _check_scale_param(self.beta, "beta", "IMQ", "c / sqrt(2 beta)", ell2 / (hi * hi) / 2,
+                           ell2 / (lo * lo) / 2)
 
     def _params(self):
         return {"bandwidth": self.bandwidth, "beta": self.beta}
@@ -544,6 +770,9 @@ class Linear(Kernel):
 
     def _params(self):
         return {"c": self.c}
+
+    def _dtype_constants(self):
+        return (self.c,)
 
     def _block(self, X, Y):
         G = X @ Y.T
@@ -578,14 +807,19 @@ class Polynomial(Kernel):
     def _params(self):
         return {"degree": self.degree, "gamma": self.gamma, "c": self.c}
 
+    def _dtype_constants(self):
+        return (self.gamma, self.c)
+
     def _block(self, X, Y):
         G = X @ Y.T
         G *= self.gamma
         G += self.c
-        return G ** self.degree
+        with np.errstate(over="ignore"):  # values beyond the largest float are inf, as they should
+            return G ** self.degree
 
     def _diag(self, X):
-        return (self.gamma * np.einsum("ij,ij->i", X, X) + self.c) ** self.degree
+        with np.errstate(over="ignore"):
+            return (self.gamma * np.einsum("ij,ij->i", X, X) + self.c) ** self.degree
 
 
 class SumKernel(Kernel):
@@ -620,15 +854,36 @@ class SumKernel(Kernel):
     def _diag(self, X):
         return sum(k._diag(X) for k in self.kernels)
 
+    def log_block(self, X, Y):
+        if not self.is_positive:
+            return super().log_block(X, Y)
+        with np.errstate(divide="ignore"):
+            out = np.log(self._block(X, Y))
+        lost = out == -np.inf
+        if lost.any():  # the sum underflowed: log-sum-exp of the components' logs stays exact
+            exact = np.logaddexp.reduce(np.stack([k.log_block(X, Y) for k in self.kernels]), axis=0)
+            out = np.where(lost, exact, out).astype(out.dtype, copy=False)
+        return out
+
+    def _dtype_constants(self):
+        return tuple(c for k in self.kernels for c in k._dtype_constants())
+
+    def _r2_scales(self):
+        return tuple(q for k in self.kernels for q in k._r2_scales())
+
     def _component_masses(self, d):
-        return np.array([math.exp(k.log_integral(d)) for k in self.kernels])
+        """Masses of the components, divided by a common power of e when they would overflow or underflow."""
+        logs = np.array([k.log_integral(d) for k in self.kernels], dtype=np.float64)
+        shift = 0.0 if np.all(np.abs(logs) < 700) else float(np.max(logs))
+        return np.exp(logs - shift), shift
 
     def log_integral(self, d):
-        return float(np.log(self._component_masses(d).sum()))
+        mass, shift = self._component_masses(d)
+        return float(np.log(mass.sum())) + shift
 
     def sample_density(self, n, d, rng=None):
         rng = _rng(rng)
-        mass = self._component_masses(d)
+        mass, _ = self._component_masses(d)
         comp = rng.choice(len(self.kernels), size=n, p=mass / mass.sum())
         out = np.empty((n, d))
         for c, k in enumerate(self.kernels):
@@ -658,8 +913,17 @@ class ScaledKernel(Kernel):
     def __repr__(self):
         return f"{self.scale!r} * {self.base!r}"
 
+    def _dtype_constants(self):
+        return (self.scale,) + tuple(self.base._dtype_constants())
+
+    def _r2_scales(self):
+        return self.base._r2_scales()
+
     def _block(self, X, Y):
         out = self.base._block(X, Y)
+        if X.dtype == np.float32 and not _fits(self.scale, np.float32):
+            with np.errstate(over="ignore"):
+                return (out.astype(np.float64) * self.scale).astype(np.float32)
         out *= X.dtype.type(self.scale)
         return out
 
@@ -714,6 +978,12 @@ class ProductKernel(Kernel):
         for k in self.kernels[1:]:
             out += k.log_block(X, Y)
         return out
+
+    def _dtype_constants(self):
+        return tuple(c for k in self.kernels for c in k._dtype_constants())
+
+    def _r2_scales(self):
+        return tuple(q for k in self.kernels for q in k._r2_scales())
 
     def _diag(self, X):
         out = self.kernels[0]._diag(X)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._options import get_options
 from .._validation import check_pair, check_weights, check_int
-from ..kernels import Kernel
+from ..kernels import Kernel, fits_float32
 from . import _numpy
 from ..exceptions import InvalidTypeError, InvalidValueError
 
@@ -65,6 +65,29 @@ def _opts(memory, threads, backend, progress):
     return get_options(memory=memory, threads=threads, backend=backend, progress=progress)
 
 
+def _working(kernel, X, Y, W=None):
+    """float32 inputs whose kernel constants, squared distances or weights do not fit float32
+    (Gaussian(1e-20): 1 / (2 sigma^2) = 5e39) are computed in float64; else unchanged."""
+    if X.dtype == np.float32 and (not fits_float32(kernel, X, Y) or _big(W)):
+        X64 = X.astype(np.float64)
+        return X64, (X64 if Y is X else Y.astype(np.float64))
+    return X, Y
+
+
+def _big(W):
+    """True if some finite weight (or log weight) is beyond 1e30 in absolute value (inf * 0 in float32)."""
+    if W is None:
+        return False
+    finite = W[np.isfinite(W)]
+    return bool(finite.size) and float(np.abs(finite).max()) > 1e30
+
+
+def _cast(out, dtype):
+    """Round a float64 result to the output dtype (values beyond float32 become +-inf, silently)."""
+    with np.errstate(over="ignore"):
+        return out.astype(dtype, copy=False)
+
+
 def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend=None, progress=None):
     r"""Weighted kernel sums :math:`out_{j,:} = \sum_i k(x_i, y_j)\, W_{i,:}`.
 
@@ -88,7 +111,9 @@ def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend
         In the dtype of the inputs (float32 when X and Y are both float32,
         float64 otherwise). Partial sums are accumulated in float64 (the
         fused backend first sums each tile row, at most 256 points, in the input
-        precision, then adds the tile sums in float64).
+        precision, then adds the tile sums in float64). float32 inputs whose
+        kernel constants do not fit float32 (a Gaussian bandwidth below about
+        4e-20, for instance) are computed in float64.
     """
     _check_kernel(kernel, "kernel_sum")
     X, Y = check_pair(X, Y, owner="kernel_sum")
@@ -96,8 +121,10 @@ def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend
     squeeze = W is None or W.ndim == 1
     W = np.ones((X.shape[0], 1)) if W is None else W.reshape(X.shape[0], -1)
     opts = _opts(memory, threads, backend, progress)
+    dtype = X.dtype
+    X, Y = _working(kernel, X, Y, W)
     out = _backend(opts, kernel, "sum").kernel_sum(kernel, X, Y, W, opts)
-    out = out.astype(X.dtype, copy=False)
+    out = _cast(out, dtype)
     return out[:, 0] if squeeze else out
 
 
@@ -131,8 +158,10 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
     squeeze = LW is None or LW.ndim == 1
     LW = np.zeros((X.shape[0], 1)) if LW is None else LW.reshape(X.shape[0], -1)
     opts = _opts(memory, threads, backend, progress)
+    dtype = X.dtype
+    X, Y = _working(kernel, X, Y, LW)
     out = _backend(opts, kernel, "logsumexp").kernel_logsumexp(kernel, X, Y, LW, opts)
-    out = out.astype(X.dtype, copy=False)
+    out = _cast(out, dtype)
     return out[:, 0] if squeeze else out
 
 
@@ -156,8 +185,10 @@ def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, pro
     X, Y = check_pair(X, Y, owner="kernel_topk")
     k = check_int(k, "k", "kernel_topk", low=1, high=X.shape[0])
     opts = _opts(memory, threads, backend, progress)
+    dtype = X.dtype
+    X, Y = _working(kernel, X, Y)
     values, indices = _backend(opts, kernel, "topk").kernel_topk(kernel, X, Y, k, opts)
-    return values.astype(X.dtype, copy=False), indices
+    return _cast(values, dtype), indices
 
 
 def kernel_block(kernel, X, Y=None, *, memory=None):
@@ -171,8 +202,11 @@ def kernel_block(kernel, X, Y=None, *, memory=None):
     opts = _opts(memory, None, None, None)
     need = 2 * X.shape[0] * Y.shape[0] * 8
     if need > opts.memory:
+        def size(b):
+            return f"{b / 1e6:.1f} MB" if b >= 10**5 else f"{b} bytes"
+
         raise InvalidValueError(
-            f"kernel_block of shape ({X.shape[0]}, {Y.shape[0]}) needs about {need / 1e6:.1f} MB, more than "
-            f"the memory budget of {opts.memory / 1e6:.1f} MB; raise it with kernelkit.options(memory=...) "
+            f"kernel_block of shape ({X.shape[0]}, {Y.shape[0]}) needs about {size(need)}, more than "
+            f"the memory budget of {size(opts.memory)}; raise it with kernelkit.options(memory=...) "
             "or use kernel_sum / kernel_topk, which tile.")
     return kernel._block(X, Y)

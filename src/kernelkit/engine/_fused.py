@@ -16,8 +16,16 @@ Memory: per thread, one tile of ``nb`` points by ``jb`` queries and its
 packed inputs, sized to half the memory budget (down to 16 x 6); X and the
 weights are packed into tiles once per call when that copy fits the other
 half, else tile by tile.
-Kernels the extension does not cover (general-nu Matern, products) fall back
-to the NumPy backend (``supports`` says which).
+Kernels the extension does not cover (general-nu Matern, products,
+polynomials of degree above ``MAX_DEGREE``) fall back to the NumPy backend
+(``supports`` says which).
+
+Extreme scales: float32 inputs whose kernel constants do not fit float32 are
+promoted to float64 by the engine before they get here. Data whose squared
+norms could overflow use the direct distance formula (exact, overflow only
+where the true distance overflows), and a rational quadratic whose r^2 / c^2
+could overflow float64 takes log(1 + r^2/c^2) = log r^2 - log c^2 where the
+ratio is infinite (its components are flagged in the table's degree column).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import numpy as np
 
 from ._components import kernel_components
 from ._tiling import progress_bar
+from ..kernels import r2_bound
 from ..exceptions import InvalidValueError
 
 try:
@@ -42,6 +51,8 @@ _MAX_COMPONENTS = 8
 DIRECT_MAX_D = 8
 _NB, _JB = 256, 48           # default tile: 256 points x 48 queries (jb: a multiple of 6)
 _PROGRESS_PAIRS = 2 * 10**9  # pairs per progress update
+#: largest polynomial degree evaluated here (by repeated multiplication); above, the NumPy backend
+MAX_DEGREE = 1024
 
 
 def available():
@@ -91,7 +102,7 @@ def _code(name, p):
 
 def _compile(kernel):
     comps = kernel_components(kernel)
-    if comps is None or len(comps) > _MAX_COMPONENTS:
+    if comps is None or len(comps) > _MAX_COMPONENTS or any(c[4] > MAX_DEGREE for c in comps):
         return None
     codes = np.array([_code(c[0], c[2]) for c in comps], dtype=np.int32)
     params = np.array([c[1:] for c in comps], dtype=np.float64)
@@ -109,11 +120,12 @@ def supports(kernel, op):
     return True
 
 
-def _mode(codes, d, mode):
-    """(gram, centre) for this kernel and dimension."""
+def _mode(codes, d, mode, huge=False):
+    """(gram, centre) for this kernel and dimension; ``huge``: squared norms of the data could overflow."""
     has_dot = bool(np.any(codes == _POLY))
     if mode is None:
-        mode = "gram" if has_dot or d > DIRECT_MAX_D else "direct"
+        # |x|^2 + |y|^2 - 2 x.y overflows (inf - inf) for huge data: exact differences then
+        mode = "gram" if has_dot or (d > DIRECT_MAX_D and not huge) else "direct"
     if mode not in ("direct", "gram"):
         raise InvalidValueError(f"The 'mode' of the fused backend must be 'direct' or 'gram'. Got {mode!r}.")
     if mode == "direct" and has_dot:
@@ -139,10 +151,13 @@ def _tiles(d, p, itemsize, memory, threads, extra_per_query=0):
 
 def _prepare(kernel, X, Y, opts, mode, p, extra_per_query=0):
     codes, params = _compile(kernel)
-    gram, centre = _mode(codes, X.shape[1], mode)
     dtype = X.dtype if X.dtype == Y.dtype and X.dtype in (np.float32, np.float64) else np.float64
     X = np.ascontiguousarray(X, dtype=dtype)
     Y = np.ascontiguousarray(Y, dtype=dtype)
+    huge = (mode is None and X.shape[1] > DIRECT_MAX_D and not np.any(codes == _POLY)
+            and r2_bound(X, Y) > float(np.finfo(dtype).max) / 4)
+    gram, centre = _mode(codes, X.shape[1], mode, huge)
+    params = _flag_ratio_overflow(codes, params, X, Y)
     c = X.mean(axis=0, dtype=np.float64).astype(dtype) if centre else None
     threads = opts.resolved_threads()
     nb, jb = _tiles(X.shape[1], p, X.itemsize, opts.memory / 2, threads, extra_per_query)
@@ -158,6 +173,19 @@ def _query_chunks(n, m, enabled):
         return [(0, m)]
     step = max(1, min(m, _PROGRESS_PAIRS // max(n, 1)))
     return [(j, min(m, j + step)) for j in range(0, m, step)]
+
+
+def _flag_ratio_overflow(codes, params, X, Y):
+    """Mark (degree column = 1) the rational-quadratic components whose r^2 / q could overflow."""
+    rq = (codes >= _RQ) & (codes <= _RQ_ONE)
+    if rq.any():
+        fmax = float(np.finfo(X.dtype).max)
+        with np.errstate(over="ignore", divide="ignore"):
+            over = rq & (r2_bound(X, Y) / params[:, 2] > fmax)
+        if over.any():
+            params = params.copy()
+            params[over, 3] = 1.0
+    return params
 
 
 def kernel_sum(kernel, X, Y, W, opts, mode=None):

@@ -43,8 +43,8 @@ enum { OP_SUM = 0, OP_LSE = 1, OP_TOPK = 2 };
 
 typedef struct {
     int n, need_r2;
-    int code[MAXC], deg[MAXC];
-    double w[MAXC], p[MAXC], q[MAXC];
+    int code[MAXC], deg[MAXC];   /* deg: polynomial degree; for K_RQ*: 1 when r^2 / q may overflow */
+    double w[MAXC], p[MAXC], q[MAXC], lq[MAXC];   /* lq = log q (K_RQ*) */
 } kspec;
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -132,6 +132,7 @@ static int parse_spec(PyObject *codes_o, PyObject *params_o, kspec *ks) {
                 ks->p[i] = p[4 * i + 1];
                 ks->q[i] = p[4 * i + 2];
                 ks->deg[i] = (int)p[4 * i + 3];
+                ks->lq[i] = ks->q[i] > 0 ? log(ks->q[i]) : 0.0;
                 if (c[i] < K_GAUSS || c[i] > K_POLY) ok = 0;
                 if (c[i] != K_POLY) ks->need_r2 = 1;
             }

@@ -183,31 +183,46 @@ KK_INLINE void FN(row_values)(const kspec *ks, int gram, const R *t, const R *nx
 #pragma omp simd
             for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * SQRT(r2[i]));
             break;
+        /* the polynomial factor takes s capped at 1e15 (exp(-s) is 0 there): no inf * 0 = NaN
+         * when s or s^2 overflows (tiny bandwidths, huge data) */
         case K_MATERN32:
 #pragma omp simd
             for (int i = 0; i < nb; i++) {
                 R s = p * SQRT(r2[i]);
-                val[i] += w * ((R)1 + s) * FN(kexp)(-s);
+                R sc = s < (R)1e15 ? s : (R)1e15;
+                val[i] += w * ((R)1 + sc) * FN(kexp)(-s);
             }
             break;
         case K_MATERN52:
 #pragma omp simd
             for (int i = 0; i < nb; i++) {
                 R s = p * SQRT(r2[i]);
-                val[i] += w * ((R)1 + s + s * s * (R)(1.0 / 3.0)) * FN(kexp)(-s);
+                R sc = s < (R)1e15 ? s : (R)1e15;
+                val[i] += w * ((R)1 + sc + sc * sc * (R)(1.0 / 3.0)) * FN(kexp)(-s);
             }
             break;
         case K_RQ_HALF:
-#pragma omp simd
-            for (int i = 0; i < nb; i++) val[i] += w / SQRT((R)1 + r2[i] / q);
-            break;
         case K_RQ_ONE:
-#pragma omp simd
-            for (int i = 0; i < nb; i++) val[i] += w / ((R)1 + r2[i] / q);
-            break;
         case K_RQ:
+            if (ks->deg[c]) {   /* r^2 / q may overflow: log(1 + u) = log r^2 - log q there */
+                const R lq = (R)ks->lq[c];
 #pragma omp simd
-            for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * FN(klog)((R)1 + r2[i] / q));
+                for (int i = 0; i < nb; i++) {
+                    R u = r2[i] / q;   /* (r^2 itself infinite: log = inf, value 0) */
+                    R l = u < (R)INFINITY ? FN(klog)((R)1 + u)
+                                          : (r2[i] < (R)INFINITY ? FN(klog)(r2[i]) - lq : (R)INFINITY);
+                    val[i] += w * FN(kexp)(-p * l);
+                }
+            } else if (ks->code[c] == K_RQ_HALF) {
+#pragma omp simd
+                for (int i = 0; i < nb; i++) val[i] += w / SQRT((R)1 + r2[i] / q);
+            } else if (ks->code[c] == K_RQ_ONE) {
+#pragma omp simd
+                for (int i = 0; i < nb; i++) val[i] += w / ((R)1 + r2[i] / q);
+            } else {
+#pragma omp simd
+                for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * FN(klog)((R)1 + r2[i] / q));
+            }
             break;
         case K_POLY: {   /* (p x.y + q)^deg by repeated multiplication, one pass per power */
             const int deg = ks->deg[c];
@@ -256,8 +271,19 @@ KK_INLINE void FN(row_log_values)(const kspec *ks, int gram, const R *t, const R
         }
         break;
     default: /* K_RQ, K_RQ_HALF, K_RQ_ONE */
+        if (ks->deg[0]) {   /* r^2 / q may overflow: log(1 + u) = log r^2 - log q there */
+            const R lq = (R)ks->lq[0];
 #pragma omp simd
-        for (int i = 0; i < nb; i++) val[i] = lw - p * FN(klog)((R)1 + r2[i] / q);
+            for (int i = 0; i < nb; i++) {
+                R u = r2[i] / q;
+                R l = u < (R)INFINITY ? FN(klog)((R)1 + u)
+                                      : (r2[i] < (R)INFINITY ? FN(klog)(r2[i]) - lq : (R)INFINITY);
+                val[i] = lw - p * l;
+            }
+        } else {
+#pragma omp simd
+            for (int i = 0; i < nb; i++) val[i] = lw - p * FN(klog)((R)1 + r2[i] / q);
+        }
         break;
     }
 }
@@ -395,6 +421,9 @@ KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int j
                 acc[a] += (double)s * J->ks->w[0];
             } else if (op == OP_SUM) {
                 FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
+                /* padding points have weight 0: drop their values (an overflowing polynomial
+                 * value there would make inf * 0 = NaN) */
+                for (int i = len; i < nb; i++) w->val[i] = 0;
                 for (int q = 0; q < p; q++) acc[a * p + q] += (double)FN(row_dot)(w->val, Wt + (int64_t)q * nb, nb);
             } else if (op == OP_LSE) {
                 const int gauss = J->ks->code[0] == K_GAUSS;

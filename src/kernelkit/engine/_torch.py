@@ -4,6 +4,12 @@ Selected with ``backend="torch"`` (``pip install 'kernelkit[torch]'``). Runs on
 the first CUDA device when one is visible, else on the CPU. Blocks are sized
 from the memory budget exactly as in the NumPy backend; partial sums are
 accumulated in float64 on the device. torch is imported on first use only.
+
+Extreme scales: float32 inputs whose kernel constants do not fit float32 are
+promoted to float64 by the engine; data whose squared norms could overflow
+(the Gram formula gives inf - inf there) are reduced by the NumPy backend
+instead, and rational quadratics whose r^2 / c^2 could overflow take
+log(1 + r^2/c^2) = log r^2 - log c^2 where the ratio is infinite.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import numpy as np
 
 from ._tiling import block_sizes, progress_bar
 from ..exceptions import InvalidValueError
+from ..kernels import r2_bound
 
 
 def _torch():
@@ -43,7 +50,15 @@ def _sqdist(torch, X, Y):
     return torch.clamp(x2 + y2 - 2.0 * (X @ Y.T), min=0.0)
 
 
-def _log_radial(torch, family, p, r2):
+def _log1p_ratio(torch, r2, c2, big):
+    """log(1 + r2 / c2); ``big``: the ratio may overflow (then log r2 - log c2 where it does)."""
+    u = r2 / c2
+    if not big:
+        return torch.log1p(u)
+    return torch.where(torch.isinf(u), torch.log(r2) - math.log(c2), torch.log1p(u))
+
+
+def _log_radial(torch, family, p, r2, big=False):
     """log phi(r2) for the radial families (same formulas as kernels.py)."""
     if family == "gaussian":
         return r2 * (-0.5 / p["bandwidth"] ** 2)
@@ -53,15 +68,17 @@ def _log_radial(torch, family, p, r2):
         s = torch.sqrt(r2) * (math.sqrt(2 * p["nu"]) / p["bandwidth"])
         if p["nu"] == 0.5:
             return -s
+        # log(1 + s + s^2/3) is below ulp(s) for s above 1e15 (float32) / 1e100: cap s there (no inf - inf)
+        sc = torch.clamp(s, max=1e15 if s.dtype == torch.float32 else 1e100)
         if p["nu"] == 1.5:
-            return torch.log1p(s) - s
+            return torch.log1p(sc) - s
         if p["nu"] == 2.5:
-            return torch.log1p(s + s * s / 3.0) - s
+            return torch.log1p(sc + sc * sc / 3.0) - s
         return None
     if family == "imq":
-        return -p["beta"] * torch.log1p(r2 / p["bandwidth"] ** 2)
+        return -p["beta"] * _log1p_ratio(torch, r2, p["bandwidth"] ** 2, big)
     if family == "rq":
-        return -p["alpha"] * torch.log1p(r2 / (2 * p["alpha"] * p["bandwidth"] ** 2))
+        return -p["alpha"] * _log1p_ratio(torch, r2, 2 * p["alpha"] * p["bandwidth"] ** 2, big)
     return None
 
 
@@ -81,29 +98,37 @@ def supports(kernel, op):
     return _supported(kernel.spec)
 
 
-def _block(torch, spec, X, Y, log=False):
+def _block(torch, spec, X, Y, log=False, big=False):
     family, params = spec
     if family == "sum":
-        out = sum(_block(torch, s, X, Y) for s in params)
-        return torch.log(out) if log else out
+        out = sum(_block(torch, s, X, Y, big=big) for s in params)
+        if not log:
+            return out
+        out = torch.log(out)
+        lost = out == -math.inf
+        if bool(lost.any()) and all(_radial_only(s) for s in params):  # underflow: exact log-sum-exp
+            exact = torch.logsumexp(torch.stack([_block(torch, s, X, Y, log=True, big=big) for s in params]), dim=0)
+            out = torch.where(lost, exact, out)
+        return out
     if family == "product":
-        parts = [_block(torch, s, X, Y, log=log) for s in params]
+        parts = [_block(torch, s, X, Y, log=log, big=big) for s in params]
         out = parts[0]
         for q in parts[1:]:
             out = out + q if log else out * q
         return out
     if family == "scaled":
         scale, base = params
-        inner = _block(torch, base, X, Y, log=log)
+        inner = _block(torch, base, X, Y, log=log, big=big)
         return inner + math.log(scale) if log else inner * scale
     p = dict(params)
     if family == "linear":
         out = X @ Y.T + p["c"]
         return torch.log(out) if log else out
     if family == "polynomial":
-        out = (p["gamma"] * (X @ Y.T) + p["c"]) ** p["degree"]
+        deg = p["degree"] if p["degree"] < 2 ** 62 else float(p["degree"])  # (torch takes int64 exponents)
+        out = (p["gamma"] * (X @ Y.T) + p["c"]) ** deg
         return torch.log(out) if log else out
-    lg = _log_radial(torch, family, p, _sqdist(torch, X, Y))
+    lg = _log_radial(torch, family, p, _sqdist(torch, X, Y), big)
     return lg if log else torch.exp(lg)
 
 
@@ -129,7 +154,25 @@ def _centered(torch, kernel, X, Y, dev):
     return _to(torch, X - c, dev), _to(torch, Y - c, dev)
 
 
+def _use_numpy(kernel, X, Y):
+    """True when the Gram distances could overflow (see the module docstring)."""
+    return _radial_only(kernel.spec) and r2_bound(X, Y) > float(np.finfo(X.dtype).max) / 4
+
+
+def _big_ratio(kernel, X, Y):
+    """True when some r^2 / c^2 of a rational quadratic could overflow."""
+    scales = kernel._r2_scales()
+    if not scales:
+        return False
+    fmax, r2max = float(np.finfo(X.dtype).max), r2_bound(X, Y)
+    return any(r2max / q > fmax for q in scales)
+
+
 def kernel_sum(kernel, X, Y, W, opts):
+    if _use_numpy(kernel, X, Y):
+        from . import _numpy
+        return _numpy.kernel_sum(kernel, X, Y, W, opts)
+    big = _big_ratio(kernel, X, Y)
     torch = _torch()
     dev = device()
     n, m, p = X.shape[0], Y.shape[0], W.shape[1]
@@ -141,13 +184,17 @@ def kernel_sum(kernel, X, Y, W, opts):
         for j0 in range(0, m, by):
             Yb = Yt[j0:j0 + by]
             for i0 in range(0, n, bx):
-                K = _block(torch, kernel.spec, Xt[i0:i0 + bx], Yb)
+                K = _block(torch, kernel.spec, Xt[i0:i0 + bx], Yb, big=big)
                 out[j0:j0 + by] += (K.T @ Wt[i0:i0 + bx]).double()
             bar.update(Yb.shape[0])
     return out.cpu().numpy()
 
 
 def kernel_logsumexp(kernel, X, Y, LW, opts):
+    if _use_numpy(kernel, X, Y):
+        from . import _numpy
+        return _numpy.kernel_logsumexp(kernel, X, Y, LW, opts)
+    big = _big_ratio(kernel, X, Y)
     torch = _torch()
     dev = device()
     n, m, p = X.shape[0], Y.shape[0], LW.shape[1]
@@ -160,7 +207,7 @@ def kernel_logsumexp(kernel, X, Y, LW, opts):
             Yb = Yt[j0:j0 + by]
             acc = torch.full((Yb.shape[0], p), -math.inf, dtype=torch.float64, device=dev)
             for i0 in range(0, n, bx):
-                L = _block(torch, kernel.spec, Xt[i0:i0 + bx], Yb, log=True).double().T  # (mb, bx)
+                L = _block(torch, kernel.spec, Xt[i0:i0 + bx], Yb, log=True, big=big).double().T  # (mb, bx)
                 T = L[:, :, None] + LWt[i0:i0 + bx][None, :, :]                          # (mb, bx, p)
                 acc = torch.logaddexp(acc, torch.logsumexp(T, dim=1))
             out[j0:j0 + by] = acc
@@ -169,6 +216,10 @@ def kernel_logsumexp(kernel, X, Y, LW, opts):
 
 
 def kernel_topk(kernel, X, Y, k, opts):
+    if _use_numpy(kernel, X, Y):
+        from . import _numpy
+        return _numpy.kernel_topk(kernel, X, Y, k, opts)
+    big = _big_ratio(kernel, X, Y)
     torch = _torch()
     dev = device()
     n, m = X.shape[0], Y.shape[0]
@@ -182,7 +233,7 @@ def kernel_topk(kernel, X, Y, k, opts):
             best_v = torch.empty((Yb.shape[0], 0), dtype=torch.float64, device=dev)
             best_i = torch.empty((Yb.shape[0], 0), dtype=torch.int64, device=dev)
             for i0 in range(0, n, bx):
-                K = _block(torch, kernel.spec, Xt[i0:i0 + bx], Yb).double().T
+                K = _block(torch, kernel.spec, Xt[i0:i0 + bx], Yb, big=big).double().T
                 idx = torch.arange(i0, i0 + K.shape[1], device=dev).expand_as(K)
                 cv = torch.cat([best_v, K], 1)
                 ci = torch.cat([best_i, idx], 1)

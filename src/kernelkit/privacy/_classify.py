@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_points, check_positive
-from ._common import NotFittedError, check_domain, check_privacy_params, release_integer_sums
+from .._validation import check_int, check_points, check_positive
+from ._common import (NotFittedError, check_domain, check_noise_scale, check_privacy_params, release_integer_sums,
+                      smallest_epsilon)
 from ._kernel_sum import PrivateKernelSum
 from ..exceptions import InvalidValueError
 
@@ -89,8 +90,11 @@ class PrivateSimilarityClassifier:
         check_domain(self.radius, self.center, X.shape[1], owner)  # fail before spending any budget
         probe._resolve_kernel()
         n_features = (128 if delta == 0 else 8192) if self.n_features is None else self.n_features
+        if not (isinstance(n_features, str) and n_features == "auto"):
+            n_features = check_int(n_features, "n_features", owner, low=1)
         split = 0.5 if neighbouring == "replace-one" else 1.0
         eps_c, del_c = epsilon * split, delta * split
+        self._check_epsilon(epsilon, delta, split, frac, n_features)  # before any budget is spent
         if self.accountant is not None:
             self.accountant.spend(epsilon, delta, label=f"{owner} per-class sums (parallel composition)")
         rng = np.random.default_rng(self.random_state)
@@ -119,6 +123,25 @@ class PrivateSimilarityClassifier:
                              "kernel sums": [eps_c * (1 - frac), del_c * (1 - frac)]},
         }
         return self
+
+    def _check_epsilon(self, epsilon, delta, split, frac, n_features):
+        """Raise InvalidValueError naming the smallest usable epsilon when the noise would overflow int64."""
+        sums = PrivateKernelSum(self.kernel, epsilon=1.0, radius=self.radius, method=self.method)
+
+        def fits(e):
+            try:
+                check_noise_scale(1.0, 1.0, e * split * frac, delta * split * frac, "", "")
+                sums._check_epsilon(n_features, e * split * (1 - frac), delta * split * (1 - frac), "add-remove")
+            except InvalidValueError:
+                return False
+            return True
+
+        if not fits(epsilon):
+            raise InvalidValueError(
+                f"The 'epsilon' parameter of {type(self).__name__} must be at least "
+                f"{smallest_epsilon(fits, epsilon):.3g} with delta={delta!r}, n_features={n_features!r} and "
+                f"count_fraction={frac!r}: below, the noise of the class sizes or of the per-class kernel sums "
+                f"exceeds 2^56 grid units, beyond which integer noise and sums overflow int64. Got {epsilon!r}.")
 
     def decision_function(self, Y):
         """Noisy mean similarity to each class, shape (m, n_classes)."""

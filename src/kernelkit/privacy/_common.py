@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import math
 
 import numpy as np
 
@@ -14,7 +15,12 @@ from ._accountant import PrivacyAccountant, check_delta, check_epsilon, check_ne
 from ..exceptions import InvalidTypeError, InvalidValueError, NotFittedError
 
 __all__ = ["check_privacy_params", "check_domain", "clip_to_ball", "clip_to_box", "release_integer_sums",
-           "row_blocks", "map_row_blocks", "save_state", "load_state", "NotFittedError"]
+           "check_noise_scale", "smallest_epsilon", "MAX_NOISE_SCALE", "row_blocks", "map_row_blocks",
+           "save_state", "load_state", "NotFittedError"]
+
+#: largest noise scale (discrete Laplace scale or rounded-Gaussian sigma, in grid units) a release
+#: accepts: the noise draws stay below 45 scales, so noise plus statistic stay far inside int64
+MAX_NOISE_SCALE = 2.0 ** 56
 
 
 def check_privacy_params(est, owner):
@@ -59,6 +65,53 @@ def clip_to_box(X, center, radius):
     return np.clip(np.asarray(X, dtype=np.float64), center - radius, center + radius)
 
 
+def _noise_scale(sens_l1, sens_l2, epsilon, delta):
+    if delta == 0:
+        return sens_l1 / epsilon
+    return _noise.gaussian_sigma(epsilon, delta, sens_l2)
+
+
+def check_noise_scale(sens_l1, sens_l2, epsilon, delta, owner, what):
+    """Refuse (before any budget is spent) a release whose noise scale exceeds MAX_NOISE_SCALE.
+
+    Such a tiny epsilon (or epsilon and delta) gives noise of more than 2^56
+    grid units per cell, beyond which the integer noise and the noisy sums
+    would overflow int64. The message gives the smallest usable epsilon.
+    """
+    scale = _noise_scale(sens_l1, sens_l2, epsilon, delta)
+    if scale <= MAX_NOISE_SCALE:
+        return scale
+    if delta == 0:
+        eps_min = sens_l1 / MAX_NOISE_SCALE
+        raise InvalidValueError(
+            f"The 'epsilon' parameter of {owner} must be at least {eps_min:.3g} for {what}: the discrete Laplace "
+            f"noise scale Delta_1 / epsilon = {scale:.3g} grid units must stay below 2^56 = "
+            f"{MAX_NOISE_SCALE:.3g} (beyond, integer noise and sums overflow int64). Got {epsilon!r}.")
+    eps_min = smallest_epsilon(lambda e: _noise.gaussian_sigma(e, delta, sens_l2) <= MAX_NOISE_SCALE, epsilon)
+    hint = f"with delta={delta!r} epsilon must be at least {eps_min:.3g}"
+    raise InvalidValueError(
+        f"The 'epsilon' parameter of {owner} is too small for {what}: epsilon={epsilon!r} and delta={delta!r} give a "
+        f"Gaussian noise sigma of {scale:.3g} grid units, above the usable 2^56 = {MAX_NOISE_SCALE:.3g} (beyond, "
+        f"integer noise and sums overflow int64); {hint}. Got {epsilon!r}.")
+
+
+def smallest_epsilon(fits, epsilon):
+    """The smallest epsilon above ``epsilon`` with ``fits(epsilon)`` True, to about 1e-9 relative.
+
+    ``fits`` must be monotone (a larger epsilon means less noise); bisection on log epsilon.
+    """
+    lo = hi = math.log(epsilon)
+    while not fits(math.exp(hi)):
+        lo, hi = hi, hi + 8.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if fits(math.exp(mid)):
+            hi = mid
+        else:
+            lo = mid
+    return math.exp(hi)
+
+
 def release_integer_sums(stat, sens_l1, sens_l2, epsilon, delta, noise_factor=1.0):
     """Add DP noise to an int64 statistic (any shape) in grid units.
 
@@ -75,6 +128,8 @@ def release_integer_sums(stat, sens_l1, sens_l2, epsilon, delta, noise_factor=1.
     mechanism : str
     """
     stat = np.asarray(stat, dtype=np.int64)
+    if not _noise_scale(sens_l1, sens_l2, epsilon, delta) <= MAX_NOISE_SCALE:  # callers check first
+        check_noise_scale(sens_l1, sens_l2, epsilon, delta, "release_integer_sums", "this release")
     if delta == 0:
         scale = sens_l1 / epsilon * noise_factor
         noise = _noise.discrete_laplace(scale, stat.shape)

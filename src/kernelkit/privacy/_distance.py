@@ -51,14 +51,16 @@ import math
 import numpy as np
 
 from .._validation import check_int, check_points, check_positive
-from ._common import (NotFittedError, check_domain, check_privacy_params, clip_to_ball, clip_to_box, load_state,
-                      map_row_blocks, release_integer_sums, save_state)
+from ._common import (NotFittedError, check_domain, check_noise_scale, check_privacy_params, clip_to_ball,
+                      clip_to_box, load_state, map_row_blocks, release_integer_sums, save_state, smallest_epsilon)
 from ._features import _orthonormal_rows
 from ..exceptions import InvalidValueError
 
 __all__ = ["PrivateDistanceSum"]
 
 METRICS = ("l1", "l2")
+#: largest domain radius (data units): distance sums, their noise and variances stay finite float64
+MAX_RADIUS = 1e150
 
 
 def _kappa(d):
@@ -84,7 +86,7 @@ class PrivateDistanceSum:
     epsilon : float > 0
     delta : float in [0, 1), default 0
         0: pure epsilon-DP (discrete Laplace); > 0: rounded Gaussian.
-    radius : float > 0
+    radius : float in (0, 1e150]
         Required, units of the data. Domain: for l1 the box
         ``[center - radius, center + radius]^d``; for l2 the ball of radius
         ``radius`` around ``center``. Records are clipped onto it.
@@ -144,6 +146,10 @@ class PrivateDistanceSum:
         X = check_points(X, "X", owner)
         d = X.shape[1]
         radius, center = check_domain(self.radius, self.center, d, owner)
+        if radius > MAX_RADIUS:
+            raise InvalidValueError(
+                f"The 'radius' parameter of {owner} must be in (0, {MAX_RADIUS:g}] (the distance sums, their noise "
+                f"and its variance must stay finite float64; rescale the data instead). Got {self.radius!r}.")
         directions = None
         if self.metric == "l2":
             if self.n_projections is None:
@@ -161,6 +167,22 @@ class PrivateDistanceSum:
         vmax = n_leaves - 1
         eps_c, eps_s = epsilon * frac, epsilon * (1 - frac)
         del_c, del_s = delta * frac, delta * (1 - frac)
+
+        def fits(e):  # the noise of counts and sums must fit int64 (see check_noise_scale)
+            try:
+                check_noise_scale(factor * nodes_touched, factor * math.sqrt(nodes_touched), e * frac, del_c, "", "")
+                check_noise_scale(factor * nodes_touched * vmax, factor * math.sqrt(nodes_touched) * vmax,
+                                  e * (1 - frac), del_s, "", "")
+            except InvalidValueError:
+                return False
+            return True
+
+        if not fits(epsilon):
+            raise InvalidValueError(
+                f"The 'epsilon' parameter of {owner} must be at least {smallest_epsilon(fits, epsilon):.3g} with "
+                f"levels={L}, {m} one-dimensional problems, delta={delta!r} and count_fraction={frac!r}: below, "
+                f"the noise of the tree sums exceeds 2^56 grid units, beyond which integer noise and sums "
+                f"overflow int64 (fewer levels lower it). Got {epsilon!r}.")
         if self.accountant is not None:
             self.accountant.spend(epsilon, delta, label=f"{owner} tree counts and sums")
 
@@ -243,7 +265,12 @@ class PrivateDistanceSum:
         m = self.counts_.shape[0]
         values = np.empty(Y.shape[0])
         var = np.empty(Y.shape[0])
-        vc, vs = self.count_std_ ** 2, self.sum_std_ ** 2
+        # variances are formed in units of 2^k (exact) when the squares of the data-unit
+        # numbers could overflow (huge radius or noise); k = 0 otherwise
+        with np.errstate(over="ignore"):
+            big = min(max(R, self.sum_std_, float(np.max(np.abs(Y - self.center_), initial=0.0))), 1e308)
+        unit = math.ldexp(1.0, int(np.frexp(big)[1])) if big > 2.0 ** 400 else 1.0
+        vc, vs = self.count_std_ ** 2, (self.sum_std_ / unit) ** 2
         rows = np.arange(m)[None, :]
 
         def block(a, b):
@@ -262,7 +289,8 @@ class PrivateDistanceSum:
             S = self.sums_[:, -1][None, :]
             A = Z * (2 * P - N) + S - 2 * SP
             full = c == n_leaves
-            v = np.where(full, Z * Z * vc + vs, Z * Z * (4 * k + 1) * vc + (4 * k + 1) * vs)
+            Zu = Z / unit
+            v = np.where(full, Zu * Zu * vc + vs, Zu * Zu * (4 * k + 1) * vc + (4 * k + 1) * vs)
             if dirs is None:
                 values[a:b] = A.sum(axis=1)
                 var[a:b] = v.sum(axis=1)
@@ -273,7 +301,8 @@ class PrivateDistanceSum:
 
         map_row_blocks(block, Y.shape[0], m * 8 * 12)
         if return_std:
-            return values, np.sqrt(var)
+            with np.errstate(over="ignore"):
+                return values, np.sqrt(var) * unit
         return values
 
     def save(self, path):

@@ -105,9 +105,21 @@ class FourierMap:
         X = np.asarray(X, dtype=np.float64)
         if self.projection is not None:
             X = X @ self.projection.T
-        T = X @ self.omega.T
-        if self.phase is not None:
-            T += self.phase
+        with np.errstate(over="ignore", invalid="ignore"):
+            T = X @ self.omega.T
+            if self.phase is not None:
+                T += self.phase
+        # Phases beyond 1e30 (heavy-tailed spectra such as a small-nu Matern, tiny bandwidths,
+        # huge data) would overflow float32 or be inf / NaN, and cos(inf) is NaN: reduce them
+        # modulo 2 pi, elementwise, and map non-finite ones to 0. Features stay in [-1, 1]
+        # whatever x is, so the sensitivity bound holds.
+        huge = ~(np.abs(T) <= 1e30)
+        if huge.any():
+            sub = T[huge]
+            finite = np.isfinite(sub)
+            sub[~finite] = 0.0
+            sub[finite] = np.remainder(sub[finite], 2 * np.pi)
+            T[huge] = sub
         T = T.astype(np.float32)
         if not self.paired:
             out = np.cos(T)

@@ -7,8 +7,9 @@ import numpy as np
 from .._validation import check_int, check_points
 from ..kernels import Kernel, make_kernel
 from . import _noise
-from ._common import (NotFittedError, check_domain, check_privacy_params, clip_to_ball, load_state,
-                      map_row_blocks, release_integer_sums, save_state)
+from ._common import (MAX_NOISE_SCALE, NotFittedError, check_domain, check_noise_scale, check_privacy_params,
+                      clip_to_ball, load_state, map_row_blocks, release_integer_sums, save_state,
+                      smallest_epsilon)
 from ._features import METHODS, FourierMap, make_feature_map
 from ..exceptions import InvalidValueError
 
@@ -67,7 +68,11 @@ class PrivateKernelSum:
         Radial kernel with a spectral density (Gaussian, Laplace, Matern,
         IMQ, rational quadratic), or its name (with ``bandwidth``).
     epsilon : float > 0
-        Privacy loss bound (dimensionless).
+        Privacy loss bound (dimensionless). Tiny values are refused (fit
+        raises ValueError naming the smallest usable epsilon) when the noise
+        scale would exceed 2^56 grid units, beyond which integer noise and
+        sums overflow int64: about 2e-8 for 2048 cells (pure DP), 3.5e-10
+        with n_features='auto'.
     delta : float in [0, 1), default 0
         0 for pure epsilon-DP; > 0 for (epsilon, delta)-DP (probability).
     radius : float > 0
@@ -76,8 +81,10 @@ class PrivateKernelSum:
         Centre of the domain ball (default: the origin), units of the data.
     bandwidth : float, optional
         Bandwidth when ``kernel`` is a name (units of the data).
-    n_features : int or 'auto', default 2048
-        Sketch size: number of released noisy cells. 'auto' spends 5% of
+    n_features : int or 'auto', default 'auto'
+        Sketch size: number of released noisy cells. A fixed size suits one
+        epsilon only (at small epsilon the noise of a large sketch swamps the
+        answers), hence the default 'auto', which spends 5% of
         epsilon on a noisy count n~ (exact n under replace-one, where n is
         public) and uses n_freq = clip(n~ epsilon / 8, 16, 4096) frequencies
         for pure DP (balancing noise, which grows like sqrt(n_freq), against
@@ -122,7 +129,7 @@ class PrivateKernelSum:
     _noise_factor = 1.0
 
     def __init__(self, kernel="gaussian", *, epsilon, delta=0.0, radius=None, center=None, bandwidth=None,
-                 n_features=2048, method="auto", reduced_dim=None, neighbouring="add-remove", accountant=None,
+                 n_features="auto", method="auto", reduced_dim=None, neighbouring="add-remove", accountant=None,
                  random_state=None):
         self.kernel = kernel
         self.epsilon = epsilon
@@ -179,9 +186,10 @@ class PrivateKernelSum:
         if auto_size:
             if self.accountant is not None and not self.accountant.can_spend(epsilon, delta):
                 self.accountant.spend(epsilon, delta, label=f"{owner} sketch size and feature sums")  # raises
+            self._check_auto_epsilon(epsilon, delta, neighbouring)  # before the noisy count
             n_estimate, eps_size = self._private_size(X.shape[0], epsilon, neighbouring)
             eps_sums = epsilon - eps_size
-            n_features = self._auto_features(n_estimate, eps_sums, delta)
+            n_features = self._auto_features(n_estimate, eps_sums, delta, neighbouring)
             budget_split["sketch size (noisy count)"] = [eps_size, 0.0]
         budget_split["feature sums"] = [eps_sums, delta]
         rng = np.random.default_rng(self.random_state)
@@ -191,6 +199,7 @@ class PrivateKernelSum:
         factor = 2.0 if neighbouring == "replace-one" else 1.0
         sens_l1 = factor * _noise.grid_sensitivity(fmap.l1_bound, gamma, fmap.n_cells, 1)
         sens_l2 = factor * _noise.grid_sensitivity(fmap.l2_bound, gamma, fmap.n_cells, 2)
+        check_noise_scale(sens_l1, sens_l2, eps_sums, delta, owner, f"a sketch of {fmap.n_cells} cells")
         if self.accountant is not None:
             self.accountant.spend(epsilon, delta, label=f"{owner} " + " and ".join(budget_split))
 
@@ -232,6 +241,47 @@ class PrivateKernelSum:
     #: largest number of frequencies chosen by n_features='auto'
     _AUTO_MAX_FREQ = 4096
 
+    def _sensitivities(self, n_features, neighbouring):
+        """(Delta_1, Delta_2) in grid units of a sketch of ``n_features`` cells (public parameters only)."""
+        paired = self.method != "lsq-rff"
+        n_freq = max(1, n_features // 2 if paired else n_features)
+        fmap = FourierMap("rff" if paired else "lsq-rff", np.zeros((n_freq, 1)))
+        gamma = _noise.grid_step(fmap.cell_bound)
+        factor = 2.0 if neighbouring == "replace-one" else 1.0
+        return (factor * _noise.grid_sensitivity(fmap.l1_bound, gamma, fmap.n_cells, 1),
+                factor * _noise.grid_sensitivity(fmap.l2_bound, gamma, fmap.n_cells, 2))
+
+    def _check_epsilon(self, n_features, epsilon, delta, neighbouring):
+        """Raise InvalidValueError (naming the smallest usable epsilon) when the noise would be too large."""
+        owner = type(self).__name__
+        if n_features == "auto":
+            return self._check_auto_epsilon(epsilon, delta, neighbouring)
+        check_noise_scale(*self._sensitivities(n_features, neighbouring), epsilon, delta, owner,
+                          f"n_features={n_features}")
+
+    def _check_auto_epsilon(self, epsilon, delta, neighbouring):
+        """n_features='auto': the noisy count and the smallest sketch (16 frequencies) must be releasable."""
+        smallest = 16 if self.method == "lsq-rff" else 32
+        sens = self._sensitivities(smallest, neighbouring)
+
+        def fits(e):
+            try:
+                eps_sums = e
+                if neighbouring != "replace-one":
+                    check_noise_scale(1.0, 1.0, e * self._AUTO_SIZE_FRACTION, 0.0, "", "")
+                    eps_sums = e - e * self._AUTO_SIZE_FRACTION
+                check_noise_scale(*sens, eps_sums, delta, "", "")
+            except InvalidValueError:
+                return False
+            return True
+
+        if not fits(epsilon):
+            raise InvalidValueError(
+                f"The 'epsilon' parameter of {type(self).__name__} must be at least "
+                f"{smallest_epsilon(fits, epsilon):.3g} with n_features='auto' and delta={delta!r}: below, the "
+                f"noise of the sketch-size count or of the smallest sketch (16 frequencies) exceeds 2^56 grid "
+                f"units, beyond which integer noise and sums overflow int64. Got {epsilon!r}.")
+
     def _private_size(self, n, epsilon, neighbouring):
         """(n or a noisy n, epsilon spent): exact under replace-one (n public), else discrete Laplace."""
         if neighbouring == "replace-one":
@@ -240,18 +290,27 @@ class PrivateKernelSum:
         noisy, _, _ = release_integer_sums(np.array([n]), 1.0, 1.0, eps_size, 0.0, self._noise_factor)
         return float(max(noisy[0], 1)), eps_size
 
-    def _auto_features(self, n_estimate, epsilon, delta):
+    def _auto_features(self, n_estimate, epsilon, delta, neighbouring="add-remove"):
         """Sketch size balancing noise and feature approximation (public function of DP outputs).
 
         Pure DP: an answer's noise has standard deviation about 2 sqrt(n_freq) / epsilon and the
         approximation about c n / sqrt(n_freq) (c ~ 1/2), so n_freq = c n epsilon / 2. (epsilon, delta):
-        the noise per answer does not depend on n_freq, so the largest size is used.
+        the noise per answer does not depend on n_freq, so the largest size is used. Either way the
+        size is halved (down to 16 frequencies) while its noise scale exceeds MAX_NOISE_SCALE
+        (tiny epsilon).
         """
         if delta > 0:
             n_freq = self._AUTO_MAX_FREQ
         else:
-            n_freq = int(np.clip(round(0.125 * n_estimate * epsilon), 16, self._AUTO_MAX_FREQ))
-        return n_freq if self.method == "lsq-rff" else 2 * n_freq
+            n_freq = int(np.clip(round(min(0.125 * n_estimate * epsilon, 1e18)), 16, self._AUTO_MAX_FREQ))
+        cells = (lambda f: f if self.method == "lsq-rff" else 2 * f)
+        # tiny epsilon: the largest sketch whose noise scale stays usable (public: epsilon, delta only)
+        while n_freq > 16:
+            l1, l2 = self._sensitivities(cells(n_freq), neighbouring)
+            if (l1 / epsilon if delta == 0 else _noise.gaussian_sigma(epsilon, delta, l2)) <= MAX_NOISE_SCALE:
+                break
+            n_freq = max(16, n_freq // 2)
+        return cells(n_freq)
 
     def _check_fitted(self):
         if not hasattr(self, "sums_"):

@@ -145,9 +145,13 @@ def discrete_laplace(scale, size, rng=None):
 
 
 def discrete_laplace_std(scale):
-    """Standard deviation of :func:`discrete_laplace` noise: sqrt(2 q) / (1 - q), q = exp(-1/scale)."""
+    """Standard deviation of :func:`discrete_laplace` noise: sqrt(2 q) / (1 - q), q = exp(-1/scale).
+
+    ``1 - q`` is computed as ``-expm1(-1/scale)``: exact for large scales,
+    where ``1 - exp(-1/scale)`` loses digits (and is 0 above 1e16).
+    """
     q = math.exp(-1.0 / scale)
-    return math.sqrt(2 * q) / (1 - q)
+    return math.sqrt(2 * q) / -math.expm1(-1.0 / scale)
 
 
 def rounded_gaussian(sigma, size, rng=None):
@@ -183,6 +187,13 @@ def gaussian_sigma(epsilon, delta, sensitivity):
     which needs epsilon < 1).
     """
     lo, hi = 1e-6 * sensitivity, sensitivity * (1.0 + math.sqrt(2 * math.log(1.25 / delta)) / epsilon) * 4
+    if not math.isfinite(hi):
+        # tiny epsilon: use the epsilon = 0 bound instead, 2 Phi(a) - 1 <= a sqrt(2 / pi) <= delta
+        # for a = Delta / (2 sigma), i.e. sigma = Delta / (delta sqrt(2 pi)) (the profile
+        # delta(epsilon) decreases in epsilon)
+        hi = sensitivity / (delta * math.sqrt(2 * math.pi))
+        if not math.isfinite(hi):
+            return math.inf  # beyond float64: callers refuse such a release
     while _gaussian_delta(hi, epsilon, sensitivity) > delta:
         hi *= 2
     for _ in range(200):
