@@ -43,6 +43,8 @@ class PrivateSimilarityClassifier:
         per answer grows like sqrt(n_features)) and 8192 for
         (epsilon, delta)-DP (noise per answer independent of n_features).
     epsilon : float > 0
+        Tiny values are refused, as in :class:`PrivateKernelSum` (fit raises
+        ValueError naming the smallest usable epsilon).
     delta : float in [0, 1), default 0
     classes : array-like, optional
         The public label set.

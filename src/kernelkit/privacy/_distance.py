@@ -84,6 +84,9 @@ class PrivateDistanceSum:
     ----------
     metric : {'l1', 'l2'}, default 'l1'
     epsilon : float > 0
+        Tiny values are refused (fit raises ValueError naming the smallest
+        usable epsilon) when the noise scale would exceed 2^56 grid units,
+        beyond which integer noise and sums overflow int64.
     delta : float in [0, 1), default 0
         0: pure epsilon-DP (discrete Laplace); > 0: rounded Gaussian.
     radius : float in (0, 1e150]
