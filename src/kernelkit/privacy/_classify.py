@@ -6,7 +6,7 @@ import numpy as np
 
 from .._validation import check_int, check_points, check_positive
 from ._common import (NotFittedError, check_domain, check_noise_scale, check_privacy_params, release_integer_sums,
-                      smallest_epsilon)
+                      smallest_epsilon, accepts)
 from ._kernel_sum import PrivateKernelSum
 from ..exceptions import InvalidValueError
 
@@ -130,13 +130,12 @@ class PrivateSimilarityClassifier:
         """Raise InvalidValueError naming the smallest usable epsilon when the noise would overflow int64."""
         sums = PrivateKernelSum(self.kernel, epsilon=1.0, radius=self.radius, method=self.method)
 
+        def check(e):
+            check_noise_scale(1.0, 1.0, e * split * frac, delta * split * frac, "", "")
+            sums._check_epsilon(n_features, e * split * (1 - frac), delta * split * (1 - frac), "add-remove")
+
         def fits(e):
-            try:
-                check_noise_scale(1.0, 1.0, e * split * frac, delta * split * frac, "", "")
-                sums._check_epsilon(n_features, e * split * (1 - frac), delta * split * (1 - frac), "add-remove")
-            except InvalidValueError:
-                return False
-            return True
+            return accepts(check, e)
 
         if not fits(epsilon):
             raise InvalidValueError(

@@ -15,7 +15,7 @@ from ._accountant import PrivacyAccountant, check_delta, check_epsilon, check_ne
 from ..exceptions import InvalidTypeError, InvalidValueError, NotFittedError
 
 __all__ = ["check_privacy_params", "check_domain", "clip_to_ball", "clip_to_box", "release_integer_sums",
-           "check_noise_scale", "smallest_epsilon", "MAX_NOISE_SCALE", "row_blocks", "map_row_blocks",
+           "check_noise_scale", "smallest_epsilon", "accepts", "MAX_NOISE_SCALE", "row_blocks", "map_row_blocks",
            "save_state", "load_state", "NotFittedError"]
 
 #: largest noise scale (discrete Laplace scale or rounded-Gaussian sigma, in grid units) a release
@@ -93,6 +93,15 @@ def check_noise_scale(sens_l1, sens_l2, epsilon, delta, owner, what):
         f"The 'epsilon' parameter of {owner} is too small for {what}: epsilon={epsilon!r} and delta={delta!r} give a "
         f"Gaussian noise sigma of {scale:.3g} grid units, above the usable 2^56 = {MAX_NOISE_SCALE:.3g} (beyond, "
         f"integer noise and sums overflow int64); {hint}. Got {epsilon!r}.")
+
+
+def accepts(check, *args):
+    """True when ``check(*args)`` returns without raising InvalidValueError (a ``fits`` predicate)."""
+    try:
+        check(*args)
+    except InvalidValueError:
+        return False
+    return True
 
 
 def smallest_epsilon(fits, epsilon):

@@ -9,7 +9,7 @@ from ..kernels import Kernel, make_kernel
 from . import _noise
 from ._common import (MAX_NOISE_SCALE, NotFittedError, check_domain, check_noise_scale, check_privacy_params,
                       clip_to_ball, load_state, map_row_blocks, release_integer_sums, save_state,
-                      smallest_epsilon)
+                      smallest_epsilon, accepts)
 from ._features import METHODS, FourierMap, make_feature_map
 from ..exceptions import InvalidValueError
 
@@ -264,16 +264,15 @@ class PrivateKernelSum:
         smallest = 16 if self.method == "lsq-rff" else 32
         sens = self._sensitivities(smallest, neighbouring)
 
+        def check(e):
+            eps_sums = e
+            if neighbouring != "replace-one":
+                check_noise_scale(1.0, 1.0, e * self._AUTO_SIZE_FRACTION, 0.0, "", "")
+                eps_sums = e - e * self._AUTO_SIZE_FRACTION
+            check_noise_scale(*sens, eps_sums, delta, "", "")
+
         def fits(e):
-            try:
-                eps_sums = e
-                if neighbouring != "replace-one":
-                    check_noise_scale(1.0, 1.0, e * self._AUTO_SIZE_FRACTION, 0.0, "", "")
-                    eps_sums = e - e * self._AUTO_SIZE_FRACTION
-                check_noise_scale(*sens, eps_sums, delta, "", "")
-            except InvalidValueError:
-                return False
-            return True
+            return accepts(check, e)
 
         if not fits(epsilon):
             raise InvalidValueError(
