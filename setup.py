@@ -29,6 +29,11 @@ class OptionalBuildExt(build_ext):
             print(f"WARNING: could not build {ext.name} ({exc}); falling back to NumPy.", file=sys.stderr)
 
 
+# the one compiled definition of the kernel families, shared by every extension
+INCLUDE = os.path.join("src", "kernelkit", "_include")
+SHARED_HEADERS = sorted(glob.glob(os.path.join(INCLUDE, "*.h")))
+
+
 def extensions():
     import numpy as np
 
@@ -42,11 +47,11 @@ def extensions():
         # (its tests bound the rounding); the thinning walk keeps strict
         # evaluation (no contraction), so its coresets match the reference.
         contract = ["-ffp-contract=fast"] if name.endswith("_fused_ext") else []
-        headers = sorted(glob.glob(os.path.join(os.path.dirname(path), "_*_impl.h")))
+        headers = sorted(glob.glob(os.path.join(os.path.dirname(path), "_*_impl.h"))) + SHARED_HEADERS
         exts.append(Extension(
             name, [path],
             depends=headers,
-            include_dirs=[np.get_include()],
+            include_dirs=[np.get_include(), INCLUDE],
             extra_compile_args=["-O3", "-fopenmp", "-std=c11", "-fno-math-errno", "-fno-trapping-math"] + contract,
             extra_link_args=["-fopenmp"],
         ))

@@ -11,7 +11,8 @@ are imported on first use.
 import importlib as _importlib
 
 from ._options import options, get_options
-from .kernels import (Kernel, Gaussian, Laplace, Matern, IMQ, RationalQuadratic, Linear, Polynomial,
+from .kernels import (Kernel, Gaussian, Laplace, Matern, IMQ, RationalQuadratic, Linear, Polynomial, Periodic,
+                      SpectralMixture,
                       SumKernel, ScaledKernel, ProductKernel, make_kernel)
 from .engine import kernel_sum, kernel_logsumexp, kernel_topk, kernel_block, fused_available
 from .exceptions import (InputError, InvalidValueError, InvalidTypeError, NotFittedError, NotSupportedError,
@@ -31,7 +32,8 @@ _LAZY = {
 }
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
-           "Linear", "Polynomial", "SumKernel", "ScaledKernel", "ProductKernel", "make_kernel",
+           "Linear", "Polynomial", "Periodic", "SpectralMixture", "SumKernel", "ScaledKernel", "ProductKernel",
+           "make_kernel",
            "kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available",
            "InputError", "InvalidValueError", "InvalidTypeError", "NotFittedError", "NotSupportedError",
            "BudgetExceededError", *_LAZY]

@@ -4,7 +4,7 @@ Every public function and estimator that draws random numbers takes
 ``random_state``: None (fresh entropy), an int >= 0, a
 :class:`numpy.random.SeedSequence` or a :class:`numpy.random.Generator`.
 Independent streams come from ``SeedSequence(...).spawn(k)``. Functions that
-took ``seed`` before keep it as a deprecated alias (a ``DeprecationWarning``;
+took ``seed`` (or ``rng``) before keep it as a deprecated alias (a ``DeprecationWarning``;
 passing both is an error).
 """
 
@@ -29,14 +29,14 @@ class _Unset:
 UNSET = _Unset()
 
 
-def resolve_seed_alias(random_state, seed, owner):
-    """``random_state``, or the value of the deprecated alias ``seed`` when only that was passed."""
+def resolve_seed_alias(random_state, seed, owner, alias="seed"):
+    """``random_state``, or the value of the deprecated alias (``seed``, or ``alias``) when only that was passed."""
     if seed is UNSET:
         return random_state
     if random_state is not None:
-        raise InvalidValueError(f"The 'seed' parameter of {owner} is a deprecated alias of 'random_state'; pass "
-                                f"only one of them. Got random_state={random_state!r} and seed={seed!r}.")
-    warnings.warn(f"The 'seed' parameter of {owner} is deprecated; use 'random_state' (same values).",
+        raise InvalidValueError(f"The {alias!r} parameter of {owner} is a deprecated alias of 'random_state'; pass "
+                                f"only one of them. Got random_state={random_state!r} and {alias}={seed!r}.")
+    warnings.warn(f"The {alias!r} parameter of {owner} is deprecated; use 'random_state' (same values).",
                   DeprecationWarning, stacklevel=3)
     return seed
 

@@ -9,8 +9,8 @@ A kernel holds parameters, never data. Every kernel offers
 
 Radial kernels ``k(x, y) = phi(||x - y||)`` (all with ``phi(0) = 1``) also
 offer ``log_integral(d)`` (log of the integral over R^d, for normalised
-densities), ``sample_density(n, d, rng)`` (draws from ``phi(||x||) / integral``),
-and, where the spectral density is known, ``spectral_sample(d, D, rng)``
+densities), ``sample_density(n, d, random_state)`` (draws from ``phi(||x||) / integral``),
+and, where the spectral density is known, ``spectral_sample(d, D, random_state)``
 (frequencies ``w`` with ``k(x, y) = E[cos(w . (x - y))]``) and
 ``power(alpha, d)`` (the alpha-power kernel of Generalized Kernel Thinning,
 whose Fourier transform is the alpha-th power of k's, rescaled so that
@@ -24,6 +24,8 @@ Laplace(ell)           exp(-r / ell)
 Matern(nu, ell)        2^(1-nu)/Gamma(nu) (sqrt(2 nu) r/ell)^nu K_nu(sqrt(2 nu) r/ell)
 IMQ(c, beta=1/2)       (1 + r^2 / c^2)^(-beta)
 RationalQuadratic      (1 + r^2 / (2 alpha ell^2))^(-alpha)
+Periodic(ell, p)       exp(-2 sin^2(pi r / p) / ell^2)
+SpectralMixture        sum_q w_q exp(-2 pi^2 |s_q * (x - y)|^2) cos(2 pi mu_q . (x - y))
 Linear(c=0)            x . y + c
 Polynomial             (gamma x . y + c)^degree
 =====================  =====================================================
@@ -47,12 +49,15 @@ import numbers
 
 import numpy as np
 
+from ._random import UNSET, resolve_seed_alias, seed_sequence
 from ._validation import check_pair, check_points, check_positive, check_int
+from ._xp import NUMPY
 from .exceptions import InvalidTypeError, InvalidValueError, NotSupportedError
 
 __all__ = [
     "Kernel", "RadialKernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
-    "Linear", "Polynomial", "SumKernel", "ScaledKernel", "ProductKernel", "make_kernel",
+    "Linear", "Polynomial", "Periodic", "SpectralMixture", "SumKernel", "ScaledKernel", "ProductKernel",
+    "make_kernel",
     "sqdist", "KERNEL_NAMES",
 ]
 
@@ -183,6 +188,8 @@ class Kernel(metaclass=_FrozenAfterInit):
     is_radial = False
     #: True if every value is > 0 (then log k is defined: kernel_logsumexp)
     is_positive = False
+    #: True if k(x, y) depends on x - y only (then the engine may centre the data)
+    is_stationary = False
 
     # --- public API -----------------------------------------------------
     def __call__(self, X, Y=None):
@@ -255,6 +262,20 @@ class Kernel(metaclass=_FrozenAfterInit):
     def _diag(self, X):
         return np.array([self._block(x[None], x[None])[0, 0] for x in X], dtype=X.dtype)
 
+    def _xp_block(self, X, Y, xp, log=False):
+        """The dense block (or its log) on arrays of the namespace ``xp`` (see :mod:`kernelkit._xp`).
+
+        The torch backend evaluates kernels through this method, on centred
+        data when the kernel is stationary. A kernel that only defines
+        ``_block`` (NumPy) does not run on torch.
+        """
+        raise NotSupportedError(f"{self!r} has no formula for array namespaces other than NumPy (it defines "
+                                "only _block); use backend='numpy' or 'auto', or define "
+                                "_xp_block(X, Y, xp, log=False).")
+
+    def _check_features(self, d, owner):
+        """Raise unless the kernel accepts points with ``d`` features (most kernels take any d)."""
+
     def _dtype_constants(self):
         """Constants the evaluation multiplies or divides by (each must be 0 or a normal float of the working dtype)."""
         return ()
@@ -280,7 +301,12 @@ class Kernel(metaclass=_FrozenAfterInit):
     def _not_supported(self, what):
         return NotSupportedError(f"{what} is not available for {self!r}.")
 
-    def spectral_sample(self, d, D, rng=None):
+    def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
+        """D frequencies ``w`` in R^d with ``k(x, y) / k(0) = E[cos(w . (x - y))]``, shape (D, d).
+
+        ``random_state``: None, an int >= 0, a SeedSequence or a Generator
+        (used as is); ``rng`` is its deprecated alias.
+        """
         raise self._not_supported("spectral_sample (no known spectral density)")
 
     def power(self, alpha, d=None):
@@ -289,7 +315,8 @@ class Kernel(metaclass=_FrozenAfterInit):
     def log_integral(self, d):
         raise self._not_supported("log_integral (a normalised density)")
 
-    def sample_density(self, n, d, rng=None):
+    def sample_density(self, n, d, random_state=None, *, rng=UNSET):
+        """n draws in R^d from the density phi(||x||) / integral (``random_state`` as in spectral_sample)."""
         raise self._not_supported("sample_density (drawing from the kernel as a density)")
 
 
@@ -298,6 +325,7 @@ class RadialKernel(Kernel):
 
     is_radial = True
     is_positive = True
+    is_stationary = True
 
     def __init__(self, bandwidth=1.0):
         self.bandwidth = _check_bandwidth(bandwidth, type(self).__name__)
@@ -333,8 +361,14 @@ class RadialKernel(Kernel):
                 return self._log_profile(r2).astype(np.float32)
         return self._log_profile(r2)
 
-    def _log_profile(self, r2):
+    def _log_profile(self, r2, xp=NUMPY):
+        """log phi(r2) on an array of squared distances, written with the functions of ``xp``
+        (NumPy or torch: the one formula every backend evaluates)."""
         raise NotImplementedError
+
+    def _xp_block(self, X, Y, xp, log=False):
+        lg = self._log_profile(xp.sqdist(X, Y), xp)
+        return lg if log else xp.exp(lg)
 
     def _as_working(self, X, Y):
         """(X, Y, upcast): float32 inputs whose evaluation would overflow float32 become float64."""
@@ -360,8 +394,12 @@ class RadialKernel(Kernel):
         return check_int(d, "d", f"{type(self).__name__}.{what}", low=1)
 
 
-def _rng(rng):
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+def _rng(random_state, rng=UNSET, owner="a kernel's sampler"):
+    """A Generator from ``random_state`` (a Generator is used as is; ``rng`` is the deprecated alias)."""
+    random_state = resolve_seed_alias(random_state, rng, owner, alias="rng")
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(seed_sequence(random_state, owner))
 
 
 def _uniform_directions(n, d, rng):
@@ -389,8 +427,8 @@ class Gaussian(RadialKernel):
 
     family = "gaussian"
 
-    def _log_profile(self, r2):
-        return np.asarray(r2) * (-0.5 / self.bandwidth ** 2)
+    def _log_profile(self, r2, xp=NUMPY):
+        return r2 * (-0.5 / self.bandwidth ** 2)
 
     def _dtype_constants(self):
         return (0.5 / self.bandwidth ** 2,)
@@ -399,12 +437,12 @@ class Gaussian(RadialKernel):
         d = self._check_d(d, "log_integral")
         return 0.5 * d * math.log(2 * math.pi * self.bandwidth ** 2)
 
-    def sample_density(self, n, d, rng=None):
-        return _rng(rng).standard_normal((n, d)) * self.bandwidth
+    def sample_density(self, n, d, random_state=None, *, rng=UNSET):
+        return _rng(random_state, rng, "Gaussian.sample_density").standard_normal((n, d)) * self.bandwidth
 
-    def spectral_sample(self, d, D, rng=None):
+    def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
         """D frequencies in R^d from N(0, I / sigma^2), shape (D, d)."""
-        return _rng(rng).standard_normal((D, d)) / self.bandwidth
+        return _rng(random_state, rng, "Gaussian.spectral_sample").standard_normal((D, d)) / self.bandwidth
 
     def power(self, alpha, d=None):
         """Gaussian with variance alpha * sigma^2 (any dimension)."""
@@ -467,17 +505,22 @@ class Matern(RadialKernel):
     def _dtype_constants(self):
         return (self._lambda, self._lambda ** 2)   # (s^2 = lambda^2 r^2: squared distances near 1 / lambda^2)
 
-    def _log_profile(self, r2):
-        s = np.sqrt(np.asarray(r2, dtype=np.float64)) * self._lambda
+    def _log_profile(self, r2, xp=NUMPY):
+        if xp is NUMPY:
+            r2 = np.asarray(r2, dtype=np.float64)
+        s = xp.sqrt(r2) * self._lambda
         nu = self.nu
         if nu == 0.5:
             return -s
-        # s above 1e100: log(1 + s + s^2/3) is below ulp(s), and s^2 may overflow
-        sc = np.minimum(s, 1e100)
+        # s above 1e100 (1e15 in float32): log(1 + s + s^2/3) is below ulp(s), and s^2 may overflow
+        sc = xp.minimum(s, 1e15 if xp.is_single(s) else 1e100)
         if nu == 1.5:
-            return np.log1p(sc) - s
+            return xp.log1p(sc) - s
         if nu == 2.5:
-            return np.log1p(sc + sc * sc / 3.0) - s
+            return xp.log1p(sc + sc * sc / 3.0) - s
+        if xp is not NUMPY:
+            raise NotSupportedError(f"{self!r}: a Matern smoothness other than 1/2, 3/2, 5/2 is evaluated with "
+                                    "scipy's Bessel functions, on NumPy arrays only; use backend='numpy' or 'auto'.")
         return _matern_log_general(nu, s)
 
     def log_integral(self, d):
@@ -487,16 +530,16 @@ class Matern(RadialKernel):
         return (d * math.log(2) + 0.5 * d * math.log(math.pi) + gammaln(nu + d / 2) - gammaln(nu)
                 - d * math.log(self._lambda))
 
-    def sample_density(self, n, d, rng=None):
+    def sample_density(self, n, d, random_state=None, *, rng=UNSET):
         # A Matern profile is a normal variance mixture: x = sqrt(W) z with
         # W ~ Gamma(shape nu + d/2, scale 2 / lambda^2).
-        rng = _rng(rng)
+        rng = _rng(random_state, rng, f"{type(self).__name__}.sample_density")
         w = rng.gamma(self.nu + d / 2, 2.0 / self._lambda ** 2, size=(n, 1))
         return np.sqrt(w) * rng.standard_normal((n, d))
 
-    def spectral_sample(self, d, D, rng=None):
+    def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
         """D frequencies: multivariate t, 2 nu degrees of freedom, scale 1/ell."""
-        rng = _rng(rng)
+        rng = _rng(random_state, rng, f"{type(self).__name__}.spectral_sample")
         chi2 = np.maximum(rng.chisquare(2 * self.nu, size=(D, 1)), _F64.tiny)  # (a small nu can draw 0)
         return rng.standard_normal((D, d)) * np.sqrt(2 * self.nu / chi2) / self.bandwidth
 
@@ -588,15 +631,15 @@ class Laplace(Matern):
     def _params(self):
         return {"bandwidth": self.bandwidth}
 
-    def _log_profile(self, r2):
-        return -np.sqrt(np.asarray(r2)) / self.bandwidth
+    def _log_profile(self, r2, xp=NUMPY):
+        return -xp.sqrt(r2) / self.bandwidth
 
     def _dtype_constants(self):
         return (self.bandwidth, 1.0 / self.bandwidth, self.bandwidth ** 2)
 
-    def sample_density(self, n, d, rng=None):
+    def sample_density(self, n, d, random_state=None, *, rng=UNSET):
         # radial density r^(d-1) exp(-r / ell): r ~ Gamma(d, ell)
-        rng = _rng(rng)
+        rng = _rng(random_state, rng, "Laplace.sample_density")
         r = rng.gamma(d, self.bandwidth, size=(n, 1))
         return r * _uniform_directions(n, d, rng)
 
@@ -644,20 +687,19 @@ class RationalQuadratic(RadialKernel):
     def _r2_scales(self):
         return (self._c2,)
 
-    def _log_profile(self, r2):
-        r2 = np.asarray(r2)
+    def _log_profile(self, r2, xp=NUMPY):
         c2 = self._c2
-        with np.errstate(over="ignore"):
+        with xp.errstate(over="ignore"):
             u = r2 / c2
-        out = -self._exponent * np.log1p(u)
-        big = np.isinf(u) & np.isfinite(r2)
+        out = -self._exponent * xp.log1p(u)
+        big = xp.isinf(u) & xp.isfinite(r2)
         if big.any():  # r^2 / c^2 overflows: log(1 + u) = log r^2 - log c^2 to rounding
-            out = np.where(big, -self._exponent * (np.log(np.where(big, r2, 1)) - math.log(c2)), out)
+            out = xp.where(big, -self._exponent * (xp.log(xp.where(big, r2, 1.0)) - math.log(c2)), out)
         return out
 
-    def spectral_sample(self, d, D, rng=None):
+    def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
         """D frequencies: w ~ N(0, tau I), tau ~ Gamma(shape beta, scale 2 / c^2)."""
-        rng = _rng(rng)
+        rng = _rng(random_state, rng, f"{type(self).__name__}.spectral_sample")
         tau = rng.gamma(self._exponent, 2.0 / self._c2, size=(D, 1))
         return rng.standard_normal((D, d)) * np.sqrt(tau)
 
@@ -705,9 +747,9 @@ class RationalQuadratic(RadialKernel):
             "powers are not transforms of known kernels). Use the kernel itself (alpha=1, target KT) "
             "or a Gaussian/Matern/Laplace kernel, whose power kernels are exact.")
 
-    def sample_density(self, n, d, rng=None):
+    def sample_density(self, n, d, random_state=None, *, rng=UNSET):
         d, dof = self._t_dof(d, "sample_density")
-        rng = _rng(rng)
+        rng = _rng(random_state, rng, f"{type(self).__name__}.sample_density")
         scale = math.sqrt(self._c2 / dof)
         chi2 = np.maximum(rng.chisquare(dof, size=(n, 1)), _F64.tiny)  # (a tiny dof can draw 0)
         return rng.standard_normal((n, d)) * np.sqrt(dof / chi2) * scale
@@ -754,6 +796,173 @@ class IMQ(RationalQuadratic):
         return self.beta
 
 
+class Periodic(RadialKernel):
+    r"""Periodic (exp-sine-squared) kernel :math:`\exp(-2 \sin^2(\pi r / p) / \ell^2)`.
+
+    scikit-learn's ``ExpSineSquared(length_scale=ell, periodicity=p)``, with
+    r = ||x - y||. Values are in [exp(-2 / ell^2), 1] (so ``log k`` exists),
+    and the kernel repeats with period p along every line.
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        Length scale ell (dimensionless: it scales sin^2, not the distance).
+    period : float in [1e-150, 1e150]
+        p, in the units of the data.
+
+    Notes
+    -----
+    Positive definite in one dimension, where
+    ``k = sum_n e^{-a} I_n(a) cos(2 pi n r / p)`` with a = 1 / ell^2
+    (modified Bessel functions I_n): a discrete spectral measure, which
+    :meth:`spectral_sample` draws from. For d >= 2 this Euclidean-distance
+    form (what scikit-learn computes on several features) is *not* positive
+    definite in general: MMDs and kernel thinning need d = 1 (or a product of
+    one-dimensional periodic kernels). Not integrable: no ``log_integral``,
+    ``sample_density`` or power kernel. Evaluation reduces r / p to
+    [-1/2, 1/2] before the sine, so large distances lose no accuracy beyond
+    the rounding of r / p itself.
+    """
+
+    family = "periodic"
+
+    def __init__(self, bandwidth=1.0, period=1.0):
+        super().__init__(bandwidth)
+        self.period = _check_bandwidth(period, "Periodic", "period")
+
+    def _params(self):
+        return {"bandwidth": self.bandwidth, "period": self.period}
+
+    def _dtype_constants(self):
+        return (1.0 / self.period, 2.0 / self.bandwidth ** 2)
+
+    def _log_profile(self, r2, xp=NUMPY):
+        t = xp.sqrt(r2) / self.period
+        s = xp.sin(math.pi * (t - xp.rint(t)))
+        return (s * s) * (-2.0 / self.bandwidth ** 2)
+
+    def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
+        """D frequencies 2 pi n / p (d = 1 only), n drawn with P(|n|) proportional to I_|n|(1 / ell^2)."""
+        d = self._check_d(d, "spectral_sample")
+        if d != 1:
+            raise InvalidValueError(f"The 'd' parameter of Periodic.spectral_sample must be 1 (the periodic kernel "
+                                    f"of ||x - y|| is not positive definite for d >= 2). Got {d}.")
+        from scipy.special import ive
+        rng = _rng(random_state, rng, "Periodic.spectral_sample")
+        a = 1.0 / self.bandwidth ** 2
+        top = int(min(30 + 12 * math.sqrt(a), 10 ** 7))   # beyond it I_n(a) e^-a is below 1e-30
+        if top >= 10 ** 7:
+            raise InvalidValueError(f"Periodic.spectral_sample needs a bandwidth >= 1e-6 (the spectrum has about "
+                                    f"1 / bandwidth terms). Got bandwidth {self.bandwidth!r}.")
+        n = np.arange(top)
+        mass = ive(n, a) * np.where(n == 0, 1.0, 2.0)   # n and -n give the same cosine
+        harmonic = rng.choice(top, size=D, p=mass / mass.sum())
+        return (2 * math.pi / self.period) * harmonic[:, None].astype(np.float64)
+
+
+class SpectralMixture(Kernel):
+    r"""Spectral mixture kernel (Wilson & Adams, ICML 2013).
+
+    .. math:: k(x, y) = \sum_q w_q \exp\big(-2\pi^2 \textstyle\sum_p \tau_p^2 s_{qp}^2\big)
+              \cos(2\pi\, \mu_q \cdot \tau), \qquad \tau = x - y
+
+    the Fourier transform of the spectral density
+    ``sum_q w_q (N(mu_q, diag s_q^2) + N(-mu_q, diag s_q^2)) / 2``: any
+    stationary kernel is a limit of such mixtures. Positive definite, not
+    positive (``log k`` does not exist), ``k(x, x) = sum_q w_q``.
+
+    Parameters
+    ----------
+    weights : array of shape (Q,), each > 0
+        Mixture weights w_q (units of k).
+    means : array of shape (Q, d), or (Q,) for d = 1
+        Spectral means mu_q, in cycles per unit of the data (a component with
+        mean 0.25 repeats every 4 units).
+    scales : array of the shape of ``means``, each > 0
+        Spectral standard deviations s_q, in cycles per unit (1 / (2 pi s) is
+        the length scale of the component's envelope).
+
+    Notes
+    -----
+    GPyTorch's ``SpectralMixtureKernel`` uses, for d >= 2, a product of
+    one-dimensional cosines instead of cos(2 pi mu . tau); the two agree for
+    d = 1. In one dimension the kernel is radial and runs through every
+    compiled path (engine and thinning walk); for d >= 2 the fused engine
+    evaluates it exactly as Gaussian sums on rescaled data with phase weights
+    (cos(a - b) = cos a cos b + sin a sin b), and the thinning walk uses the
+    NumPy path.
+    """
+
+    family = "spectral_mixture"
+    is_stationary = True
+
+    def __init__(self, weights, means, scales):
+        owner = "SpectralMixture"
+        w = np.array(weights, dtype=np.float64, ndmin=1)
+        if w.ndim != 1 or w.size < 1 or not (np.isfinite(w).all() and (w > 0).all()):
+            raise InvalidValueError(f"The 'weights' parameter of {owner} must be a 1-D array of finite numbers > 0. "
+                                    f"Got {weights!r}.")
+        mu = np.array(means, dtype=np.float64)
+        mu = mu[:, None] if mu.ndim == 1 else mu
+        if mu.ndim != 2 or mu.shape[0] != w.size or mu.shape[1] < 1 or not np.isfinite(mu).all():
+            raise InvalidValueError(f"The 'means' parameter of {owner} must be a finite array of shape ({w.size}, d) "
+                                    f"(or ({w.size},) for d = 1), one row per weight. Got shape {mu.shape}.")
+        sc = np.array(scales, dtype=np.float64)
+        sc = sc[:, None] if sc.ndim == 1 else sc
+        if sc.shape != mu.shape or not (np.isfinite(sc).all() and (sc > 0).all()):
+            raise InvalidValueError(f"The 'scales' parameter of {owner} must have the shape of 'means' {mu.shape} "
+                                    f"with finite entries > 0. Got {scales!r}.")
+        self.weights = tuple(float(v) for v in w)
+        self.means = tuple(tuple(float(v) for v in row) for row in mu)
+        self.scales = tuple(tuple(float(v) for v in row) for row in sc)
+        self.n_features = mu.shape[1]
+        self.is_radial = self.n_features == 1
+
+    def _params(self):
+        return {"weights": self.weights, "means": self.means, "scales": self.scales}
+
+    def _check_features(self, d, owner):
+        if d != self.n_features:
+            raise InvalidValueError(f"The points given to {owner} must have {self.n_features} feature(s), the "
+                                    f"dimension of {self!r}'s means. Got {d}.")
+
+    def _dtype_constants(self):
+        return tuple(2 * math.pi ** 2 * v * v for row in self.scales for v in row)
+
+    def _xp_block(self, X, Y, xp, log=False):
+        if log:
+            raise NotSupportedError(f"log k is not defined for {self!r} (it takes negative values).")
+        self._check_features(X.shape[1], "SpectralMixture")
+        out = 0.0
+        for w, mu, s in zip(self.weights, self.means, self.scales):
+            s = xp.asarray_like(s, X) * (2 * math.pi)
+            mu = xp.asarray_like(mu, X)
+            r2 = xp.sqdist(X * s, Y * s)                             # 4 pi^2 sum_p s_p^2 tau_p^2
+            phase = (X @ mu)[:, None] - (Y @ mu)[None, :]            # mu . tau, in cycles
+            out = out + w * xp.exp(r2 * -0.5) * xp.cos((2 * math.pi) * (phase - xp.rint(phase)))
+        return out
+
+    def _block(self, X, Y):
+        return self._xp_block(X, Y, NUMPY)
+
+    def _diag(self, X):
+        return np.full(X.shape[0], sum(self.weights), dtype=X.dtype)
+
+    def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
+        """D angular frequencies 2 pi xi, xi ~ sum_q (w_q / sum w) N(+-mu_q, diag s_q^2), shape (D, d)."""
+        d = self._check_d(d, "spectral_sample")
+        self._check_features(d, "SpectralMixture.spectral_sample")
+        rng = _rng(random_state, rng, "SpectralMixture.spectral_sample")
+        w = np.array(self.weights)
+        comp = rng.choice(w.size, size=D, p=w / w.sum())
+        sign = rng.choice([-1.0, 1.0], size=(D, 1))
+        xi = sign * np.array(self.means)[comp] + rng.standard_normal((D, d)) * np.array(self.scales)[comp]
+        return 2 * math.pi * xi
+
+    def _check_d(self, d, what):
+        return check_int(d, "d", f"SpectralMixture.{what}", low=1)
+
+
 class Linear(Kernel):
     r"""Linear kernel :math:`k(x, y) = x \cdot y + c`.
 
@@ -774,11 +983,12 @@ class Linear(Kernel):
     def _dtype_constants(self):
         return (self.c,)
 
+    def _xp_block(self, X, Y, xp, log=False):
+        G = xp.matmul_t(X, Y) + self.c
+        return xp.log(G) if log else G
+
     def _block(self, X, Y):
-        G = X @ Y.T
-        if self.c:
-            G += self.c
-        return G
+        return self._xp_block(X, Y, NUMPY)
 
     def _diag(self, X):
         return np.einsum("ij,ij->i", X, X) + X.dtype.type(self.c)
@@ -810,12 +1020,15 @@ class Polynomial(Kernel):
     def _dtype_constants(self):
         return (self.gamma, self.c)
 
+    def _xp_block(self, X, Y, xp, log=False):
+        G = xp.matmul_t(X, Y) * self.gamma + self.c
+        deg = self.degree if self.degree < 2 ** 62 else float(self.degree)   # (torch takes int64 exponents)
+        with xp.errstate(over="ignore"):  # values beyond the largest float are inf, as they should
+            out = G ** deg
+        return xp.log(out) if log else out
+
     def _block(self, X, Y):
-        G = X @ Y.T
-        G *= self.gamma
-        G += self.c
-        with np.errstate(over="ignore"):  # values beyond the largest float are inf, as they should
-            return G ** self.degree
+        return self._xp_block(X, Y, NUMPY)
 
     def _diag(self, X):
         with np.errstate(over="ignore"):
@@ -837,10 +1050,29 @@ class SumKernel(Kernel):
             raise InvalidValueError("SumKernel needs at least one kernel. Got none.")
         self.kernels = tuple(flat)
         self.is_positive = all(k.is_positive for k in flat)
+        self.is_stationary = all(k.is_stationary for k in flat)
 
     @property
     def spec(self):
         return ("sum", tuple(k.spec for k in self.kernels))
+
+    def _check_features(self, d, owner):
+        for k in self.kernels:
+            k._check_features(d, owner)
+
+    def _xp_block(self, X, Y, xp, log=False):
+        out = self.kernels[0]._xp_block(X, Y, xp)
+        for k in self.kernels[1:]:
+            out = out + k._xp_block(X, Y, xp)
+        if not log:
+            return out
+        with xp.errstate(divide="ignore"):
+            out = xp.log(out)
+        lost = out == -math.inf
+        if self.is_positive and bool(lost.any()):  # the sum underflowed: exact log-sum-exp of the logs
+            exact = xp.logsumexp_stack([k._xp_block(X, Y, xp, log=True) for k in self.kernels])
+            out = xp.where(lost, exact, out)
+        return out
 
     def __repr__(self):
         return " + ".join(repr(k) for k in self.kernels)
@@ -881,8 +1113,8 @@ class SumKernel(Kernel):
         mass, shift = self._component_masses(d)
         return float(np.log(mass.sum())) + shift
 
-    def sample_density(self, n, d, rng=None):
-        rng = _rng(rng)
+    def sample_density(self, n, d, random_state=None, *, rng=UNSET):
+        rng = _rng(random_state, rng, "SumKernel.sample_density")
         mass, _ = self._component_masses(d)
         comp = rng.choice(len(self.kernels), size=n, p=mass / mass.sum())
         out = np.empty((n, d))
@@ -905,10 +1137,18 @@ class ScaledKernel(Kernel):
         self.base = base
         self.is_positive = base.is_positive
         self.is_radial = base.is_radial
+        self.is_stationary = base.is_stationary
 
     @property
     def spec(self):
         return ("scaled", (self.scale, self.base.spec))
+
+    def _check_features(self, d, owner):
+        self.base._check_features(d, owner)
+
+    def _xp_block(self, X, Y, xp, log=False):
+        inner = self.base._xp_block(X, Y, xp, log=log)
+        return inner + math.log(self.scale) if log else inner * self.scale
 
     def __repr__(self):
         return f"{self.scale!r} * {self.base!r}"
@@ -936,11 +1176,11 @@ class ScaledKernel(Kernel):
     def log_integral(self, d):
         return math.log(self.scale) + self.base.log_integral(d)
 
-    def sample_density(self, n, d, rng=None):
-        return self.base.sample_density(n, d, rng)
+    def sample_density(self, n, d, random_state=None, *, rng=UNSET):
+        return self.base.sample_density(n, d, random_state, rng=rng)
 
-    def spectral_sample(self, d, D, rng=None):
-        return self.base.spectral_sample(d, D, rng)
+    def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
+        return self.base.spectral_sample(d, D, random_state, rng=rng)
 
     def power(self, alpha, d=None):
         return self.base.power(alpha, d)
@@ -959,10 +1199,22 @@ class ProductKernel(Kernel):
             flat.extend(k.kernels if isinstance(k, ProductKernel) else [k])
         self.kernels = tuple(flat)
         self.is_positive = all(k.is_positive for k in flat)
+        self.is_stationary = all(k.is_stationary for k in flat)
 
     @property
     def spec(self):
         return ("product", tuple(k.spec for k in self.kernels))
+
+    def _check_features(self, d, owner):
+        for k in self.kernels:
+            k._check_features(d, owner)
+
+    def _xp_block(self, X, Y, xp, log=False):
+        out = self.kernels[0]._xp_block(X, Y, xp, log=log)
+        for k in self.kernels[1:]:
+            q = k._xp_block(X, Y, xp, log=log)
+            out = out + q if log else out * q
+        return out
 
     def __repr__(self):
         return " * ".join(f"({k!r})" for k in self.kernels)
@@ -1000,6 +1252,7 @@ KERNEL_NAMES = {
     "imq": IMQ, "rq": RationalQuadratic, "rational_quadratic": RationalQuadratic,
     "cauchy": lambda bandwidth=1.0: RationalQuadratic(bandwidth, alpha=1.0),
     "linear": Linear, "polynomial": Polynomial,
+    "periodic": Periodic, "exp_sine_squared": Periodic,
 }
 
 

@@ -1,9 +1,11 @@
 """Kernel plumbing shared by the compression algorithms.
 
 ``compile_kernel`` turns a kernel into the (codes, params) table the compiled
-walk understands, or None when the compiled code cannot evaluate it (then the
-NumPy path runs). ``KernelRows`` evaluates ``out += sum_t c_t k(X[rows[t]], X)``
-through the compiled code or, as the reference, through ``kernel_block``.
+walk understands (the engine's family table, ``kernelkit.engine``'s
+``kernel_components``, restricted to radial components), or None when the
+compiled walk cannot evaluate it (then the NumPy walk runs, on engine sums).
+``KernelRows`` evaluates ``out += sum_t c_t k(X[rows[t]], X)``: through the
+compiled walk's loops when the kernel compiles, else through the engine.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._options import get_options
-from ..engine import kernel_block
-from ..engine._components import kernel_components
+from ..engine import Component, MAX_COMPONENTS, compile_components, kernel_components, kernel_sum
 from ..kernels import Kernel, SumKernel
 from ..exceptions import InvalidTypeError, InvalidValueError
 
@@ -29,29 +30,28 @@ def compiled_available():
     return _kt_ext is not None
 
 
-#: codes of the compiled walk for the components it evaluates (no dot-product kernels)
-_WALK_CODES = {"gauss": 0, "laplace": 1, "matern32": 2, "matern52": 3, "rq": 4}
+def compile_kernel(kernel, X=None):
+    """``(codes int32 (c,), params float64 (c, 4))`` for the compiled walk, or None.
 
-
-def compile_kernel(kernel):
-    """``(codes int64 (c,), params float64 (c, 3))`` for the compiled loops, or None.
-
-    Supported: Gaussian, Laplace, Matern with nu in {1/2, 3/2, 5/2}, IMQ,
-    rational quadratic, positive scalings and sums of these (at most 4 terms).
+    Every radial family of the engine's table qualifies (Gaussian, Laplace,
+    Matern with nu in {1/2, 3/2, 5/2}, IMQ, rational quadratic, periodic,
+    one-dimensional spectral mixtures, registered user families), with
+    positive scalings and sums of at most MAX_COMPONENTS terms; dot-product
+    kernels and d >= 2 spectral mixtures do not. ``X``: the data, to flag
+    rational quadratics whose r^2 / q could overflow.
     """
     comps = kernel_components(kernel)
-    if comps is None or not 1 <= len(comps) <= 4 or any(c[0] not in _WALK_CODES for c in comps):
+    if (comps is None or not 1 <= len(comps) <= MAX_COMPONENTS
+            or any(not isinstance(c, Component) or c.name == "poly" for c in comps)):
         return None
-    codes = np.array([_WALK_CODES[c[0]] for c in comps], dtype=np.int64)
-    params = np.array([c[1:4] for c in comps], dtype=np.float64)
-    return codes, params
+    return compile_components(comps, X)
 
 
-def use_compiled(kernel):
+def use_compiled(kernel, X=None):
     """The compiled table for ``kernel`` when the compiled path should run, else None."""
     if _kt_ext is None or get_options().backend == "numpy":
         return None
-    return compile_kernel(kernel)
+    return compile_kernel(kernel, X)
 
 
 def split_kernel_for(kernel, method, d, alpha=0.5):
@@ -82,7 +82,7 @@ class KernelRows:
     def __init__(self, kernel, X):
         self.kernel = kernel
         self.X = np.ascontiguousarray(X, dtype=np.float64)
-        self.table = use_compiled(kernel)
+        self.table = use_compiled(kernel, self.X)
         self.threads = get_options().resolved_threads()
 
     def add(self, out, rows, coef):
@@ -91,10 +91,7 @@ class KernelRows:
         if self.table is not None:
             _kt_ext.add_rows(self.X, rows, coef, out, self.table[0], self.table[1], self.threads)
             return out
-        step = max(1, int(get_options().memory // (16 * max(1, self.X.shape[0]))))
-        for lo in range(0, rows.size, step):
-            block = kernel_block(self.kernel, self.X[rows[lo:lo + step]], self.X)
-            out += coef[lo:lo + step] @ block
+        out += kernel_sum(self.kernel, self.X[rows], self.X, coef)
         return out
 
     def refine(self, coreset, stat, unique=False):

@@ -8,13 +8,10 @@
  * refine: the whole KT-SWAP greedy pass (sequential over coreset slots; each slot's
  *   sweep over the points is split over the threads).
  *
- * Kernels: sums of radial components sum_c w_c phi_c(r^2) with
- *   code 0 gaussian   phi = exp(-p r^2)                  (p = 1 / (2 sigma^2))
- *   code 1 matern 1/2 phi = exp(-s), s = p sqrt(r^2)      (p = lambda = 1 / ell)
- *   code 2 matern 3/2 phi = (1 + s) exp(-s)               (p = lambda)
- *   code 3 matern 5/2 phi = (1 + s + s^2 / 3) exp(-s)     (p = lambda)
- *   code 4 rq / imq   phi = (1 + r^2 / q)^(-p)            (q = c^2 or 2 alpha ell^2)
- * All arithmetic in double precision.
+ * Kernels: sums of radial components sum_c w_c phi_c(r^2), defined once for
+ *   every compiled path in ../_include/kk_kernels.h (codes, formulas, exp, log).
+ * All arithmetic in double precision, evaluated strictly (no FMA contraction;
+ *   see setup.py), so the coresets match the NumPy reference walk.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -28,45 +25,8 @@
 #include <omp.h>
 #endif
 
-#define MAXCOMP 4
+#include "kk_kernels.h"
 #define BLK 256
-
-typedef struct {
-    int n;
-    int code[MAXCOMP];
-    double w[MAXCOMP], p[MAXCOMP], q[MAXCOMP];
-} kspec;
-
-/* exp(x) for x <= 0, vectorisable: Cody-Waite reduction, degree-12 Taylor,
- * exponent bits set directly; relative error below 1e-14, 0 below -700. */
-static inline double kk_exp(double x) {
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
-    double xc = x < -700.0 ? -700.0 : x;
-    double t = xc * 1.4426950408889634 + shifter;
-    double nf = t - shifter;
-    double r = xc - nf * 6.93147180369123816490e-01 - nf * 1.90821492927058770002e-10;
-    double p = 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    int64_t ti, si;
-    memcpy(&ti, &t, 8);
-    memcpy(&si, &shifter, 8);
-    int64_t bits = (ti - si + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, 8);
-    double v = p * scale;
-    return x < -700.0 ? 0.0 : v;
-}
 
 /* val[i] = sum_c w_c phi_c(r2[i]) for i < len */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -76,39 +36,7 @@ static inline double kk_exp(double x) {
 #endif
 
 KK_CLONES static void apply_profile(const kspec *ks, const double *restrict r2, double *restrict val, int len) {
-    for (int i = 0; i < len; i++) val[i] = 0.0;
-    for (int c = 0; c < ks->n; c++) {
-        const double w = ks->w[c], p = ks->p[c], q = ks->q[c];
-        switch (ks->code[c]) {
-        case 0:
-            for (int i = 0; i < len; i++) val[i] += w * kk_exp(-p * r2[i]);
-            break;
-        case 1:
-            for (int i = 0; i < len; i++) val[i] += w * kk_exp(-p * sqrt(r2[i]));
-            break;
-        /* polynomial factors take s capped at 1e15 (exp(-s) is 0 there): no inf * 0 = NaN */
-        case 2:
-            for (int i = 0; i < len; i++) {
-                double s = p * sqrt(r2[i]), sc = s < 1e15 ? s : 1e15;
-                val[i] += w * (1.0 + sc) * kk_exp(-s);
-            }
-            break;
-        case 3:
-            for (int i = 0; i < len; i++) {
-                double s = p * sqrt(r2[i]), sc = s < 1e15 ? s : 1e15;
-                val[i] += w * (1.0 + sc + sc * sc / 3.0) * kk_exp(-s);
-            }
-            break;
-        default:
-            if (p == 0.5) {
-                for (int i = 0; i < len; i++) val[i] += w / sqrt(1.0 + r2[i] / q);
-            } else if (p == 1.0) {
-                for (int i = 0; i < len; i++) val[i] += w / (1.0 + r2[i] / q);
-            } else {
-                for (int i = 0; i < len; i++) val[i] += w * pow(1.0 + r2[i] / q, -p);
-            }
-        }
-    }
+    kk_values_f64(ks, r2, NULL, val, NULL, NULL, len);
 }
 
 static double kval(const kspec *ks, double r2) {
@@ -354,27 +282,7 @@ static int64_t halve_one(const kspec *ks, const double *X, int d, const int64_t 
 }
 
 static int parse_spec(PyObject *codes, PyObject *params, kspec *ks) {
-    PyArrayObject *c = (PyArrayObject *)PyArray_FROMANY(codes, NPY_INT64, 1, 1, NPY_ARRAY_IN_ARRAY);
-    PyArrayObject *p = (PyArrayObject *)PyArray_FROMANY(params, NPY_DOUBLE, 2, 2, NPY_ARRAY_IN_ARRAY);
-    if (!c || !p) { Py_XDECREF(c); Py_XDECREF(p); return -1; }
-    npy_intp n = PyArray_DIM(c, 0);
-    if (n < 1 || n > MAXCOMP || PyArray_DIM(p, 0) != n || PyArray_DIM(p, 1) != 3) {
-        PyErr_SetString(PyExc_ValueError, "kernel spec: 1-4 components, params of shape (n, 3)");
-        Py_DECREF(c); Py_DECREF(p);
-        return -1;
-    }
-    ks->n = (int)n;
-    const int64_t *cd = (const int64_t *)PyArray_DATA(c);
-    const double *pd = (const double *)PyArray_DATA(p);
-    for (npy_intp i = 0; i < n; i++) {
-        ks->code[i] = (int)cd[i];
-        ks->w[i] = pd[3 * i];
-        ks->p[i] = pd[3 * i + 1];
-        ks->q[i] = pd[3 * i + 2];
-    }
-    Py_DECREF(c);
-    Py_DECREF(p);
-    return 0;
+    return kk_parse_spec(codes, params, ks, 1);
 }
 
 #define GET(obj, type, nd) (PyArrayObject *)PyArray_FROMANY(obj, type, nd, nd, NPY_ARRAY_IN_ARRAY)
@@ -644,5 +552,11 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kt_ext", "Compiled 
 
 PyMODINIT_FUNC PyInit__kt_ext(void) {
     import_array();
-    return PyModule_Create(&moddef);
+    PyObject *mod = PyModule_Create(&moddef);
+    if (mod && (PyModule_AddStringConstant(mod, "CODE_NAMES", KK_CODE_NAMES) < 0
+                || PyModule_AddIntConstant(mod, "MAX_COMPONENTS", KK_MAXC) < 0)) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }

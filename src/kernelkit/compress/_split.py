@@ -41,7 +41,7 @@ import numpy as np
 
 from ._kernelspec import _kt_ext, use_compiled
 from .._options import get_options
-from ..engine import kernel_sum
+from ..engine import kernel_block, kernel_sum
 
 __all__ = ["split_sequence", "log_multiplier"]
 
@@ -60,7 +60,7 @@ def _halve_numpy(kernel, X, seq, u, log_mult):
     """NumPy halving of one coreset (positions into ``seq`` order). Returns (A, B) index arrays.
 
     The walk is sequential in the pairs, but its kernel values are not: for a block of
-    ``NUMPY_WALK_PAIRS`` pairs, the sums over the points already in A and in B are two engine
+    ``NUMPY_WALK_PAIRS`` pairs (fewer when their dense block would exceed the memory budget), the sums over the points already in A and in B are two engine
     kernel sums (any kernel, within the memory budget), and the values among the block's own
     points one dense block; the pairs are then decided one by one from those. Used for kernels
     the compiled walk does not cover, and with ``backend="numpy"``.
@@ -71,8 +71,10 @@ def _halve_numpy(kernel, X, seq, u, log_mult):
     B = np.empty(npair + 1, dtype=np.int64)
     na = 0
     sig2 = 0.0
-    for p0 in range(0, npair, NUMPY_WALK_PAIRS):
-        p1 = min(npair, p0 + NUMPY_WALK_PAIRS)
+    # the block's own values (2 pairs x 2 pairs) within the memory budget (kernel_block's 16 bytes a value)
+    block = max(1, min(NUMPY_WALK_PAIRS, math.isqrt(int(get_options().memory // 16)) // 2))
+    for p0 in range(0, npair, block):
+        p1 = min(npair, p0 + block)
         pts = seq[2 * p0:2 * p1]
         P = X[pts]
         if na:
@@ -81,7 +83,7 @@ def _halve_numpy(kernel, X, seq, u, log_mult):
         else:
             SA = np.zeros(pts.size)
             SB = np.zeros(pts.size)
-        Kin = np.asarray(kernel._block(P, P), dtype=np.float64)
+        Kin = np.asarray(kernel_block(kernel, P, P), dtype=np.float64)
         for q1 in range(0, pts.size, 2):
             q2 = q1 + 1
             k12 = float(Kin[q1, q2])
@@ -150,7 +152,7 @@ def split_sequence(kernel, X, seq, m, delta, seeds, n_for_threshold=None, row_su
     if m == 0:
         return ([seq.copy()], None, None) if row_sums else [seq.copy()]
     n_thr = N if n_for_threshold is None else n_for_threshold
-    table = use_compiled(kernel)
+    table = use_compiled(kernel, X)
     starts = np.array([0, N], dtype=np.int64)
     kc = None
     rows = None

@@ -17,7 +17,13 @@ from ..kernels import Kernel, fits_float32
 from . import _numpy
 from ..exceptions import InvalidTypeError, InvalidValueError
 
-__all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available"]
+from ._components import (Component, Modulated, MAX_COMPONENTS, compile_components, kernel_components,
+                          register_family)
+from ._prepared import PreparedSum, prepare_sum
+
+__all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available", "prepare_sum",
+           "PreparedSum", "register_family", "kernel_components", "compile_components", "Component", "Modulated",
+           "MAX_COMPONENTS"]
 
 
 def _check_kernel(kernel, owner):
@@ -47,9 +53,10 @@ def _backend(opts, kernel, op):
         return _numpy
     if opts.backend == "torch":
         from . import _torch
-        if not _torch.supports(kernel, op):
-            raise InvalidValueError(f"The 'backend' option is 'torch' but the torch backend does not support "
-                             f"{kernel!r} (general-nu Matern); use backend='auto' or 'numpy'.")
+        reason = _torch.refusal(kernel)
+        if reason:
+            raise InvalidValueError(f"The 'backend' option is 'torch' but the torch backend cannot evaluate "
+                                    f"{kernel!r}: {reason}. Use backend='auto' or 'numpy'.")
         return _torch
     fused = _fused_backend()
     if fused is not None and fused.supports(kernel, op):
@@ -117,6 +124,7 @@ def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend
     """
     _check_kernel(kernel, "kernel_sum")
     X, Y = check_pair(X, Y, owner="kernel_sum")
+    kernel._check_features(X.shape[1], "kernel_sum")
     W = check_weights(weights, X.shape[0], "weights", "kernel_sum")
     squeeze = W is None or W.ndim == 1
     W = np.ones((X.shape[0], 1)) if W is None else W.reshape(X.shape[0], -1)
@@ -154,6 +162,7 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
         raise InvalidValueError(f"The 'kernel' parameter of kernel_logsumexp must be a positive kernel "
                          f"(log k must exist). Got {kernel!r}.")
     X, Y = check_pair(X, Y, owner="kernel_logsumexp")
+    kernel._check_features(X.shape[1], "kernel_logsumexp")
     LW = check_weights(log_weights, X.shape[0], "log_weights", "kernel_logsumexp", allow_neg_inf=True)
     squeeze = LW is None or LW.ndim == 1
     LW = np.zeros((X.shape[0], 1)) if LW is None else LW.reshape(X.shape[0], -1)
@@ -183,6 +192,7 @@ def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, pro
     """
     _check_kernel(kernel, "kernel_topk")
     X, Y = check_pair(X, Y, owner="kernel_topk")
+    kernel._check_features(X.shape[1], "kernel_topk")
     k = check_int(k, "k", "kernel_topk", low=1, high=X.shape[0])
     opts = _opts(memory, threads, backend, progress)
     dtype = X.dtype
@@ -199,6 +209,7 @@ def kernel_block(kernel, X, Y=None, *, memory=None):
     """
     _check_kernel(kernel, "kernel_block")
     X, Y = check_pair(X, X if Y is None else Y, owner="kernel_block")
+    kernel._check_features(X.shape[1], "kernel_block")
     opts = _opts(memory, None, None, None)
     need = 2 * X.shape[0] * Y.shape[0] * 8
     if need > opts.memory:

@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from ._components import kernel_components
+from ._components import Component, Modulated, code, compile_components, kernel_components, MAX_COMPONENTS
 from ._tiling import progress_bar
 from ..kernels import r2_bound
 from ..exceptions import InvalidValueError
@@ -44,15 +44,15 @@ try:
 except ImportError:  # pragma: no cover - depends on the build
     _ext = None
 
-# component codes of _fused_ext.c
-_GAUSS, _LAPLACE, _MATERN32, _MATERN52, _RQ, _RQ_HALF, _RQ_ONE, _POLY = range(8)
 _SUM, _LSE, _TOPK = range(3)
-_MAX_COMPONENTS = 8
 DIRECT_MAX_D = 8
 _NB, _JB = 256, 48           # default tile: 256 points x 48 queries (jb: a multiple of 6)
 _PROGRESS_PAIRS = 2 * 10**9  # pairs per progress update
 #: largest polynomial degree evaluated here (by repeated multiplication); above, the NumPy backend
 MAX_DEGREE = 1024
+#: components whose log the compiled log-sum-exp evaluates (positive radial closed forms)
+_LOG_NAMES = ("gauss", "laplace", "matern32", "matern52", "rq", "periodic")
+_GAUSS_UNIT = Component("gauss", 1.0, 0.5, 0.0, 0)   # exp(-r^2 / 2), for Modulated components
 
 
 def available():
@@ -92,21 +92,16 @@ def exp_nonpositive(x):
     return out.reshape(x.shape)
 
 
-def _code(name, p):
-    """Code of _fused_ext.c for a component; exponents 1/2 and 1 of "rq" use sqrt / division."""
-    if name == "rq":
-        return _RQ_HALF if p == 0.5 else _RQ_ONE if p == 1.0 else _RQ
-    return {"gauss": _GAUSS, "laplace": _LAPLACE, "matern32": _MATERN32, "matern52": _MATERN52,
-            "poly": _POLY}[name]
-
-
 def _compile(kernel):
+    """(plain components, modulated components) of ``kernel``, or None when this backend cannot run it."""
     comps = kernel_components(kernel)
-    if comps is None or len(comps) > _MAX_COMPONENTS or any(c[4] > MAX_DEGREE for c in comps):
+    if comps is None:
         return None
-    codes = np.array([_code(c[0], c[2]) for c in comps], dtype=np.int32)
-    params = np.array([c[1:] for c in comps], dtype=np.float64)
-    return codes, params
+    plain = [c for c in comps if isinstance(c, Component)]
+    mod = [c for c in comps if isinstance(c, Modulated)]
+    if len(plain) > MAX_COMPONENTS or any(c.deg > MAX_DEGREE for c in plain if c.name == "poly"):
+        return None
+    return plain, mod
 
 
 def supports(kernel, op):
@@ -115,14 +110,17 @@ def supports(kernel, op):
     spec = _compile(kernel)
     if spec is None:
         return False
-    if op == "logsumexp":  # one radial component (a scaled one is fine: log w is added)
-        return len(spec[0]) == 1 and spec[0][0] != _POLY
+    plain, mod = spec
+    if op == "logsumexp":  # one positive radial component (a scaled one is fine: log w is added)
+        return not mod and len(plain) == 1 and plain[0].name in _LOG_NAMES
+    if op == "topk":
+        return not mod
     return True
 
 
 def _mode(codes, d, mode, huge=False):
     """(gram, centre) for this kernel and dimension; ``huge``: squared norms of the data could overflow."""
-    has_dot = bool(np.any(codes == _POLY))
+    has_dot = bool(np.any(codes == code("poly", 0)))
     if mode is None:
         # |x|^2 + |y|^2 - 2 x.y overflows (inf - inf) for huge data: exact differences then
         mode = "gram" if has_dot or (d > DIRECT_MAX_D and not huge) else "direct"
@@ -149,22 +147,41 @@ def _tiles(d, p, itemsize, memory, threads, extra_per_query=0):
     return nb, jb
 
 
-def _prepare(kernel, X, Y, opts, mode, p, extra_per_query=0):
-    codes, params = _compile(kernel)
+class Plan:
+    """Everything a compiled reduction needs besides the weights: the arrays in the working dtype,
+    the component table, distance mode, centre, tiles and threads (see :func:`plan`)."""
+
+    __slots__ = ("X", "Y", "c", "codes", "params", "gram", "nb", "jb", "threads", "prepack")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def plan(plain, X, Y, opts, mode, p, extra_per_query=0):
+    """A :class:`Plan` for the plain components ``plain`` on X, Y with p weight columns."""
     dtype = X.dtype if X.dtype == Y.dtype and X.dtype in (np.float32, np.float64) else np.float64
     X = np.ascontiguousarray(X, dtype=dtype)
     Y = np.ascontiguousarray(Y, dtype=dtype)
-    huge = (mode is None and X.shape[1] > DIRECT_MAX_D and not np.any(codes == _POLY)
+    codes, params = compile_components(plain, X, Y)
+    has_dot = any(c.name == "poly" for c in plain)
+    huge = (mode is None and X.shape[1] > DIRECT_MAX_D and not has_dot
             and r2_bound(X, Y) > float(np.finfo(dtype).max) / 4)
     gram, centre = _mode(codes, X.shape[1], mode, huge)
-    params = _flag_ratio_overflow(codes, params, X, Y)
     c = X.mean(axis=0, dtype=np.float64).astype(dtype) if centre else None
     threads = opts.resolved_threads()
     nb, jb = _tiles(X.shape[1], p, X.itemsize, opts.memory / 2, threads, extra_per_query)
     # pack all of X (and W) into tiles once when that fits the other half of the budget
     packed = X.itemsize * (-(-X.shape[0] // nb) * nb) * (X.shape[1] + 1 + p)
-    prepack = int(packed <= opts.memory / 2)
-    return X, Y, c, codes, params, gram, nb, jb, threads, prepack
+    return Plan(X=X, Y=Y, c=c, codes=codes, params=params, gram=int(gram), nb=nb, jb=jb, threads=threads,
+                prepack=int(packed <= opts.memory / 2))
+
+
+def _prepare(kernel, X, Y, opts, mode, p, extra_per_query=0):
+    """The plan of ``kernel``'s plain components as a tuple
+    (X, Y, centre, codes, params, gram, nb, jb, threads, prepack), for tests."""
+    pl = plan(_compile(kernel)[0], X, Y, opts, mode, p, extra_per_query)
+    return pl.X, pl.Y, pl.c, pl.codes, pl.params, bool(pl.gram), pl.nb, pl.jb, pl.threads, pl.prepack
 
 
 def _query_chunks(n, m, enabled):
@@ -175,43 +192,57 @@ def _query_chunks(n, m, enabled):
     return [(j, min(m, j + step)) for j in range(0, m, step)]
 
 
-def _flag_ratio_overflow(codes, params, X, Y):
-    """Mark (degree column = 1) the rational-quadratic components whose r^2 / q could overflow."""
-    rq = (codes >= _RQ) & (codes <= _RQ_ONE)
-    if rq.any():
-        fmax = float(np.finfo(X.dtype).max)
-        with np.errstate(over="ignore", divide="ignore"):
-            over = rq & (r2_bound(X, Y) / params[:, 2] > fmax)
-        if over.any():
-            params = params.copy()
-            params[over, 3] = 1.0
-    return params
+def run_sum(pl, W, progress):
+    """out[j] = sum_i k(x_i, y_j) W[i] for a :class:`Plan` (float64, shape (m, p))."""
+    W = np.ascontiguousarray(W, dtype=pl.X.dtype)
+    m = pl.Y.shape[0]
+    out = np.zeros((m, W.shape[1]))
+    with progress_bar(m, progress, "kernel_sum") as bar:
+        for j0, j1 in _query_chunks(pl.X.shape[0], m, progress):
+            _ext.run(_SUM, pl.X, pl.Y[j0:j1], W, pl.c, pl.codes, pl.params, pl.gram, pl.nb, pl.jb, 0, pl.threads,
+                     pl.prepack, out[j0:j1], None)
+            bar.update(j1 - j0)
+    return out
+
+
+def modulated_parts(mod, X, Y, W):
+    """Per Modulated component: (rescaled X, rescaled Y, phase weights (n, 2p), query phases, w).
+
+    w exp(-|s * tau|^2 / 2) cos(2 pi (a_i - b_j)), a = X mu, b = Y mu, is a Gaussian sum on (s * X, s * Y)
+    with weights [W cos(2 pi a), W sin(2 pi a)] combined as cos(2 pi b) S_c + sin(2 pi b) S_s."""
+    for m in mod:
+        s = np.asarray(m.scales, dtype=X.dtype)
+        mu = np.asarray(m.means, dtype=np.float64)
+        a, b = X.astype(np.float64) @ mu, Y.astype(np.float64) @ mu
+        a, b = 2 * np.pi * (a - np.rint(a)), 2 * np.pi * (b - np.rint(b))
+        Wm = np.concatenate([W * np.cos(a)[:, None], W * np.sin(a)[:, None]], axis=1)
+        yield X * s, Y * s, Wm, b, m.w
 
 
 def kernel_sum(kernel, X, Y, W, opts, mode=None):
+    plain, mod = _compile(kernel)
     p = W.shape[1]
-    X, Y, c, codes, params, gram, nb, jb, threads, prepack = _prepare(kernel, X, Y, opts, mode, p)
-    W = np.ascontiguousarray(W, dtype=X.dtype)
     out = np.zeros((Y.shape[0], p))
-    with progress_bar(Y.shape[0], opts.progress, "kernel_sum") as bar:
-        for j0, j1 in _query_chunks(X.shape[0], Y.shape[0], opts.progress):
-            _ext.run(_SUM, X, Y[j0:j1], W, c, codes, params, int(gram), nb, jb, 0, threads, prepack,
-                     out[j0:j1], None)
-            bar.update(j1 - j0)
+    if plain:
+        out += run_sum(plan(plain, X, Y, opts, mode, p), W, opts.progress)
+    for Xs, Ys, Wm, b, w in modulated_parts(mod, X, Y, W):
+        S = run_sum(plan([_GAUSS_UNIT], Xs, Ys, opts, mode, 2 * p), Wm, opts.progress)
+        out += w * (np.cos(b)[:, None] * S[:, :p] + np.sin(b)[:, None] * S[:, p:])
     return out
 
 
 def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None):
     p = LW.shape[1]
-    X, Y, c, codes, params, gram, nb, jb, threads, prepack = _prepare(kernel, X, Y, opts, mode, p)
-    params = params.copy()
+    pl = plan(_compile(kernel)[0], X, Y, opts, mode, p)
+    X, Y, c, codes, gram, nb, jb, threads, prepack = pl.X, pl.Y, pl.c, pl.codes, pl.gram, pl.nb, pl.jb, pl.threads, pl.prepack
+    params = pl.params.copy()
     params[0, 0] = math.log(params[0, 0])  # the scale enters as log w
     LW = np.ascontiguousarray(LW, dtype=X.dtype)
     sums = np.zeros((Y.shape[0], p))
     maxima = np.full((Y.shape[0], p), -np.inf)
     with progress_bar(Y.shape[0], opts.progress, "kernel_logsumexp") as bar:
         for j0, j1 in _query_chunks(X.shape[0], Y.shape[0], opts.progress):
-            _ext.run(_LSE, X, Y[j0:j1], LW, c, codes, params, int(gram), nb, jb, 0, threads, prepack,
+            _ext.run(_LSE, X, Y[j0:j1], LW, c, codes, params, gram, nb, jb, 0, threads, prepack,
                      sums[j0:j1], maxima[j0:j1])
             bar.update(j1 - j0)
     with np.errstate(divide="ignore"):
@@ -220,8 +251,9 @@ def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None):
 
 def kernel_topk(kernel, X, Y, k, opts, mode=None):
     # heaps: k values and indices per query of a block, per thread
-    X, Y, c, codes, params, gram, nb, jb, threads, prepack = _prepare(kernel, X, Y, opts, mode, 0,
-                                                                      extra_per_query=16 * k)
+    pl = plan(_compile(kernel)[0], X, Y, opts, mode, 0, extra_per_query=16 * k)
+    X, Y, c, codes, params, gram = pl.X, pl.Y, pl.c, pl.codes, pl.params, pl.gram
+    nb, jb, threads, prepack = pl.nb, pl.jb, pl.threads, pl.prepack
     # even the smallest (6-query) blocks do not fit: the blocked path tiles over k
     if threads * jb * 16 * k > opts.memory:
         from . import _numpy
@@ -231,7 +263,7 @@ def kernel_topk(kernel, X, Y, k, opts, mode=None):
     indices = np.empty((m, k), dtype=np.int64)
     with progress_bar(m, opts.progress, "kernel_topk") as bar:
         for j0, j1 in _query_chunks(X.shape[0], m, opts.progress):
-            _ext.run(_TOPK, X, Y[j0:j1], None, c, codes, params, int(gram), nb, jb, k, threads, prepack,
+            _ext.run(_TOPK, X, Y[j0:j1], None, c, codes, params, gram, nb, jb, k, threads, prepack,
                      values[j0:j1], indices[j0:j1])
             bar.update(j1 - j0)
     order = np.lexsort((indices, -values), axis=1)

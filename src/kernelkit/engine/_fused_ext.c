@@ -9,12 +9,9 @@
  * is ever formed; per-thread workspace is a few tiles. OpenMP threads take
  * query blocks (or point ranges when there are few queries).
  *
- * Kernels are sums of components sum_c w_c phi_c with (r^2 = |x - y|^2)
- *   K_GAUSS    exp(-p r^2)                       K_LAPLACE  exp(-p r)
- *   K_MATERN32 (1 + s) exp(-s), s = p r          K_MATERN52 (1 + s + s^2/3) exp(-s)
- *   K_RQ       (1 + r^2 / q)^(-p)  (K_RQ_HALF, K_RQ_ONE: p = 1/2, 1)
- *   K_POLY     (p x.y + q)^deg
- * The log-sum-exp takes a single radial component with w = log(scale).
+ * Kernels are sums of components sum_c w_c phi_c, defined once for every
+ * compiled path in ../_include/kk_kernels.h (codes, formulas, exp and log).
+ * The log-sum-exp takes a single positive radial component with w = log(scale).
  *
  * Accumulation: within a tile row in the input precision (at most nb terms
  * per row, split over vector lanes), across tiles in float64.
@@ -34,18 +31,10 @@ static int omp_get_thread_num(void) { return 0; }
 #endif
 
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define KK_INLINE static inline __attribute__((always_inline))
-#define MAXC 8
+#include "kk_kernels.h"
 #define MR 6 /* queries per micro-tile */
 
-enum { K_GAUSS = 0, K_LAPLACE = 1, K_MATERN32 = 2, K_MATERN52 = 3, K_RQ = 4, K_RQ_HALF = 5, K_RQ_ONE = 6, K_POLY = 7 };
 enum { OP_SUM = 0, OP_LSE = 1, OP_TOPK = 2 };
-
-typedef struct {
-    int n, need_r2;
-    int code[MAXC], deg[MAXC];   /* deg: polynomial degree; for K_RQ*: 1 when r^2 / q may overflow */
-    double w[MAXC], p[MAXC], q[MAXC], lq[MAXC];   /* lq = log q (K_RQ*) */
-} kspec;
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define KK_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -58,90 +47,26 @@ typedef struct {
 #define IT int32_t
 #define FN(x) x##_f32
 #define VLEN 8
-#define MBITS 23
-#define BIAS 127
-#define EXP_LO (-104.0f)
-#define LN2_HI 0.693359375f
-#define LN2_LO (-2.12194440e-4f)
 #define SQRT sqrtf
-#define FLOOR floorf
-/* degree 7 (Estrin's scheme: short dependency chains): truncation error below r^8 / 8! = 5.3e-9 relative */
-KK_INLINE float taylor_exp_f32(float r) {
-    float r2 = r * r, r4 = r2 * r2;
-    float a0 = 1.0f + r, a1 = 0.5f + r * (1.0f / 6), a2 = 1.0f / 24 + r * (1.0f / 120), a3 = 1.0f / 720 + r * (1.0f / 5040);
-    return (a0 + a1 * r2) + (a2 + a3 * r2) * r4;
-}
-#define TAYLOR_EXP(r) taylor_exp_f32(r)
-#define LOG_SERIES(z) (1.0f + (z) * (1.0f / 3 + (z) * (1.0f / 5 + (z) * (1.0f / 7 + (z) * (1.0f / 9 + (z) * (1.0f / 11))))))
 #include "_fused_impl.h"
 #undef R
 #undef IT
 #undef FN
 #undef VLEN
-#undef MBITS
-#undef BIAS
-#undef EXP_LO
-#undef LN2_HI
-#undef LN2_LO
 #undef SQRT
-#undef FLOOR
-#undef TAYLOR_EXP
-#undef LOG_SERIES
 
 /* ---- float64 ---- */
 #define R double
 #define IT int64_t
 #define FN(x) x##_f64
 #define VLEN 4
-#define MBITS 52
-#define BIAS 1023
-#define EXP_LO (-746.0)
-#define LN2_HI 6.93147180369123816490e-01
-#define LN2_LO 1.90821492927058770002e-10
 #define SQRT sqrt
-#define FLOOR floor
-/* degree 11 (Estrin's scheme): |r| <= ln2 / 2 leaves a truncation error below r^12 / 12! = 6.4e-15 relative */
-KK_INLINE double taylor_exp_f64(double r) {
-    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6), a2 = 1.0 / 24 + r * (1.0 / 120), a3 = 1.0 / 720 + r * (1.0 / 5040);
-    double a4 = 1.0 / 40320 + r * (1.0 / 362880), a5 = 1.0 / 3628800 + r * (1.0 / 39916800);
-    return ((a0 + a1 * r2) + (a2 + a3 * r2) * r4) + (a4 + a5 * r2) * r8;
-}
-#define TAYLOR_EXP(r) taylor_exp_f64(r)
-#define LOG_SERIES(z) (1.0 + (z) * (1.0 / 3 + (z) * (1.0 / 5 + (z) * (1.0 / 7 + (z) * (1.0 / 9 + (z) * (1.0 / 11 \
-    + (z) * (1.0 / 13 + (z) * (1.0 / 15 + (z) * (1.0 / 17 + (z) * (1.0 / 19 + (z) * (1.0 / 21 + (z) * (1.0 / 23))))))))))))
 #include "_fused_impl.h"
 
 /* ---- Python bindings ------------------------------------------------------ */
 
 static int parse_spec(PyObject *codes_o, PyObject *params_o, kspec *ks) {
-    PyArrayObject *codes = (PyArrayObject *)PyArray_FROMANY(codes_o, NPY_INT32, 1, 1, NPY_ARRAY_CARRAY_RO);
-    PyArrayObject *params = (PyArrayObject *)PyArray_FROMANY(params_o, NPY_FLOAT64, 2, 2, NPY_ARRAY_CARRAY_RO);
-    int ok = codes && params;
-    if (ok) {
-        npy_intp nc = PyArray_DIM(codes, 0);
-        ok = nc >= 1 && nc <= MAXC && PyArray_DIM(params, 0) == nc && PyArray_DIM(params, 1) == 4;
-        if (ok) {
-            const int32_t *c = (const int32_t *)PyArray_DATA(codes);
-            const double *p = (const double *)PyArray_DATA(params);
-            ks->n = (int)nc;
-            ks->need_r2 = 0;
-            for (int i = 0; i < nc; i++) {
-                ks->code[i] = c[i];
-                ks->w[i] = p[4 * i];
-                ks->p[i] = p[4 * i + 1];
-                ks->q[i] = p[4 * i + 2];
-                ks->deg[i] = (int)p[4 * i + 3];
-                ks->lq[i] = ks->q[i] > 0 ? log(ks->q[i]) : 0.0;
-                if (c[i] < K_GAUSS || c[i] > K_POLY) ok = 0;
-                if (c[i] != K_POLY) ks->need_r2 = 1;
-            }
-        }
-        if (!ok) PyErr_SetString(PyExc_ValueError, "fused kernel spec: 1-8 components with codes 0-7, params (n, 4)");
-    }
-    Py_XDECREF(codes);
-    Py_XDECREF(params);
-    return ok ? 0 : -1;
+    return kk_parse_spec(codes_o, params_o, ks, 0);
 }
 
 static int check_arr(PyObject *o, int typenum, int ndim, const char *what) {
@@ -259,5 +184,11 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_fused_ext", "Fused 
 
 PyMODINIT_FUNC PyInit__fused_ext(void) {
     import_array();
-    return PyModule_Create(&moddef);
+    PyObject *mod = PyModule_Create(&moddef);
+    if (mod && (PyModule_AddStringConstant(mod, "CODE_NAMES", KK_CODE_NAMES) < 0
+                || PyModule_AddIntConstant(mod, "MAX_COMPONENTS", KK_MAXC) < 0)) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }
