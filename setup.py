@@ -8,6 +8,7 @@ fails, the package still installs: the engine falls back to blocked NumPy and
 
 import glob
 import os
+import platform
 import sys
 
 from setuptools import Extension, setup
@@ -34,6 +35,13 @@ INCLUDE = os.path.join("src", "kernelkit", "_include")
 SHARED_HEADERS = sorted(glob.glob(os.path.join(INCLUDE, "*.h")))
 
 
+# instruction-set builds of the fused engine (_fused_v3_ext.c, _fused_v4_ext.c): the same source
+# compiled for x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512F/BW/DQ/VL, 512-bit vectors); the
+# engine imports the best one the CPU supports, the baseline build everywhere else
+ISA_BUILDS = {"v3": ["-march=x86-64-v3"], "v4": ["-march=x86-64-v4", "-mprefer-vector-width=512"]}
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+
 def extensions():
     import numpy as np
 
@@ -46,13 +54,21 @@ def extensions():
         # The fused engine also wants a*b+c contracted to FMA in its micro-kernel
         # (its tests bound the rounding); the thinning walk keeps strict
         # evaluation (no contraction), so its coresets match the reference.
-        contract = ["-ffp-contract=fast"] if name.endswith("_fused_ext") else []
+        contract = ["-ffp-contract=fast"] if name.rsplit(".", 1)[-1].startswith("_fused") else []
+        isa = []
+        level = ISA_BUILDS.get(name.rsplit(".", 1)[-1].split("_")[-2])   # _fused_v3_ext -> "v3"
+        if level is not None:
+            if not X86_64:
+                continue   # instruction-set builds exist for x86-64 only
+            isa = level
         headers = sorted(glob.glob(os.path.join(os.path.dirname(path), "_*_impl.h"))) + SHARED_HEADERS
+        if level is not None:   # (the v3 / v4 builds include the baseline source)
+            headers.append(os.path.join(os.path.dirname(path), "_fused_ext.c"))
         exts.append(Extension(
             name, [path],
             depends=headers,
             include_dirs=[np.get_include(), INCLUDE],
-            extra_compile_args=["-O3", "-fopenmp", "-std=c11", "-fno-math-errno", "-fno-trapping-math"] + contract,
+            extra_compile_args=["-O3", "-fopenmp", "-std=c11", "-fno-math-errno", "-fno-trapping-math"] + contract + isa,
             extra_link_args=["-fopenmp"],
         ))
     return exts

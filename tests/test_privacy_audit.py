@@ -24,6 +24,9 @@ import kernelkit as kk
 from kernelkit.privacy import PrivateDistanceSum, PrivateKernelSum, PrivateSimilarityClassifier
 from kernelkit.privacy._noise import _seeded_noise_for_tests  # test-only hook: seeded noise
 
+# long statistical audits (1-8 s each, about 40 s in all): `-m "not slow"` leaves them out; CI runs them
+pytestmark = pytest.mark.slow
+
 RUNS = 10000  # per dataset and per batch
 
 

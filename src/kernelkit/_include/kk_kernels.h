@@ -52,13 +52,6 @@ typedef struct {
     double w[KK_MAXC], p[KK_MAXC], q[KK_MAXC], lq[KK_MAXC];   /* lq = log q (K_RQ*) */
 } kspec;
 
-/* 1 if every component is radial (no K_POLY): what the thinning walk evaluates */
-static int kk_radial_only(const kspec *ks) {
-    for (int c = 0; c < ks->n; c++)
-        if (ks->code[c] == K_POLY) return 0;
-    return 1;
-}
-
 /* Fill `ks` from codes (1-D int) and params (n, 4: w, p, q, deg); 0 or -1 with a Python error. */
 static int kk_parse_spec(PyObject *codes_o, PyObject *params_o, kspec *ks, int radial_only) {
     PyArrayObject *codes = (PyArrayObject *)PyArray_FROMANY(codes_o, NPY_INT32, 1, 1, NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
@@ -91,6 +84,10 @@ static int kk_parse_spec(PyObject *codes_o, PyObject *params_o, kspec *ks, int r
     Py_XDECREF(params);
     return ok ? 0 : -1;
 }
+
+/* smallest argument of kexp_normal: n >= -124 (float32) / -1020 (float64), results >= 2^-125 / 2^-1021 */
+#define KK_EXP_FAST_LO_F32 (-86.0f)
+#define KK_EXP_FAST_LO_F64 (-707.0)
 
 /* ---- polynomials, per precision ------------------------------------------ */
 /* exp on |r| <= ln2 / 2, Estrin's scheme (short dependency chains).
@@ -126,6 +123,7 @@ KK_INLINE double kk_taylor_exp_f64(double r) {
 #define MBITS 23
 #define BIAS 127
 #define EXP_LO (-104.0f)
+#define EXP_FAST_LO KK_EXP_FAST_LO_F32
 #define LN2_HI 0.693359375f
 #define LN2_LO (-2.12194440e-4f)
 #define SQRT sqrtf
@@ -140,6 +138,7 @@ KK_INLINE double kk_taylor_exp_f64(double r) {
 #undef MBITS
 #undef BIAS
 #undef EXP_LO
+#undef EXP_FAST_LO
 #undef LN2_HI
 #undef LN2_LO
 #undef SQRT
@@ -155,6 +154,7 @@ KK_INLINE double kk_taylor_exp_f64(double r) {
 #define MBITS 52
 #define BIAS 1023
 #define EXP_LO (-746.0)
+#define EXP_FAST_LO KK_EXP_FAST_LO_F64
 #define LN2_HI 6.93147180369123816490e-01
 #define LN2_LO 1.90821492927058770002e-10
 #define SQRT sqrt
@@ -169,6 +169,7 @@ KK_INLINE double kk_taylor_exp_f64(double r) {
 #undef MBITS
 #undef BIAS
 #undef EXP_LO
+#undef EXP_FAST_LO
 #undef LN2_HI
 #undef LN2_LO
 #undef SQRT

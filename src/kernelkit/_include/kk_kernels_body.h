@@ -29,6 +29,41 @@ KK_INLINE R FN(kexp)(R x) {
     return x < EXP_LO ? (R)0 : v;
 }
 
+/* exp(x) for EXP_FAST_LO <= x <= 0, where every result is a normal number: kexp with 2^n
+ * added to the exponent bits of the polynomial (one integer add instead of kexp's two
+ * exact factors). The rows whose smallest argument allows it take this one (kk_values). */
+KK_INLINE R FN(kexp_normal)(R x) {
+    const R shifter = (R)1.5 * (R)((IT)1 << MBITS);
+    R t = x * (R)1.44269504088896340736 + shifter;
+    R nf = t - shifter;
+    R r = x - nf * LN2_HI - nf * LN2_LO;
+    R p = TAYLOR_EXP(r);
+    IT ti, si, pb;
+    memcpy(&ti, &t, sizeof(R));
+    memcpy(&si, &shifter, sizeof(R));
+    memcpy(&pb, &p, sizeof(R));
+    pb += (ti - si) << MBITS;
+    R v;
+    memcpy(&v, &pb, sizeof(R));
+    return v;
+}
+
+/* both loops of one component: the fast exp when the row's smallest argument is >= EXP_FAST_LO */
+#define KK_ROW_LOOP(fast, BODY)                                                  \
+    if (fast) {                                                                  \
+        _Pragma("omp simd") for (int i = 0; i < nb; i++) { BODY(FN(kexp_normal)) } \
+    } else {                                                                     \
+        _Pragma("omp simd") for (int i = 0; i < nb; i++) { BODY(FN(kexp)) }      \
+    }
+
+/* largest entry of a row (0 for an empty one) */
+KK_INLINE R FN(kk_row_max)(const R *a, int nb) {
+    R m = 0;
+#pragma omp simd reduction(max : m)
+    for (int i = 0; i < nb; i++) m = a[i] > m ? a[i] : m;
+    return m;
+}
+
 /* log(x) for finite x >= 1 (kernels only need log(1 + u), u >= 0):
  * x = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m-1)/(m+1)). */
 KK_INLINE R FN(klog)(R x) {
@@ -65,40 +100,42 @@ KK_INLINE R FN(ksinpi2)(R t) {
     return s * s;
 }
 
+#define KK_GAUSS_BODY(E) val[i] += w * E(-p * r2[i]);
+#define KK_LAPLACE_BODY(E) val[i] += w * E(-p * SQRT(r2[i]));
+/* the polynomial factor takes s capped at 1e15 (exp(-s) is 0 there): no inf * 0 = NaN
+ * when s or s^2 overflows (tiny bandwidths, huge data) */
+#define KK_MATERN32_BODY(E) { R s = p * SQRT(r2[i]); R sc = s < (R)1e15 ? s : (R)1e15; \
+                              val[i] += w * ((R)1 + sc) * E(-s); }
+#define KK_MATERN52_BODY(E) { R s = p * SQRT(r2[i]); R sc = s < (R)1e15 ? s : (R)1e15; \
+                              val[i] += w * ((R)1 + sc + sc * sc * (R)(1.0 / 3.0)) * E(-s); }
+#define KK_RQ_BODY(E) val[i] += w * E(-p * FN(klog)((R)1 + r2[i] / q));
+#define KK_PERIODIC_BODY(E) val[i] += w * E(-q * FN(ksinpi2)(p * SQRT(r2[i])));
+/* cos(2 pi u) = 1 - 2 sin^2(pi u) */
+#define KK_GAUSS_COS_BODY(E) val[i] += w * E(-p * r2[i]) * ((R)1 - (R)2 * FN(ksinpi2)(q * SQRT(r2[i])));
+
 /* val[i] = sum_c w_c phi_c for i < nb: r2 the squared distances (NULL when no
  * component needs them), t the dot products x.y (only for K_POLY; tmp and pw
- * are nb-long scratch rows then). */
+ * are nb-long scratch rows then). Each component's loop uses kexp_normal when
+ * its smallest exp argument over the row (from the row's largest r2) is above
+ * EXP_FAST_LO, else kexp (subnormal results, exact 0 below them). */
 KK_INLINE void FN(kk_values)(const kspec *ks, const R *r2, const R *t, R *val, R *tmp, R *pw, int nb) {
 #pragma omp simd
     for (int i = 0; i < nb; i++) val[i] = 0;
+    const R r2max = r2 ? FN(kk_row_max)(r2, nb) : (R)0;
     for (int c = 0; c < ks->n; c++) {
         const R w = (R)ks->w[c], p = (R)ks->p[c], q = (R)ks->q[c];
         switch (ks->code[c]) {
         case K_GAUSS:
-#pragma omp simd
-            for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * r2[i]);
+            KK_ROW_LOOP(-p * r2max >= EXP_FAST_LO, KK_GAUSS_BODY)
             break;
         case K_LAPLACE:
-#pragma omp simd
-            for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * SQRT(r2[i]));
+            KK_ROW_LOOP(-p * SQRT(r2max) >= EXP_FAST_LO, KK_LAPLACE_BODY)
             break;
-        /* the polynomial factor takes s capped at 1e15 (exp(-s) is 0 there): no inf * 0 = NaN
-         * when s or s^2 overflows (tiny bandwidths, huge data) */
         case K_MATERN32:
-#pragma omp simd
-            for (int i = 0; i < nb; i++) {
-                R s = p * SQRT(r2[i]);
-                R sc = s < (R)1e15 ? s : (R)1e15;
-                val[i] += w * ((R)1 + sc) * FN(kexp)(-s);
-            }
+            KK_ROW_LOOP(-p * SQRT(r2max) >= EXP_FAST_LO, KK_MATERN32_BODY)
             break;
         case K_MATERN52:
-#pragma omp simd
-            for (int i = 0; i < nb; i++) {
-                R s = p * SQRT(r2[i]);
-                R sc = s < (R)1e15 ? s : (R)1e15;
-                val[i] += w * ((R)1 + sc + sc * sc * (R)(1.0 / 3.0)) * FN(kexp)(-s);
-            }
+            KK_ROW_LOOP(-p * SQRT(r2max) >= EXP_FAST_LO, KK_MATERN52_BODY)
             break;
         case K_RQ_HALF:
         case K_RQ_ONE:
@@ -119,18 +156,14 @@ KK_INLINE void FN(kk_values)(const kspec *ks, const R *r2, const R *t, R *val, R
 #pragma omp simd
                 for (int i = 0; i < nb; i++) val[i] += w / ((R)1 + r2[i] / q);
             } else {
-#pragma omp simd
-                for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-p * FN(klog)((R)1 + r2[i] / q));
+                KK_ROW_LOOP(-ks->p[c] * log1p((double)r2max / ks->q[c]) >= (double)EXP_FAST_LO, KK_RQ_BODY)
             }
             break;
         case K_PERIODIC:
-#pragma omp simd
-            for (int i = 0; i < nb; i++) val[i] += w * FN(kexp)(-q * FN(ksinpi2)(p * SQRT(r2[i])));
+            KK_ROW_LOOP(-q >= EXP_FAST_LO, KK_PERIODIC_BODY)
             break;
-        case K_GAUSS_COS:   /* cos(2 pi u) = 1 - 2 sin^2(pi u) */
-#pragma omp simd
-            for (int i = 0; i < nb; i++)
-                val[i] += w * FN(kexp)(-p * r2[i]) * ((R)1 - (R)2 * FN(ksinpi2)(q * SQRT(r2[i])));
+        case K_GAUSS_COS:
+            KK_ROW_LOOP(-p * r2max >= EXP_FAST_LO, KK_GAUSS_COS_BODY)
             break;
         case K_POLY: {   /* (p x.y + q)^deg by repeated multiplication, one pass per power */
             const int deg = ks->deg[c];
@@ -149,6 +182,13 @@ KK_INLINE void FN(kk_values)(const kspec *ks, const R *r2, const R *t, R *val, R
         }
     }
 }
+#undef KK_GAUSS_BODY
+#undef KK_LAPLACE_BODY
+#undef KK_MATERN32_BODY
+#undef KK_MATERN52_BODY
+#undef KK_RQ_BODY
+#undef KK_PERIODIC_BODY
+#undef KK_GAUSS_COS_BODY
 
 /* val[i] = log w + log phi(r2[i]) for a single positive radial component
  * (w holds log w): K_GAUSS, K_LAPLACE, K_MATERN*, K_RQ*, K_PERIODIC. */
@@ -198,3 +238,5 @@ KK_INLINE void FN(kk_log_values)(const kspec *ks, const R *r2, R *val, int nb) {
         break;
     }
 }
+
+#undef KK_ROW_LOOP

@@ -21,7 +21,8 @@ from ._components import (Component, Modulated, MAX_COMPONENTS, compile_componen
                           register_family)
 from ._prepared import PreparedSum, prepare_sum
 
-__all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available", "prepare_sum",
+__all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available", "cpu_features",
+           "prepare_sum",
            "PreparedSum", "register_family", "kernel_components", "compile_components", "Component", "Modulated",
            "MAX_COMPONENTS"]
 
@@ -45,6 +46,28 @@ def _fused_backend():
 def fused_available():
     """True when the compiled CPU backend is built and importable."""
     return _fused_backend() is not None
+
+
+def cpu_features():
+    """Which compiled builds exist and which one runs on this CPU.
+
+    The fused engine is compiled for baseline x86-64, x86-64-v3 (AVX2 + FMA)
+    and x86-64-v4 (AVX-512F/BW/DQ/VL, 512-bit vectors); the best build the
+    CPU supports is imported, unless the environment variable
+    ``KERNELKIT_ENGINE_CLONE`` names another. The thinning walk's hot loops
+    carry the same three clones, picked by the CPU.
+
+    Returns
+    -------
+    dict
+        ``engine``: the running build ("x86-64-v4", "x86-64-v3", "baseline",
+        or None without a compiled engine); ``built``: the builds in this
+        installation; ``cpu``: the instruction-set features detected (bools).
+    """
+    fused = _fused_backend()
+    if fused is None:
+        return {"engine": None, "built": [], "cpu": {}}
+    return {"engine": fused.clone(), "built": fused.built_clones(), "cpu": fused.cpu_features()}
 
 
 def _backend(opts, kernel, op):

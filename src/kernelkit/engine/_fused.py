@@ -13,7 +13,7 @@ fast; centring removes most of the cancellation). Dot-product kernels
 (Linear, Polynomial) always use the x.y form without centring.
 
 Memory: per thread, one tile of ``nb`` points by ``jb`` queries and its
-packed inputs, sized to half the memory budget (down to 16 x 6); X and the
+packed inputs, sized to half the memory budget (down to 16 x 6, 32 x 6 with AVX-512); X and the
 weights are packed into tiles once per call when that copy fits the other
 half, else tile by tile.
 Kernels the extension does not cover (general-nu Matern, products,
@@ -31,6 +31,7 @@ ratio is infinite (its components are flagged in the table's degree column).
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -39,10 +40,81 @@ from ._tiling import progress_bar
 from ..kernels import r2_bound
 from ..exceptions import InvalidValueError
 
+#: the instruction-set builds, best first: (name, module, CPU features it needs)
+CLONES = (
+    ("x86-64-v4", "_fused_v4_ext", ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "bmi2")),
+    ("x86-64-v3", "_fused_v3_ext", ("avx", "avx2", "fma", "bmi", "bmi2", "f16c")),
+    ("baseline", "_fused_ext", ()),
+)
+#: environment variable that forces one build (a name of CLONES), e.g. to compare them
+CLONE_ENV = "KERNELKIT_ENGINE_CLONE"
+
 try:
-    from . import _fused_ext as _ext
+    from . import _fused_ext as _baseline
 except ImportError:  # pragma: no cover - depends on the build
-    _ext = None
+    _baseline = None
+
+
+def _import(module):
+    import importlib
+    try:
+        return importlib.import_module(f"{__package__}.{module}")
+    except ImportError:   # not built (an old compiler, another architecture)
+        return None
+
+
+def cpu_features():
+    """The CPU's instruction-set features that select the build (dict of bools; empty off x86)."""
+    return dict(_baseline.cpu_features()) if _baseline is not None else {}
+
+
+def built_clones():
+    """Names of the builds present in this installation (importable or not on this CPU)."""
+    import importlib.util
+    return [name for name, module, _ in CLONES
+            if importlib.util.find_spec(f"{__package__}.{module}") is not None]
+
+
+def select_clone(name=None):
+    """Load the build ``name`` (None: the best this CPU supports) and return its name.
+
+    Raises InvalidValueError for an unknown name, a build this installation
+    lacks, or one the CPU cannot run (importing it would crash the process).
+    """
+    global _ext
+    if _baseline is None:
+        _ext = None
+        return None
+    feats = cpu_features()
+    if name is None:
+        for clone, module, needs in CLONES:
+            mod = _import(module) if all(feats.get(f) for f in needs) else None
+            if mod is not None:
+                _ext = mod
+                return clone
+    names = [c[0] for c in CLONES]
+    if name not in names:
+        raise InvalidValueError(f"The engine build must be one of {names} (or None for the best the CPU "
+                                f"supports). Got {name!r}.")
+    clone, module, needs = CLONES[names.index(name)]
+    missing = [f for f in needs if not feats.get(f)]
+    if missing:
+        raise InvalidValueError(f"The engine build {name!r} needs CPU features {missing}, which this CPU lacks; "
+                                f"use one of {[c for c, _, n in CLONES if all(feats.get(f) for f in n)]}.")
+    mod = _import(module)
+    if mod is None:
+        raise InvalidValueError(f"The engine build {name!r} is not in this installation (built: {built_clones()}).")
+    _ext = mod
+    return clone
+
+
+_ext = None
+select_clone(os.environ.get(CLONE_ENV) or None)
+
+
+def clone():
+    """Name of the build that runs ("x86-64-v4", "x86-64-v3", "baseline"), or None without one."""
+    return None if _ext is None else _ext.CLONE
 
 _SUM, _LSE, _TOPK = range(3)
 DIRECT_MAX_D = 8
@@ -139,8 +211,9 @@ def _tiles(d, p, itemsize, memory, threads, extra_per_query=0):
     def cost(nb_, jb_):
         return itemsize * (nb_ * (d + p + 4) + jb_ * (d + 1) + jb_ * nb_) + jb_ * extra_per_query
 
-    while cost(nb, jb) > per_thread and (nb > 16 or jb > 6):
-        if nb >= 4 * jb and nb > 16 or jb <= 6:
+    low = _ext.TILE_MULTIPLE if _ext is not None else 16   # nb: a multiple of the widest panel
+    while cost(nb, jb) > per_thread and (nb > low or jb > 6):
+        if nb >= 4 * jb and nb > low or jb <= 6:
             nb //= 2
         else:
             jb //= 2

@@ -36,31 +36,47 @@ static int omp_get_thread_num(void) { return 0; }
 
 enum { OP_SUM = 0, OP_LSE = 1, OP_TOPK = 2 };
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define KK_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define KK_CLONES
+/* Instruction-set builds: this file is compiled three times (setup.py): as is for
+ * baseline x86-64 (any CPU), and included by _fused_v3_ext.c (-march=x86-64-v3:
+ * AVX2 + FMA, 256-bit vectors) and _fused_v4_ext.c (-march=x86-64-v4:
+ * AVX-512F/BW/DQ/VL, 512-bit vectors). kernelkit/engine/_fused.py imports the
+ * best one the CPU supports (cpu_features() below). */
+#ifndef KK_VBYTES
+#define KK_VBYTES 32                 /* bytes per vector of the micro-kernel */
 #endif
+#ifndef KK_MODULE
+#define KK_MODULE _fused_ext
+#define KK_CLONE_NAME "baseline"
+#endif
+#define KK_STR2(x) #x
+#define KK_STR(x) KK_STR2(x)
+#define KK_CAT2(a, b) a##b
+#define KK_CAT(a, b) KK_CAT2(a, b)
+#define KK_TILE_MULT (2 * KK_VBYTES / 4)   /* nb must be a multiple of the float32 panel width */
+#define KK_CLONES
 
 /* ---- float32 ---- */
 #define R float
 #define IT int32_t
 #define FN(x) x##_f32
-#define VLEN 8
+#define VLEN (KK_VBYTES / 4)
 #define SQRT sqrtf
+#define EXP_FAST_LO KK_EXP_FAST_LO_F32
 #include "_fused_impl.h"
 #undef R
 #undef IT
 #undef FN
 #undef VLEN
 #undef SQRT
+#undef EXP_FAST_LO
 
 /* ---- float64 ---- */
 #define R double
 #define IT int64_t
 #define FN(x) x##_f64
-#define VLEN 4
+#define VLEN (KK_VBYTES / 8)
 #define SQRT sqrt
+#define EXP_FAST_LO KK_EXP_FAST_LO_F64
 #include "_fused_impl.h"
 
 /* ---- Python bindings ------------------------------------------------------ */
@@ -117,7 +133,7 @@ static PyObject *py_run(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "fused engine: center must have d entries");
         return NULL;
     }
-    if (nb < 16 || nb % 16 || jb < MR || jb % MR || nthreads < 1 || (op == OP_TOPK && (k < 1 || k > n))
+    if (nb < KK_TILE_MULT || nb % KK_TILE_MULT || jb < MR || jb % MR || nthreads < 1 || (op == OP_TOPK && (k < 1 || k > n))
         || (op == OP_LSE && ks.n != 1)) {
         PyErr_SetString(PyExc_ValueError, "fused engine: bad tile sizes, thread count, k or log-sum-exp spec");
         return NULL;
@@ -174,19 +190,42 @@ static PyObject *py_vexp(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* cpu_features(): the CPU's instruction-set features that decide which build runs (baseline code:
+ * safe to call on any x86-64 CPU; GCC's checks include the OS's support of the vector state) */
+static PyObject *py_cpu_features(PyObject *self, PyObject *args) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    const char *names[] = {"avx", "avx2", "fma", "bmi", "bmi2", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl"};
+    const int have[] = {__builtin_cpu_supports("avx"), __builtin_cpu_supports("avx2"), __builtin_cpu_supports("fma"),
+                        __builtin_cpu_supports("bmi"), __builtin_cpu_supports("bmi2"), __builtin_cpu_supports("f16c"),
+                        __builtin_cpu_supports("avx512f"), __builtin_cpu_supports("avx512bw"),
+                        __builtin_cpu_supports("avx512dq"), __builtin_cpu_supports("avx512vl")};
+    for (int i = 0; i < (int)(sizeof have / sizeof have[0]); i++)
+        if (PyDict_SetItemString(d, names[i], have[i] ? Py_True : Py_False) < 0) { Py_DECREF(d); return NULL; }
+#endif
+    return d;
+}
+
 static PyMethodDef methods[] = {
+    {"cpu_features", py_cpu_features, METH_NOARGS, "Instruction-set features of this CPU (dict of bools)."},
     {"run", py_run, METH_VARARGS, "Fused kernel reduction (see kernelkit/engine/_fused.py)."},
     {"vexp", py_vexp, METH_VARARGS, "Elementwise exp(x), x <= 0, with the engine's vectorised exp."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_fused_ext", "Fused compiled kernel sums.", -1, methods};
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, KK_STR(KK_MODULE), "Fused compiled kernel sums.", -1,
+                                     methods};
 
-PyMODINIT_FUNC PyInit__fused_ext(void) {
+PyMODINIT_FUNC KK_CAT(PyInit_, KK_MODULE)(void) {
     import_array();
     PyObject *mod = PyModule_Create(&moddef);
     if (mod && (PyModule_AddStringConstant(mod, "CODE_NAMES", KK_CODE_NAMES) < 0
-                || PyModule_AddIntConstant(mod, "MAX_COMPONENTS", KK_MAXC) < 0)) {
+                || PyModule_AddIntConstant(mod, "MAX_COMPONENTS", KK_MAXC) < 0
+                || PyModule_AddIntConstant(mod, "TILE_MULTIPLE", KK_TILE_MULT) < 0
+                || PyModule_AddIntConstant(mod, "VECTOR_BYTES", KK_VBYTES) < 0
+                || PyModule_AddStringConstant(mod, "CLONE", KK_CLONE_NAME) < 0)) {
         Py_DECREF(mod);
         return NULL;
     }

@@ -3,17 +3,17 @@
  *   R       float / double          (element type of X, Y, weights, tiles)
  *   IT      int32_t / int64_t       (integer of the same width, for bit tricks)
  *   FN(x)   x##_f32 / x##_f64
- *   VLEN    8 / 4                   (elements per 256-bit vector)
+ *   VLEN    KK_VBYTES / sizeof(R)   (elements per vector: 8 / 4 with 256-bit vectors)
  *   SQRT    sqrtf / sqrt
  * and the kernel definitions of ../_include/kk_kernels.h (kexp, kk_values, ...).
  *
  * Everything below is written as plain loops over short rows plus one
- * register-blocked micro-kernel in GCC vector extensions; the per-block
- * worker is compiled twice (AVX2 + FMA and baseline x86-64) and picked at
- * load time by the CPU (target_clones).
+ * register-blocked micro-kernel in GCC vector extensions; the whole file is
+ * compiled for baseline x86-64, x86-64-v3 (AVX2 + FMA) and x86-64-v4
+ * (AVX-512), and the engine imports the build the CPU supports.
  */
 
-typedef R FN(vec) __attribute__((vector_size(32)));
+typedef R FN(vec) __attribute__((vector_size(KK_VBYTES)));
 #define VT FN(vec)
 #define NR (2 * VLEN)        /* points per micro-tile: two vectors */
 #define NVR 2
@@ -130,7 +130,7 @@ KK_INLINE void FN(row_log_values)(const kspec *ks, int gram, const R *t, const R
 }
 
 /* reductions over a row (nb is a multiple of NR) with explicit vector accumulators */
-typedef IT FN(ivec) __attribute__((vector_size(32)));
+typedef IT FN(ivec) __attribute__((vector_size(KK_VBYTES)));
 
 KK_INLINE R FN(hsum)(VT v) {
     R s = 0;
@@ -257,8 +257,13 @@ KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int j
                 const R *r2 = FN(row_r2)(gram, t, nx, w->ny[a], w->r2, nb);
                 const R g = (R)J->ks->p[0];
                 R s = 0;
+                if (-g * FN(kk_row_max)(r2, nb) >= EXP_FAST_LO) {   /* every result normal: the fast exp */
 #pragma omp simd reduction(+ : s)
-                for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp)(-g * r2[i]);
+                    for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp_normal)(-g * r2[i]);
+                } else {
+#pragma omp simd reduction(+ : s)
+                    for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp)(-g * r2[i]);
+                }
                 acc[a] += (double)s * J->ks->w[0];
             } else if (op == OP_SUM) {
                 FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
