@@ -132,8 +132,12 @@ def sqdist(X, Y):
 
     Computed as ``|x|^2 + |y|^2 - 2 x.y`` after centring both sets on the mean
     of ``X`` (which removes most of the cancellation), clipped at 0; when
-    ``Y is X`` the diagonal is exactly 0. Inputs must already be validated
-    arrays of one dtype.
+    ``Y is X`` the diagonal is exactly 0.
+
+    Parameters
+    ----------
+    X, Y : arrays of shape (n, d) and (m, d)
+        Already validated arrays of one dtype.
     """
     c = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
     Xc = X - c
@@ -310,9 +314,11 @@ class Kernel(metaclass=_FrozenAfterInit):
         raise self._not_supported("spectral_sample (no known spectral density)")
 
     def power(self, alpha, d=None):
+        """The alpha-power kernel of Generalized Kernel Thinning (Fourier transform to the power alpha)."""
         raise self._not_supported("power (Generalized Kernel Thinning power kernel)")
 
     def log_integral(self, d):
+        """log of the integral of k(x, 0) over R^d (normalising constant of the kernel as a density)."""
         raise self._not_supported("log_integral (a normalised density)")
 
     def sample_density(self, n, d, random_state=None, *, rng=UNSET):
@@ -321,7 +327,13 @@ class Kernel(metaclass=_FrozenAfterInit):
 
 
 class RadialKernel(Kernel):
-    """k(x, y) = phi(||x - y||) with phi(0) = 1; subclasses define phi."""
+    """k(x, y) = phi(||x - y||) with phi(0) = 1; subclasses define phi.
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        Length scale, in the units of the data.
+    """
 
     is_radial = True
     is_positive = True
@@ -434,6 +446,7 @@ class Gaussian(RadialKernel):
         return (0.5 / self.bandwidth ** 2,)
 
     def log_integral(self, d):
+        """log of (2 pi sigma^2)^(d/2)."""
         d = self._check_d(d, "log_integral")
         return 0.5 * d * math.log(2 * math.pi * self.bandwidth ** 2)
 
@@ -524,6 +537,7 @@ class Matern(RadialKernel):
         return _matern_log_general(nu, s)
 
     def log_integral(self, d):
+        """log of 2^d pi^(d/2) Gamma(nu + d/2) / (Gamma(nu) lambda^d)."""
         d = self._check_d(d, "log_integral")
         from scipy.special import gammaln
         nu = self.nu
@@ -713,6 +727,7 @@ class RationalQuadratic(RadialKernel):
         return d, dof
 
     def log_integral(self, d):
+        """log of (pi c^2)^(d/2) Gamma(beta - d/2) / Gamma(beta) (finite for beta > d/2)."""
         from scipy.special import gammaln
         d, dof = self._t_dof(d, "log_integral")
         b = self._exponent
@@ -1036,7 +1051,13 @@ class Polynomial(Kernel):
 
 
 class SumKernel(Kernel):
-    """k = k1 + k2 + ... (a kernel: sums of kernels are positive definite)."""
+    """k = k1 + k2 + ... (a kernel: sums of kernels are positive definite).
+
+    Parameters
+    ----------
+    *kernels : Kernel
+        At least one; nested sums are flattened.
+    """
 
     family = "sum"
 
@@ -1110,6 +1131,7 @@ class SumKernel(Kernel):
         return np.exp(logs - shift), shift
 
     def log_integral(self, d):
+        """log of the sum of the terms' integrals."""
         mass, shift = self._component_masses(d)
         return float(np.log(mass.sum())) + shift
 
@@ -1126,7 +1148,14 @@ class SumKernel(Kernel):
 
 
 class ScaledKernel(Kernel):
-    """k = scale * base with scale > 0."""
+    """k = scale * base with scale > 0.
+
+    Parameters
+    ----------
+    base : Kernel
+    scale : float > 0
+        Dimensionless factor.
+    """
 
     family = "scaled"
 
@@ -1174,6 +1203,7 @@ class ScaledKernel(Kernel):
         return self.scale * self.base._diag(X)
 
     def log_integral(self, d):
+        """log(scale) plus the base kernel's log integral."""
         return math.log(self.scale) + self.base.log_integral(d)
 
     def sample_density(self, n, d, random_state=None, *, rng=UNSET):
@@ -1183,11 +1213,18 @@ class ScaledKernel(Kernel):
         return self.base.spectral_sample(d, D, random_state, rng=rng)
 
     def power(self, alpha, d=None):
+        """The base kernel's power kernel (the scale drops out of a power kernel with phi(0) = 1)."""
         return self.base.power(alpha, d)
 
 
 class ProductKernel(Kernel):
-    """k = k1 * k2 * ... (products of kernels are positive definite)."""
+    """k = k1 * k2 * ... (products of kernels are positive definite).
+
+    Parameters
+    ----------
+    *kernels : Kernel
+        Nested products are flattened.
+    """
 
     family = "product"
 

@@ -175,6 +175,8 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
     log_weights : array of shape (n,) or (n, p), optional
         L, log of non-negative weights (-inf allowed for zero weights).
         Default: zeros (unit weights).
+    memory, threads, backend, progress : optional
+        Per-call overrides of :func:`kernelkit.options`.
 
     Returns
     -------
@@ -205,6 +207,8 @@ def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, pro
     kernel : Kernel
     X, Y : arrays of shape (n, d) and (m, d)
     k : int in [1, n]
+    memory, threads, backend, progress : optional
+        Per-call overrides of :func:`kernelkit.options`.
 
     Returns
     -------
@@ -228,7 +232,20 @@ def kernel_block(kernel, X, Y=None, *, memory=None):
     """The dense kernel matrix ``K[i, j] = k(X[i], Y[j])``, shape (n, m).
 
     Guarded by the memory budget: raises ValueError when n * m values do not
-    fit, instead of swapping. ``Y=None`` means ``Y = X``.
+    fit, instead of swapping.
+
+    Parameters
+    ----------
+    kernel : Kernel
+    X : array of shape (n, d)
+    Y : array of shape (m, d), optional
+        Default: X.
+    memory : int or str, optional
+        Memory budget for this call (bytes or a string such as "256MB").
+
+    Returns
+    -------
+    K : array of shape (n, m)
     """
     _check_kernel(kernel, "kernel_block")
     X, Y = check_pair(X, X if Y is None else Y, owner="kernel_block")

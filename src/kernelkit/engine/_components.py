@@ -50,10 +50,32 @@ from ..kernels import (Gaussian, IMQ, Kernel, Laplace, Linear, Matern, Periodic,
 __all__ = ["Component", "Modulated", "register_family", "kernel_components", "compile_components",
            "EVAL_METHODS", "uses_own_formula"]
 
-#: one closed-form term: w * phi_name(p, q, deg)
 Component = namedtuple("Component", "name w p q deg")
-#: w * exp(-|scales * (x - y)|^2 / 2) * cos(2 pi means . (x - y)), scales and means of length d
+Component.__doc__ = """One closed-form term ``w * phi_name`` of a compiled kernel.
+
+Attributes
+----------
+name : str
+    A closed form of the table above ("gauss", "laplace", "matern32", ...).
+w : float > 0
+    Weight (units of k).
+p, q : float
+    The form's two parameters, as in the table.
+deg : int
+    Degree of a "poly" term (0 otherwise).
+"""
 Modulated = namedtuple("Modulated", "w scales means")
+Modulated.__doc__ = """A term ``w exp(-|scales * (x - y)|^2 / 2) cos(2 pi means . (x - y))``.
+
+Attributes
+----------
+w : float > 0
+    Weight (units of k).
+scales : tuple of d floats > 0
+    Per-coordinate inverse length scales (1 / units of the data).
+means : tuple of d floats
+    Frequencies, in cycles per unit of the data.
+"""
 
 #: the methods through which kernelkit evaluates a kernel; overriding any of them changes the formula
 EVAL_METHODS = ("_block", "log_block", "profile", "log_profile", "_log_profile", "_xp_block", "_diag")
@@ -118,8 +140,19 @@ def _entry(kernel):
 def kernel_components(kernel, scale=1.0):
     """``[Component or Modulated, ...]`` with ``kernel = sum of them``, or None.
 
-    None when some part of the kernel has no compiled form (Matern with
-    another nu, products, kernels without a table entry).
+    Parameters
+    ----------
+    kernel : Kernel
+        Sums and positive scalings are flattened; every other part is looked
+        up in the family table.
+    scale : float > 0
+        Factor applied to every weight (used by the recursion).
+
+    Returns
+    -------
+    list or None
+        None when some part of the kernel has no compiled form (Matern with
+        another nu, products, kernels without a table entry).
     """
     if type(kernel) is ScaledKernel:
         return kernel_components(kernel.base, scale * kernel.scale)
@@ -196,9 +229,21 @@ def code(name, p):
 def compile_components(comps, X=None, Y=None):
     """``(codes int32 (c,), params float64 (c, 4))`` for plain components.
 
-    With data X, Y: rational-quadratic components whose r^2 / q could
-    overflow are flagged (deg column = 1: the compiled code then takes
-    log(1 + r^2/q) = log r^2 - log q where the ratio is infinite).
+    Parameters
+    ----------
+    comps : list of Component
+        At most MAX_COMPONENTS terms (no Modulated ones).
+    X, Y : arrays of shape (n, d) and (m, d), optional
+        The data (Y defaults to X). Rational-quadratic components whose
+        r^2 / q could overflow on them are flagged (deg column = 1: the
+        compiled code then takes log(1 + r^2/q) = log r^2 - log q where the
+        ratio is infinite).
+
+    Returns
+    -------
+    codes : int32 array of shape (c,)
+    params : float64 array of shape (c, 4)
+        Columns w, p, q, deg.
     """
     codes = np.array([code(c.name, c.p) for c in comps], dtype=np.int32)
     params = np.array([(c.w, c.p, c.q, c.deg) for c in comps], dtype=np.float64)

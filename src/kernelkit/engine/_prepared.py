@@ -26,6 +26,15 @@ class PreparedSum:
     Build it with :func:`prepare_sum`. Options (memory budget, threads,
     backend, progress) are fixed when it is built.
 
+    Parameters
+    ----------
+    kernel : Kernel
+        The kernel k.
+    X, Y : arrays of shape (n, d) and (m, d)
+        Sources and queries (Y None: X).
+    opts : Options
+        Resolved options (see :func:`kernelkit.get_options`).
+
     Attributes
     ----------
     shape : (m, n)
