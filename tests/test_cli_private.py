@@ -48,30 +48,46 @@ def test_build_and_query_distance_sum(files, capsys):
     assert "error bar" in capsys.readouterr().out
 
 
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("kernelkit private-sum: error:"), err
+    return err
+
+
 @pytest.mark.parametrize("extra, message", [
-    ([], "'radius'"), (["--radius", "3", "--epsilon", "0"], "'epsilon'"),
-    (["--radius", "3", "--delta", "1"], "'delta'"),
+    ([], "The 'radius' parameter of PrivateKernelSum must be a float > 0 (it is required). Got None."),
+    (["--radius", "3", "--epsilon", "0"], "The 'epsilon' parameter of PrivateKernelSum must be a finite float > 0. "
+                                          "Got 0.0."),
+    (["--radius", "3", "--delta", "1"], "The 'delta' parameter of PrivateKernelSum must be a float in [0, 1). "
+                                        "Got 1.0."),
+    (["--radius", "3", "--kernel", "nope"], "The '--kernel' option must be one of {"),
+    (["--radius", "3", "--center", "0,a"], "The '--center' option must be comma-separated numbers"),
+    (["--radius", "3", "--neighbouring", "swap"], "The 'neighbouring' parameter of PrivateKernelSum must be one of "
+                                                  "{'add-remove', 'replace-one'}. Got 'swap'."),
 ])
 def test_build_bad_input(files, capsys, extra, message):
     tmp, _, _ = files
     argv = ["private-sum", "build", str(tmp / "x.npy"), "--epsilon", "1", "--bandwidth", "1",
             "--out", str(tmp / "s.npz")]
     assert main(argv + extra) == 2
-    assert message in capsys.readouterr().err
+    assert message in _one_line_error(capsys)
+    assert not (tmp / "s.npz").exists()
 
 
 def test_build_requires_public_bandwidth(files, capsys):
     tmp, _, _ = files
     assert main(["private-sum", "build", str(tmp / "x.npy"), "--epsilon", "1", "--radius", "3",
                  "--out", str(tmp / "s.npz")]) == 2
-    assert "--bandwidth" in capsys.readouterr().err
+    err = _one_line_error(capsys)
+    assert "The '--bandwidth' option must be a float > 0 with --kernel gaussian. Got none." in err
+    assert "never estimated from the private data" in err
 
 
 def test_query_rejects_other_files(files, capsys):
     tmp, _, _ = files
     np.savez(tmp / "other.npz", data=np.zeros(3))
     assert main(["private-sum", "query", str(tmp / "other.npz"), str(tmp / "y.csv")]) == 2
-    assert "not a kernelkit private sketch" in capsys.readouterr().err
+    assert "other.npz' is not a kernelkit private sketch (no metadata)" in _one_line_error(capsys)
 
 
 def test_demo_step_runs(capsys):

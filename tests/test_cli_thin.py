@@ -45,20 +45,32 @@ def test_thin_methods_quiet(tmp_path, capsys, method):
     assert np.load(out).shape == (24, 2)  # default size sqrt(600) = 24
 
 
-@pytest.mark.parametrize("extra", [["--size", "0"], ["--size", "601"], ["--kernel", "nope"],
-                                   ["--bandwidth", "-1"], ["--delta", "2"]])
-def test_thin_bad_input_exit_2(tmp_path, capsys, extra):
+@pytest.mark.parametrize("extra, needle", [
+    (["--size", "0"], "The '--size' option must be an int in [1, 600]. Got 0. DATA has 600 rows."),
+    (["--size", "601"], "The '--size' option must be an int in [1, 600]. Got 601."),
+    (["--kernel", "nope"], ["The '--kernel' option must be one of {", "'gaussian'", "Got 'nope'."]),
+    (["--bandwidth", "-1"], "The '--bandwidth' option must be a finite float > 0. Got -1.0."),
+    (["--delta", "2"], "The 'delta' parameter of kernel_thin must be a float in (0, 1]. Got 2.0."),
+    (["--g", "-1"], "The 'g' parameter of kernel_thin must be an int in [0, 20]. Got -1."),
+])
+def test_thin_bad_input_exit_2(tmp_path, capsys, extra, needle):
     _, path = _data(tmp_path)
-    rc = main(["thin", str(path), "--out", str(tmp_path / "o.csv")] + extra)
+    out = tmp_path / "o.csv"
+    rc = main(["thin", str(path), "--out", str(out)] + extra)
     assert rc == 2
-    assert "error" in capsys.readouterr().err
+    err = _error(capsys)
+    assert all(part in err for part in ([needle] if isinstance(needle, str) else needle))
+    assert not out.exists()
 
 
 def test_thin_missing_file_and_nan(tmp_path, capsys):
     assert main(["thin", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o.csv")]) == 2
+    err = _error(capsys)
+    assert "DATA: no such file" in err and "none.csv" in err
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2\nnan,3\n4,5\n")
     assert main(["thin", str(bad), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "contains NaN or infinite values" in _error(capsys)
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "posteriordb")), reason="no shared data")
@@ -172,7 +184,8 @@ def test_thin_bad_plot_dims(tmp_path, capsys, extra, needle):
 def test_thin_plot_dims_needs_plot(tmp_path, capsys):
     _, path = _data(tmp_path)
     assert main(["thin", str(path), "--out", str(tmp_path / "c.csv"), "--plot-dims", "a"]) == 2
-    assert "The '--plot-dims' option needs --plot PNG" in _error(capsys)
+    assert "The '--plot-dims' option must be given with --plot PNG. Got --plot-dims 'a' without --plot." \
+        in _error(capsys)
 
 
 def test_thin_plot_without_matplotlib(tmp_path, capsys, monkeypatch):

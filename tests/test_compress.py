@@ -483,14 +483,28 @@ def test_mmd_integer_weights_equal_duplicates():
     (dict(random_state=-3), ValueError, "'random_state'"),
     (dict(kernel=kk.Linear(), method="kt+"), ValueError, "'method'"),
     (dict(kernel=kk.Gaussian(1.0), bandwidth=2.0), ValueError, "'bandwidth'"),
+    # wrong types are TypeErrors, wrong values ValueErrors, one message shape
+    (dict(size="10"), TypeError, "The 'size' parameter of kernel_thin must be an int in \\[1, 100\\]. Got '10'."),
+    (dict(method=3), TypeError, "The 'method' parameter of kernel_thin must be one of \\{'auto', 'kt', "),
+    (dict(delta=None), TypeError, "The 'delta' parameter of kernel_thin must be a float in \\(0, 1\\]. Got None."),
+    (dict(alpha="0.5"), TypeError, "The 'alpha' parameter of kernel_thin must be a float in \\(0, 1\\]. Got '0.5'."),
+    (dict(g=1.5), TypeError, "The 'g' parameter of kernel_thin must be an int in \\[0, 20\\]. Got 1.5."),
+    (dict(with_mmd="yes"), TypeError, "The 'with_mmd' parameter of kernel_thin must be one of \\{False, True\\}"),
+    (dict(kernel="gaussian", bandwidth="wide"), TypeError, "The 'bandwidth' parameter of kernel_thin must be a "
+                                                           "finite float > 0. Got 'wide'."),
+    (dict(kernel="gaussian", bandwidth=-1.0), ValueError, "The 'bandwidth' parameter of kernel_thin must be a "
+                                                          "finite float > 0. Got -1.0."),
+    (dict(kernel="linear"), ValueError, "The 'kernel' parameter of kernel_thin must be a Kernel object or a radial "
+                                        "kernel name. Got 'linear'. Pass linear kernels as objects"),
 ])
 def test_bad_input(kwargs, exc, word):
     X = np.random.default_rng(0).standard_normal((100, 2))
     args = dict(size=10, kernel=kk.Gaussian(1.0))
     args.update(kwargs)
     size = args.pop("size")
-    with pytest.raises(exc, match=word):
+    with pytest.raises(exc, match=word) as info:
         kernel_thin(X, size, **args)
+    assert isinstance(info.value, kk.InvalidTypeError if exc is TypeError else kk.InvalidValueError)
 
 
 def test_bad_points():
@@ -585,3 +599,37 @@ def test_mmd_kernel_name_uses_the_median_heuristic_like_kernel_thin():
     assert mmd(X, Y, "laplace", bandwidth=2.0) == pytest.approx(mmd(X, Y, kk.Laplace(2.0)), rel=1e-12)
     with pytest.raises(ValueError, match="'bandwidth' parameter of mmd must be None when 'kernel' is a Kernel"):
         mmd(X, Y, kk.Gaussian(1.0), bandwidth=2.0)
+
+
+def test_kernel_name_rule_and_median_bandwidth_checks():
+    from kernelkit.compress import median_bandwidth
+    X = np.random.default_rng(4).standard_normal((300, 2))
+    k = kk.Gaussian(median_bandwidth(X))
+    np.testing.assert_array_equal(kernel_thin(X, 10, "GAUSSIAN", random_state=1, method="kt"),
+                                  kernel_thin(X, 10, k, random_state=1, method="kt"))
+    with pytest.raises(TypeError, match="The 'max_points' parameter of median_bandwidth must be an int >= 2. Got 2.5."):
+        median_bandwidth(X, max_points=2.5)
+    with pytest.raises(TypeError, match="The 'squared' parameter of mmd must be one of \\{False, True\\}. Got 'no'."):
+        mmd(X, X[:5], k, squared="no")
+    with pytest.raises(ValueError, match="The 'weights_x' parameter of mmd must be non-negative weights with a "
+                                         "positive sum. Got sum 0.0."):
+        mmd(X, X[:5], k, weights_x=np.zeros(300))
+
+
+def test_thinning_uses_the_public_kernel_diag(monkeypatch):
+    """Methods call k.diag (which validates), never the private k._diag."""
+    X = np.random.default_rng(5).standard_normal((128, 2))
+    k = kk.Gaussian(1.0)
+    calls = []
+    public = type(k).diag
+
+    def counting(self, Z):
+        calls.append(Z.shape)
+        return public(self, Z)
+
+    monkeypatch.setattr(type(k), "diag", counting)
+    kt_swap(X, kt_split(X, k, 2, random_state=0), k, size=32)
+    assert (128, 2) in calls  # the refinement's k(x, x) for every input point
+    calls.clear()
+    kk.compress.kernel_herding(X, 5, k)
+    assert calls

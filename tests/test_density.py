@@ -72,18 +72,19 @@ def test_every_kernel_vs_direct_formula_and_integrates_to_one_1d(name):
     assert total == pytest.approx(1.0, abs=2e-3 if name == "cauchy" else 1e-6)
 
 
-@pytest.mark.parametrize("kernel", [kk.Gaussian(1.0), kk.Laplace(1.0), kk.Matern(2.5, 1.0),
-                                    kk.RationalQuadratic(1.0, alpha=3.0),
-                                    kk.Gaussian(1.0) + 2.0 * kk.Laplace(0.5)])
+@pytest.mark.parametrize("kernel", [kk.Gaussian(0.5), kk.Laplace(0.5), kk.Matern(2.5, 0.5),
+                                    kk.RationalQuadratic(0.5, alpha=3.0),
+                                    kk.Gaussian(0.5) + 2.0 * kk.Laplace(0.25)])
 def test_kernel_objects_vs_direct_formula_and_integral_2d(kernel):
     rng = np.random.default_rng(4)
     X = rng.standard_normal((25, 2))
-    h = 0.5
-    kde = KernelDensity(kernel=kernel, bandwidth=h).fit(X)
+    kde = KernelDensity(kernel=kernel).fit(X)
     Y = rng.standard_normal((30, 2))
-    # the kernel object is applied to data divided by h: density picks up h^-d
-    slow = _slow_logpdf(kernel, X / h, Y / h) - 2 * np.log(h)
+    # a Kernel object carries its bandwidth: it is applied to the data as they are
+    slow = _slow_logpdf(kernel, X, Y)
     np.testing.assert_allclose(kde.score_samples(Y), slow, rtol=1e-10, atol=1e-12)
+    assert kde.kernel_ is kernel
+    assert kde.bandwidth_ == getattr(kernel, "bandwidth", None)
     g = np.linspace(-12, 12, 801)
     G = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     p = np.exp(kde.score_samples(G)).reshape(801, 801)
@@ -193,8 +194,57 @@ def test_sample_moments_and_distribution():
     np.testing.assert_array_equal(k1.sample(5, random_state=3), k1.sample(5, random_state=3))
 
 
+def test_kernel_object_carries_its_bandwidth():
+    """One rule: a Kernel object's bandwidth is its own; a name takes a number or a rule (default Scott's)."""
+    rng = np.random.default_rng(12)
+    X, Y = rng.standard_normal((80, 2)), rng.standard_normal((9, 2))
+    by_object = KernelDensity(kernel=kk.Laplace(0.7)).fit(X)
+    by_name = KernelDensity(kernel="laplace", bandwidth=0.7).fit(X)
+    np.testing.assert_allclose(by_object.score_samples(Y), by_name.score_samples(Y), rtol=1e-12)
+    assert by_object.bandwidth_ == by_name.bandwidth_ == 0.7
+    assert KernelDensity(kernel="laplace").fit(X).bandwidth_ == bandwidth_scott(X)  # a name alone: Scott's rule
+    assert KernelDensity().fit(X).bandwidth_ == KernelDensity(bandwidth="scott").fit(X).bandwidth_
+    # sampling uses the object's own scale too
+    S = KernelDensity(kernel=kk.Gaussian(0.01)).fit(X).sample(200, random_state=0)
+    assert np.min(np.linalg.norm(S[:, None, :] - X[None, :, :], axis=2), axis=1).max() < 0.1
+    for bandwidth in (0.5, 1.0, "scott", "cv"):
+        with pytest.raises(kk.InvalidValueError, match=r"'bandwidth' parameter of KernelDensity must be None when "
+                                                       r"'kernel' is a Kernel object.*Got .*pass the kernel by name"):
+            KernelDensity(kernel=kk.Gaussian(1.0), bandwidth=bandwidth).fit(X)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(bandwidth=[1.0]), TypeError, "'bandwidth' parameter of KernelDensity must be a finite float > 0, one of "
+                                       "{'scott', 'silverman', 'cv'} or None. Got \\[1.0\\]"),
+    (dict(bandwidth=True), TypeError, "'bandwidth'.*Got True"),
+    (dict(kernel=3), TypeError, "'kernel' parameter of KernelDensity must be a Kernel object or one of"),
+    (dict(cv_grid=2.5), TypeError, "'cv_grid' parameter of KernelDensity must be an int >= 2. Got 2.5"),
+    (dict(cv_grid=1), ValueError, "'cv_grid' parameter of KernelDensity must be an int >= 2. Got 1"),
+    (dict(cv_range="wide"), TypeError, "'cv_range'.*two floats 0 < low < high. Got 'wide'"),
+    (dict(cv_range=(0.0, 1.0)), ValueError, "'cv_range'.*two floats 0 < low < high. Got \\(0.0, 1.0\\)"),
+    (dict(cv_max_eval="all"), TypeError, "'cv_max_eval' parameter of KernelDensity must be an int >= 1 or None"),
+])
+def test_wrong_type_is_type_error_wrong_value_is_value_error(kwargs, exc, match):
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    with pytest.raises(exc, match=match) as info:
+        KernelDensity(**kwargs).fit(X)
+    assert isinstance(info.value, kk.InvalidTypeError if exc is TypeError else kk.InvalidValueError)
+
+
+def test_sample_random_state_types():
+    kde = KernelDensity(bandwidth=0.5).fit(np.random.default_rng(0).standard_normal((20, 2)))
+    a = kde.sample(4, random_state=np.random.SeedSequence(5))
+    np.testing.assert_array_equal(a, kde.sample(4, random_state=5))
+    assert kde.sample(2, random_state=np.random.default_rng(1)).shape == (2, 2)
+    assert kde.sample(2, random_state=np.random.RandomState(1)).shape == (2, 2)
+    with pytest.raises(TypeError, match="'random_state' parameter of KernelDensity.sample"):
+        kde.sample(2, random_state="seven")
+    with pytest.raises(ValueError, match="'random_state' parameter of KernelDensity.sample must be an int >= 0"):
+        kde.sample(2, random_state=-1)
+
+
 @pytest.mark.parametrize("kwargs, fit_args, match", [
-    (dict(bandwidth=-1), {}, "'bandwidth' parameter of KernelDensity must be a float > 0"),
+    (dict(bandwidth=-1), {}, "'bandwidth' parameter of KernelDensity must be a finite float > 0"),
     (dict(bandwidth="wide"), {}, "'bandwidth'.*Got 'wide'"),
     (dict(kernel="nope"), {}, "'kernel' parameter"),
     (dict(kernel="linear"), {}, "'kernel' parameter of KernelDensity must be a positive"),

@@ -245,11 +245,9 @@ KNOWN_GAPS = {
     "kernelkit.compress.compresspp":
         ("parameters not documented: X, size, kernel, g, delta, random_state, weights, seed",),
     "kernelkit.compress.median_bandwidth": ("parameters not documented: X, max_points, random_state, seed",),
-    "kernelkit.density.KernelDensity": ("numpydoc: Unknown section Kernel And Bandwidth",),
     "kernelkit.density.bandwidth_silverman": ("parameters not documented: X, sample_weight",),
     "kernelkit.get_options": ("parameters not documented: overrides",),
     "kernelkit.options": ("parameters not documented: memory, threads, backend, progress",),
-    "kernelkit.privacy.PrivacyAccountant.can_spend": ("no docstring",),
     "kernelkit.privacy.PrivateKernelSum":
         ("numpydoc: Unknown section Privacy Semantics (stored In ``privacy_`` After Fit)",),
     "kernelkit.privacy.PrivateSimilarityClassifier": ("numpydoc: Unknown section Privacy Semantics",),

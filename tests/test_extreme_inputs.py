@@ -527,8 +527,9 @@ def test_zero_spread_data_with_a_rule_raise(rule, func):
     with pytest.raises(ValueError, match=rf"'bandwidth' parameter of KernelDensity must be a float when the data "
                                          rf"have zero spread.*bandwidth 0.*Got '{rule}'"):
         KernelDensity(bandwidth=rule).fit(X)
-    with pytest.raises(ValueError, match=rf"'X' parameter of {func.__name__} has zero spread.*bandwidth 0.*float "
-                                         r"bandwidth.*Got an array of shape \(50, 2\)"):
+    with pytest.raises(ValueError, match=rf"'X' parameter of {func.__name__} must be points with some spread.*"
+                                         r"Got an array of shape \(50, 2\).*zero spread.*bandwidth 0.*float "
+                                         r"bandwidth"):
         func(X)
     with pytest.raises(ValueError, match="zero spread"):   # only the points with positive weight count
         func(np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 3.0]]), sample_weight=[1.0, 2.0, 0.0])

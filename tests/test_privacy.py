@@ -337,3 +337,83 @@ def test_auto_sketch_size_spends_a_small_count_budget():
     assert "sketch size (noisy count)" in g.privacy_["budget_split"]
     with pytest.raises(ValueError, match="'n_features'"):
         PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=6.0, n_features="big").fit(X)
+
+
+# --- conventions: kernel names need a public bandwidth; wrong type -> TypeError ------------------------
+@pytest.mark.parametrize("cls, args", [(PrivateKernelSum, ()), (PrivateSimilarityClassifier, ())])
+def test_kernel_name_without_bandwidth_is_refused_before_any_budget(cls, args):
+    X, _ = _data(n=40, d=2)
+    acc = PrivacyAccountant(epsilon=10.0)
+    est = cls("laplace", epsilon=1.0, radius=3.0, accountant=acc)
+    fit_args = (X,) if cls is PrivateKernelSum else (X, np.arange(40) % 2)
+    with pytest.raises(kk.InvalidValueError, match=rf"The 'bandwidth' parameter of {cls.__name__} must be a float > 0 "
+                                                   r"when 'kernel' is a name \('laplace'\). Got None. A private "
+                                                   r"structure never derives a bandwidth from the private data"):
+        est.fit(*fit_args)
+    with pytest.raises(kk.InvalidValueError, match="'bandwidth'.*Got None"):  # the default kernel is a name too
+        cls(epsilon=1.0, radius=3.0).fit(*fit_args)
+    assert acc.spent == (0.0, 0.0) and not acc.ledger
+
+
+def test_kernel_name_with_bandwidth_equals_the_kernel_object():
+    X, Y = _data(n=200, d=3)
+    kw = dict(epsilon=1.0, radius=4.0, n_features=32, random_state=0)
+    with _seeded_noise_for_tests(1):
+        by_name = PrivateKernelSum("Laplace", bandwidth=1.5, **kw).fit(X)
+    with _seeded_noise_for_tests(1):
+        by_object = PrivateKernelSum(kk.Laplace(1.5), **kw).fit(X)
+    assert by_name.kernel_ == kk.Laplace(1.5)
+    np.testing.assert_array_equal(by_name.query(Y), by_object.query(Y))
+    with pytest.raises(kk.InvalidValueError, match="'bandwidth' parameter of PrivateKernelSum must be None when "
+                                                   "'kernel' is a Kernel object"):
+        PrivateKernelSum(kk.Laplace(1.5), bandwidth=1.5, **kw).fit(X)
+    with pytest.raises(kk.InvalidValueError, match="'kernel' parameter of PrivateKernelSum must be a Kernel object "
+                                                   "or one of .*Got 'nope'"):
+        PrivateKernelSum("nope", bandwidth=1.0, **kw).fit(X)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PrivateKernelSum(kk.Gaussian(1.0), epsilon="1", radius=2.0),
+    lambda: PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, delta=None, radius=2.0),
+    lambda: PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius="2"),
+    lambda: PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=2.0, n_features=2.5),
+    lambda: PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=2.0, method=3),
+    lambda: PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=2.0, random_state="seven"),
+    lambda: PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=2.0, accountant={"epsilon": 1}),
+    lambda: PrivateKernelSum("gaussian", bandwidth="wide", epsilon=1.0, radius=2.0),
+    lambda: PrivateKernelSum(3, epsilon=1.0, radius=2.0),
+    lambda: PrivateDistanceSum("l1", epsilon=1.0, radius=2.0, levels=4.0),
+    lambda: PrivateDistanceSum(1, epsilon=1.0, radius=2.0),
+    lambda: PrivateSimilarityClassifier(kk.Gaussian(1.0), epsilon=1.0, radius=2.0, count_fraction="half"),
+])
+def test_wrong_types_raise_type_error_naming_the_parameter(make):
+    X, _ = _data(n=20, d=3)
+    est = make()
+    args = (X, np.arange(20) % 2) if isinstance(est, PrivateSimilarityClassifier) else (X,)
+    with pytest.raises(kk.InvalidTypeError, match=r"The '\w+' parameter of Private\w+ must be .*\. Got "):
+        est.fit(*args)
+
+
+def test_query_flags_are_checked():
+    X, Y = _data(n=30, d=2)
+    est = PrivateKernelSum(kk.Gaussian(1.0), epsilon=1.0, radius=3.0, n_features=8).fit(X)
+    with pytest.raises(TypeError, match="'return_std' parameter of PrivateKernelSum.query must be one of "
+                                        "\\{False, True, 'noise', 'total'\\}. Got 1"):
+        est.query(Y, return_std=1)
+    assert len(est.query(Y, return_std=np.True_)) == 2
+    d = PrivateDistanceSum("l1", epsilon=1.0, radius=3.0, levels=3).fit(X)
+    with pytest.raises(TypeError, match="'return_std' parameter of PrivateDistanceSum.query must be one of "
+                                         "\\{False, True\\}. Got 'noise'"):
+        d.query(Y, return_std="noise")
+
+
+def test_public_randomness_accepts_int_generator_and_seed_sequence():
+    X, _ = _data(n=30, d=2)
+    kw = dict(epsilon=1.0, radius=3.0, n_features=8)
+    a = PrivateKernelSum(kk.Gaussian(1.0), random_state=7, **kw).fit(X)
+    b = PrivateKernelSum(kk.Gaussian(1.0), random_state=np.random.SeedSequence(7), **kw).fit(X)
+    c = PrivateKernelSum(kk.Gaussian(1.0), random_state=np.random.default_rng(7), **kw).fit(X)
+    np.testing.assert_array_equal(a.feature_map_.omega, b.feature_map_.omega)
+    np.testing.assert_array_equal(a.feature_map_.omega, c.feature_map_.omega)  # a Generator is used as is
+    with pytest.raises(ValueError, match="'random_state' parameter of PrivateDistanceSum must be an int >= 0"):
+        PrivateDistanceSum("l2", epsilon=1.0, radius=3.0, random_state=-1).fit(X)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 import os
 import re
-from .exceptions import InvalidTypeError, InvalidValueError
+
+from ._validation import Integral, OneOf, Real, check_param, param_error
 
 __all__ = ["Options", "options", "get_options", "parse_memory"]
 
@@ -22,27 +24,29 @@ _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
 BACKENDS = ("auto", "fused", "numpy", "torch")
 
 
+#: what the 'memory' option accepts, for messages
+_MEMORY_ACCEPTS = "a number of bytes or a string such as '256MB', '2GB' or '512MiB'"
+
+
 def parse_memory(value, name="memory"):
     """Parse a memory size such as ``"256MB"``, ``"1.5GiB"`` or ``2**28``.
 
     Returns the number of bytes as an int. Decimal units (KB, MB, GB) are
-    powers of 1000, binary units (KiB, MiB, GiB) powers of 1024.
+    powers of 1000, binary units (KiB, MiB, GiB) powers of 1024. A value of
+    another type (None, a bool, a list) raises InvalidTypeError; an unknown
+    unit, zero, a negative, NaN or infinite size raises InvalidValueError.
     """
-    if isinstance(value, bool):
-        raise InvalidTypeError(f"The {name!r} option must be a number of bytes or a string such as '256MB'. Got {value!r}.")
-    if isinstance(value, (int, float)):
-        nbytes = float(value)
-    elif isinstance(value, str):
+    if isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)
         if m is None or m.group(2).upper() not in _UNITS:
-            raise InvalidValueError(
-                f"The {name!r} option must be a number of bytes or a string such as "
-                f"'256MB', '2GB' or '512MiB'. Got {value!r}.")
+            raise param_error(name, None, _MEMORY_ACCEPTS, value, noun="option")
         nbytes = float(m.group(1)) * _UNITS[m.group(2).upper()]
+    elif Real(finite=False).type_ok(value):
+        nbytes = float(value)
     else:
-        raise InvalidTypeError(f"The {name!r} option must be a number of bytes or a string such as '256MB'. Got {value!r}.")
-    if not nbytes > 0 or nbytes != nbytes or nbytes == float("inf"):
-        raise InvalidValueError(f"The {name!r} option must be a positive, finite size. Got {value!r}.")
+        raise param_error(name, None, _MEMORY_ACCEPTS, value, "type", noun="option")
+    if not (nbytes > 0 and math.isfinite(nbytes)):
+        raise param_error(name, None, "a positive, finite size", value, noun="option")
     return int(nbytes)
 
 
@@ -83,20 +87,18 @@ class Options:
 _CURRENT = contextvars.ContextVar("kernelkit_options", default=Options())
 
 
+#: the other options, declared once
+_CONSTRAINTS = {"threads": Integral(low=0), "backend": OneOf(*BACKENDS), "progress": OneOf(False, True)}
+
+
 def _validated(base, memory=None, threads=None, backend=None, progress=None):
     changes = {}
     if memory is not None:
         changes["memory"] = parse_memory(memory)
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise InvalidValueError(f"The 'threads' option must be an int >= 0 (0 = all cores). Got {threads!r}.")
-        changes["threads"] = threads
-    if backend is not None:
-        if backend not in BACKENDS:
-            raise InvalidValueError(f"The 'backend' option must be one of {BACKENDS}. Got {backend!r}.")
-        changes["backend"] = backend
-    if progress is not None:
-        changes["progress"] = bool(progress)
+    for name, value in (("threads", threads), ("backend", backend), ("progress", progress)):
+        if value is not None:
+            hint = "threads=0 uses all cores." if name == "threads" else None
+            changes[name] = check_param(value, name, None, _CONSTRAINTS[name], noun="option", hint=hint)
     return dataclasses.replace(base, **changes) if changes else base
 
 

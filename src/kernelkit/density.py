@@ -16,20 +16,27 @@ smallest float64.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import validate_data
 
-from ._validation import check_int, check_points, check_weights, describe
+from ._random import seed_sequence
+from ._validation import (InstanceOf, Integral, OneOf, Real, check_param, check_params, check_points,
+                          check_weights, describe, kernel_bandwidth_error, param_error)
 from .engine import kernel_logsumexp
-from .kernels import Kernel, _fits, make_kernel
-from .exceptions import InvalidTypeError, InvalidValueError, NotFittedError
+from .kernels import KERNEL_NAMES, Kernel, _fits, make_kernel
+from .exceptions import NotFittedError
 
 __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman"]
 
 _RULES = ("scott", "silverman", "cv")
+
+#: what KernelDensity's 'kernel' and 'bandwidth' accept (the rule between them: KernelDensity._resolve_kernel)
+_KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES)
+_BANDWIDTH = Real(low=0, low_open=True) | OneOf(*_RULES) | None
+#: the other scalar parameters of KernelDensity (cv_range, a pair, is checked by _check_cv_range)
+_CONSTRAINTS = {"cv_grid": Integral(low=2), "cv_max_eval": Integral(low=1) | None}
 
 
 def _weighted_scale(X, w):
@@ -55,10 +62,10 @@ def _weighted_scale(X, w):
 
 
 def _zero_spread(owner, rule, X):
-    return InvalidValueError(
-        f"The 'X' parameter of {owner} has zero spread (every point with positive weight is the same point), "
-        f"so {rule} rule gives bandwidth 0; pass a float bandwidth instead (KernelDensity(bandwidth=1.0), for "
-        f"instance, works on such data). Got {describe(X)}.")
+    return param_error("X", owner, "points with some spread (not every point with positive weight the same point)",
+                       X, shown=f"{describe(X)}, of zero spread",
+                       hint=f"{rule} rule gives bandwidth 0 there; pass a float bandwidth instead "
+                            "(KernelDensity(bandwidth=1.0), for instance, works on such data).")
 
 
 def _n_effective(w):
@@ -125,12 +132,22 @@ def _scaled(A, h, dt):
     return (A / h).astype(dt, copy=False)
 
 
+def _rule_bandwidth(rule, X, w, name, bw):
+    """``rule(X, w)``, or the error naming KernelDensity's 'bandwidth' when the data have zero spread."""
+    if _weighted_scale(X, w) == 0:
+        raise param_error("bandwidth", "KernelDensity", "a float when the data have zero spread (every point with "
+                          f"positive weight is the same point): {name} rule gives bandwidth 0 there", bw,
+                          hint="Pass a float bandwidth (bandwidth=1.0, for instance).")
+    return rule(X, w)
+
+
 def _weights(sample_weight, n, owner):
     if sample_weight is None:
         return np.ones(n)
     w = check_weights(sample_weight, n, "sample_weight", owner, nonnegative=True, allow_2d=False)
     if not w.sum() > 0:
-        raise InvalidValueError(f"The 'sample_weight' parameter of {owner} must have a positive sum (not all weights zero). Got sum {w.sum()}.")
+        raise param_error("sample_weight", owner, "weights with a positive sum (not all zero)", w,
+                          shown=f"sum {w.sum()}")
     return w
 
 
@@ -147,19 +164,18 @@ class KernelDensity(DensityMixin, BaseEstimator):
     kernel : str or Kernel, default "gaussian"
         A kernel name ("gaussian", "laplace", "matern32", "matern52", "imq",
         "rq", "cauchy", ...) or a positive integrable Kernel object (radial
-        kernels, their sums and positive scalings). A name is built with
-        bandwidth h; a Kernel object keeps its own length scales, which are
-        multiplied by h (the data are divided by h), so ``bandwidth=1.0``
-        uses the object as is.
-    bandwidth : float or {"scott", "silverman", "cv"}, default "scott"
-        h, in data units for a named kernel (for the Gaussian, its standard
-        deviation). "scott" / "silverman": :func:`bandwidth_scott`,
-        :func:`bandwidth_silverman`. "cv": maximise the leave-one-out
-        log-likelihood :math:`\sum_j w_j \log p_{-j}(x_j)` over ``cv_grid``
-        bandwidths spaced evenly in log between ``cv_range`` times Scott's.
-        "cv" costs ``cv_grid`` engine sums of n x m kernel values, with
-        ``m = min(n, cv_max_eval)`` (one ``kernel_logsumexp`` of the data at
-        the evaluation points per grid bandwidth).
+        kernels, their sums and positive scalings). See "Kernel and
+        bandwidth" below.
+    bandwidth : float, {"scott", "silverman", "cv"} or None, default None
+        h, in data units, for a kernel given by name (for the Gaussian, its
+        standard deviation); None means "scott". "scott" / "silverman":
+        :func:`bandwidth_scott`, :func:`bandwidth_silverman`. "cv": maximise
+        the leave-one-out log-likelihood :math:`\sum_j w_j \log p_{-j}(x_j)`
+        over ``cv_grid`` bandwidths spaced evenly in log between ``cv_range``
+        times Scott's. "cv" costs ``cv_grid`` engine sums of n x m kernel
+        values, with ``m = min(n, cv_max_eval)`` (one ``kernel_logsumexp`` of
+        the data at the evaluation points per grid bandwidth). Must be None
+        when ``kernel`` is a Kernel object.
     cv_grid : int, default 24
         Number of bandwidths tried by "cv" (>= 2).
     cv_range : tuple of two floats, default (0.05, 4.0)
@@ -178,18 +194,34 @@ class KernelDensity(DensityMixin, BaseEstimator):
 
     Attributes
     ----------
-    bandwidth_ : float
-        The bandwidth used (data units).
+    bandwidth_ : float or None
+        The bandwidth used (data units): the number given or chosen by the
+        rule for a kernel name; for a Kernel object its own ``bandwidth``
+        (None for sums and scalings of kernels, which have several).
     kernel_ : Kernel
-        The kernel at scale 1 (applied to data divided by bandwidth_).
+        The kernel evaluated: for a kernel name the kernel at bandwidth 1,
+        applied to the data divided by ``bandwidth_``; for a Kernel object
+        the object itself, applied to the data as they are.
     n_features_in_ : int
     cv_scores_ : ndarray, only for bandwidth="cv"
         Mean leave-one-out log-likelihood (nats per point) at each grid bandwidth ``cv_bandwidths_``.
     cv_n_eval_ : int, only for bandwidth="cv"
         Number of points at which the leave-one-out likelihood was evaluated (n, or cv_max_eval).
+
+    Notes
+    -----
+    Kernel and bandwidth follow the library's one rule (docs/conventions.md).
+    A Kernel object carries its bandwidth: ``KernelDensity(kernel=Gaussian(0.5))``
+    estimates with exactly that kernel, and ``bandwidth`` must stay None
+    (anything else raises InvalidValueError naming both parameters). To give
+    a number or have the bandwidth chosen by a rule, name the kernel:
+    ``KernelDensity(kernel="gaussian", bandwidth="cv")``. A kernel name
+    without a bandwidth uses Scott's rule, not the median heuristic of the
+    compression functions: Scott's rule targets the density estimation
+    error, which is what a KDE is judged by.
     """
 
-    def __init__(self, *, kernel="gaussian", bandwidth="scott", cv_grid=24, cv_range=(0.05, 4.0),
+    def __init__(self, *, kernel="gaussian", bandwidth=None, cv_grid=24, cv_range=(0.05, 4.0),
                  cv_max_eval=5000, memory=None, threads=None, backend=None, progress=None):
         self.kernel = kernel
         self.bandwidth = bandwidth
@@ -205,28 +237,35 @@ class KernelDensity(DensityMixin, BaseEstimator):
     def _engine_opts(self):
         return dict(memory=self.memory, threads=self.threads, backend=self.backend, progress=self.progress)
 
-    def _base_kernel(self):
-        if isinstance(self.kernel, Kernel):
-            k = self.kernel
-        elif isinstance(self.kernel, str):
-            k = make_kernel(self.kernel, bandwidth=1.0) if self.kernel.lower() not in ("linear", "polynomial") \
-                else make_kernel(self.kernel)
+    def _resolve_kernel(self):
+        """``(kernel_, bandwidth)`` by the rule in the class docstring; bandwidth is None for a Kernel object."""
+        owner = "KernelDensity"
+        kernel = check_param(self.kernel.lower() if isinstance(self.kernel, str) else self.kernel, "kernel", owner,
+                             _KERNEL)
+        if isinstance(kernel, Kernel):
+            if self.bandwidth is not None:
+                raise kernel_bandwidth_error(owner, self.bandwidth, hint=(
+                    "A Kernel object is used with its own bandwidth. To give a number or a rule ('scott', "
+                    "'silverman', 'cv'), pass the kernel by name instead, e.g. KernelDensity(kernel='gaussian', "
+                    f"bandwidth={self.bandwidth!r})."))
+            k, bandwidth = kernel, None
         else:
-            raise InvalidTypeError(f"The 'kernel' parameter of KernelDensity must be a kernel name or a Kernel object. "
-                            f"Got {describe(self.kernel)}.")
+            bandwidth = check_param(self.bandwidth, "bandwidth", owner, _BANDWIDTH)
+            bandwidth = "scott" if bandwidth is None else bandwidth
+            k = make_kernel(kernel) if kernel in ("linear", "polynomial") else make_kernel(kernel, bandwidth=1.0)
         if not k.is_positive:
-            raise InvalidValueError(f"The 'kernel' parameter of KernelDensity must be a positive integrable kernel "
-                             f"(radial kernels, their sums and positive scalings). Got {k!r}.")
-        return k
+            raise param_error("kernel", owner, "a positive integrable kernel (radial kernels, their sums and "
+                                               "positive scalings)", k)
+        return k, bandwidth
 
-    def _check_bandwidth(self):
-        b = self.bandwidth
-        if isinstance(b, str) and b in _RULES:
-            return b
-        if isinstance(b, numbers.Real) and not isinstance(b, bool) and math.isfinite(b) and b > 0:
-            return float(b)
-        raise InvalidValueError(f"The 'bandwidth' parameter of KernelDensity must be a float > 0 or one of "
-                         f"{set(_RULES)}. Got {b!r}.")
+    def _check_cv_range(self):
+        owner, value, accepts = "KernelDensity", self.cv_range, "two floats 0 < low < high"
+        if not (isinstance(value, (tuple, list)) and all(Real().type_ok(v) for v in value)):
+            raise param_error("cv_range", owner, accepts, value, "type")
+        if not (len(value) == 2 and all(Real(low=0, low_open=True).value_ok(v) for v in value)
+                and value[0] < value[1]):
+            raise param_error("cv_range", owner, accepts, value)
+        return float(value[0]), float(value[1])
 
     def fit(self, X, y=None, sample_weight=None):
         """Store the data and choose the bandwidth.
@@ -239,8 +278,9 @@ class KernelDensity(DensityMixin, BaseEstimator):
         sample_weight : array of shape (n,), optional
             Non-negative weights with a positive sum (unitless).
         """
-        kernel = self._base_kernel()
-        bw = self._check_bandwidth()
+        kernel, bw = self._resolve_kernel()
+        params = check_params(vars(self), _CONSTRAINTS, "KernelDensity")
+        cv_range = self._check_cv_range()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)  # sklearn's checks and messages
         X = check_points(X, "X", "KernelDensity.fit")
         w = _weights(sample_weight, X.shape[0], "KernelDensity.fit")
@@ -248,11 +288,10 @@ class KernelDensity(DensityMixin, BaseEstimator):
         try:
             log_integral = kernel.log_integral(d)
         except NotImplementedError:
-            raise InvalidValueError(f"The 'kernel' parameter of KernelDensity must be integrable over R^{d} "
-                             f"(a density). Got {kernel!r}.") from None
+            raise param_error("kernel", "KernelDensity", f"integrable over R^{d} (a density)", kernel) from None
         if not np.isfinite(log_integral):
-            raise InvalidValueError(f"The 'kernel' parameter of KernelDensity must be integrable over R^{d}. "
-                             f"Got {kernel!r} (infinite integral).")
+            raise param_error("kernel", "KernelDensity", f"integrable over R^{d}", kernel,
+                              shown=f"{kernel!r} (infinite integral)")
         self.kernel_ = kernel
         self.n_features_in_ = d
         self._X = X
@@ -261,35 +300,30 @@ class KernelDensity(DensityMixin, BaseEstimator):
         self._log_w_total = float(np.log(w.sum()))
         self._w = w
         self._log_integral = float(log_integral)
+        if bw is None:  # a Kernel object, applied as it is
+            self._scale = 1.0
+            self.bandwidth_ = getattr(kernel, "bandwidth", None)
+            return self
         if isinstance(bw, float):
             h = bw
             xmax = float(np.max(np.abs(X)))
             if not math.isfinite(xmax / h):
-                raise InvalidValueError(
-                    f"The 'bandwidth' parameter of KernelDensity must be at least {xmax / _F64_MAX:.3g} for these "
-                    f"data (the data divided by the bandwidth must stay finite float64). Got {self.bandwidth!r}.")
+                raise param_error("bandwidth", "KernelDensity", f"at least {xmax / _F64_MAX:.3g} for these data "
+                                  "(the data divided by the bandwidth must stay finite float64)", self.bandwidth)
         elif n < 2 or bw == "cv":
             h = bandwidth_scott(X, w) if n >= 2 else 1.0
             if not h > 0:
                 h = 1.0
             if bw == "cv" and n >= 2:
-                h = self._cross_validate(h)
+                h = self._cross_validate(h, params["cv_grid"], cv_range, params["cv_max_eval"])
         elif bw == "scott":
-            h = self._rule_bandwidth(bandwidth_scott, X, w, "Scott's")
+            h = _rule_bandwidth(bandwidth_scott, X, w, "Scott's", bw)
         else:
-            h = self._rule_bandwidth(bandwidth_silverman, X, w, "Silverman's")
+            h = _rule_bandwidth(bandwidth_silverman, X, w, "Silverman's", bw)
         if not (h > 0 and np.isfinite(h)):
             h = 1.0  # constant data: every rule gives 0
-        self.bandwidth_ = float(h)
+        self._scale = self.bandwidth_ = float(h)
         return self
-
-    def _rule_bandwidth(self, rule, X, w, name):
-        if _weighted_scale(X, w) == 0:
-            raise InvalidValueError(
-                f"The 'bandwidth' parameter of KernelDensity must be a float when the data have zero spread "
-                f"(every point with positive weight is the same point): {name} rule gives bandwidth 0 there. "
-                f"Pass a float bandwidth (bandwidth=1.0, for instance). Got {self.bandwidth!r}.")
-        return rule(X, w)
 
     def _loo_loglik(self, h, J):
         r"""Weighted mean over the points J of log p_{-j}(x_j) at bandwidth h.
@@ -310,23 +344,16 @@ class KernelDensity(DensityMixin, BaseEstimator):
         logp = loo - log_rest - self._log_integral - X.shape[1] * math.log(h)
         return float(np.sum(w * logp) / w.sum())
 
-    def _cross_validate(self, h0):
-        grid = check_int(self.cv_grid, "cv_grid", "KernelDensity", low=2)
-        rng_ok = (isinstance(self.cv_range, (tuple, list)) and len(self.cv_range) == 2
-                  and all(isinstance(v, numbers.Real) and v > 0 for v in self.cv_range)
-                  and self.cv_range[0] < self.cv_range[1])
-        if not rng_ok:
-            raise InvalidValueError(f"The 'cv_range' parameter of KernelDensity must be two floats 0 < low < high. "
-                             f"Got {self.cv_range!r}.")
+    def _cross_validate(self, h0, grid, cv_range, cv_max_eval):
         n = self._X.shape[0]
-        m = n if self.cv_max_eval is None else check_int(self.cv_max_eval, "cv_max_eval", "KernelDensity", low=1)
+        m = n if cv_max_eval is None else cv_max_eval
         if m >= n:
             J = np.arange(n)
         else:  # a fixed-seed subsample of evaluation points (documented in cv_max_eval)
             J = np.sort(np.random.default_rng(0).choice(n, size=m, replace=False))
             if not self._w[J].sum() > 0:
                 J = np.arange(n)
-        hs = h0 * np.geomspace(self.cv_range[0], self.cv_range[1], grid)
+        hs = h0 * np.geomspace(cv_range[0], cv_range[1], grid)
         scores = np.array([self._loo_loglik(float(h), J) for h in hs])
         self.cv_n_eval_ = int(J.size)
         self.cv_bandwidths_ = hs
@@ -343,13 +370,12 @@ class KernelDensity(DensityMixin, BaseEstimator):
         Y = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Y = check_points(Y, "X", "KernelDensity.score_samples")
         out_dt = np.float32 if (Y.dtype == np.float32 and self._X.dtype == np.float32) else np.float64
-        h = self.bandwidth_
+        h = self._scale
         ymax = float(np.max(np.abs(Y)))
         if not math.isfinite(ymax / h):
-            raise InvalidValueError(
-                f"The 'X' parameter of KernelDensity.score_samples must be at most {h * _F64_MAX:.3g} in absolute "
-                f"value with bandwidth_={h:g} (the points divided by the bandwidth must stay finite float64). "
-                f"Got a largest |X| of {ymax:g}.")
+            raise param_error("X", "KernelDensity.score_samples", f"at most {h * _F64_MAX:.3g} in absolute value "
+                              f"with bandwidth_={h:g} (the points divided by the bandwidth must stay finite "
+                              "float64)", Y, shown=f"a largest |X| of {ymax:g}")
         # data / h must fit float32 to stay in float32 (bandwidth_ = 1e-30: 1e30 / 1e-30 does not)
         f32_ok = _fits(h, np.float32) and max(ymax, float(np.max(np.abs(self._X)))) / h <= _F32_MAX / 4
         dt = out_dt if f32_ok else np.float64
@@ -370,19 +396,23 @@ class KernelDensity(DensityMixin, BaseEstimator):
         Parameters
         ----------
         n_samples : int >= 1
-        random_state : None, int or numpy Generator / RandomState
+        random_state : None, int >= 0, numpy SeedSequence, Generator or RandomState
+            A Generator is used (and advanced) as is.
         """
+        owner = "KernelDensity.sample"
         self._check_fitted("sample")
-        n_samples = check_int(n_samples, "n_samples", "KernelDensity.sample", low=1)
-        if isinstance(random_state, np.random.RandomState):
+        n_samples = check_param(n_samples, "n_samples", owner, Integral(low=1))
+        if isinstance(random_state, np.random.RandomState):  # scikit-learn's habit
             rng = np.random.default_rng(random_state.randint(0, 2 ** 31 - 1))
+        elif isinstance(random_state, np.random.Generator):
+            rng = random_state
         else:
-            rng = np.random.default_rng(random_state)
+            rng = np.random.default_rng(seed_sequence(random_state, owner))
         p = self._w / self._w.sum()
         idx = rng.choice(self._X.shape[0], size=n_samples, p=p)
         try:
             noise = self.kernel_.sample_density(n_samples, self.n_features_in_, rng)
         except NotImplementedError:
-            raise InvalidValueError(f"KernelDensity.sample needs a kernel that can be sampled as a density. "
-                             f"Got {self.kernel_!r}.") from None
-        return self._X[idx].astype(np.float64) + self.bandwidth_ * np.asarray(noise, dtype=np.float64)
+            raise param_error("kernel", "KernelDensity", "a kernel that can be sampled as a density to use "
+                              "KernelDensity.sample", self.kernel_) from None
+        return self._X[idx].astype(np.float64) + self._scale * np.asarray(noise, dtype=np.float64)

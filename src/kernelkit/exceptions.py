@@ -4,8 +4,11 @@ Every error raised because of what a user passed (a parameter value, a data
 array, a file) is an :class:`InputError`; it also derives from the built-in
 class a Python user expects (``ValueError`` for a wrong value,
 ``TypeError`` for a wrong type), so ``except ValueError`` keeps working. The
-command line turns an :class:`InputError` into a one-line message with exit
-status 2; any other exception is a bug and keeps its traceback.
+message has one shape, "The 'x' parameter of owner must be <what is
+accepted>. Got <value>.", built by :func:`kernelkit._validation.param_error`
+(see docs/conventions.md). The command line turns an :class:`InputError`
+into a one-line message with exit status 2; any other exception is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations

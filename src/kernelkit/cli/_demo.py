@@ -15,7 +15,7 @@ import importlib
 import time
 import traceback
 
-from ..exceptions import InvalidValueError
+from .._validation import param_error
 
 #: (name, title, module, function), in the order the demo runs them
 STEPS = [
@@ -43,8 +43,8 @@ def _selected(names):
     known = [s[0] for s in STEPS]
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise InvalidValueError(f"The 'STEP' argument of kernelkit demo must be among {', '.join(known)}. "
-                                f"Got {', '.join(unknown)}.")
+        raise param_error("STEP", "kernelkit demo", f"among {', '.join(known)}", unknown, noun="argument",
+                          shown=", ".join(unknown))
     return [s for s in STEPS if not names or s[0] in names]
 
 

@@ -43,6 +43,8 @@ import zipfile
 from typing import NamedTuple
 
 import numpy as np
+
+from .._validation import OneOf, param_error
 from ..exceptions import InvalidValueError
 
 #: candidate CSV delimiters, in order of preference when several fit
@@ -92,9 +94,21 @@ def parse_columns(text, option="--columns"):
         return None
     tokens = [t.strip() for t in str(text).split(",")]
     if not tokens or any(t == "" for t in tokens):
-        raise InvalidValueError(f"The '{option}' option must be comma-separated column names or 0-based "
-                                f"indices, e.g. 'a,b' or '0,2'. Got {text!r}.")
+        raise param_error(option, None, "comma-separated column names or 0-based indices, e.g. 'a,b' or '0,2'",
+                          text, noun="option")
     return tokens
+
+
+def check_kernel_name(text, option="--kernel", extra=()):
+    """A radial kernel name given on the command line (lower-cased), or the one-line error naming ``option``.
+
+    ``extra`` adds names the verb accepts besides kernels (``'l1'``, ``'l2'`` for distance sums).
+    """
+    from ..kernels import KERNEL_NAMES
+    accepted = OneOf(*[n for n in KERNEL_NAMES if n not in ("linear", "polynomial")], *extra)
+    if not accepted.value_ok(text.lower()):
+        raise param_error(option, None, str(accepted), text, noun="option")
+    return text.lower()
 
 
 def column_label(names, j):

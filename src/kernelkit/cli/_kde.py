@@ -10,18 +10,23 @@ import time
 
 import numpy as np
 
-from ._io import read_points, require_matplotlib, write_array
-from ..exceptions import InvalidValueError
+from ._io import check_kernel_name, read_points, require_matplotlib, write_array
+from .._validation import param_error
+
+_RULES = ("scott", "silverman", "cv")
 
 
 def _bandwidth(text):
-    if text in ("scott", "silverman", "cv"):
+    """The --bandwidth value: a rule name, or a float > 0."""
+    if text in _RULES:
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise InvalidValueError(f"The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv. "
-                         f"Got {text!r}.") from None
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise param_error("--bandwidth", None, f"a float > 0 or one of {', '.join(_RULES)}", text, noun="option")
+    return value
 
 
 def register(sub):
@@ -58,11 +63,13 @@ def run(args):
         if q_ignored:
             say(f"kernelkit kde: --query: ignored non-numeric columns: {', '.join(q_ignored)}")
         if Y.shape[1] != X.shape[1]:
-            raise InvalidValueError(f"--query: must have {X.shape[1]} columns like DATA. Got {Y.shape[1]}.")
+            raise param_error("--query", None, f"a table with {X.shape[1]} columns like DATA", Y, noun="option",
+                              shown=f"{Y.shape[1]} columns")
     else:
         Y = X
     bw = _bandwidth(args.bandwidth)
-    kde = KernelDensity(kernel=args.kernel, bandwidth=bw, progress=not args.quiet)
+    kernel = check_kernel_name(args.kernel)
+    kde = KernelDensity(kernel=kernel, bandwidth=bw, progress=not args.quiet)
     t0 = time.perf_counter()
     kde.fit(X)
     t_fit = time.perf_counter() - t0

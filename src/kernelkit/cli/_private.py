@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from ._io import read_points, write_array
+from ._io import check_kernel_name, read_points, write_array
+from .._validation import param_error
 from ..exceptions import InvalidValueError
 
 DISTANCES = ("l1", "l2")
@@ -67,7 +68,7 @@ def _n_features(text):
     try:
         return int(text)
     except ValueError:
-        raise InvalidValueError(f"The '--n-features' option must be an int >= 1 or auto. Got {text!r}.") from None
+        raise param_error("--n-features", None, "an int >= 1 or auto", text, noun="option") from None
 
 
 def _usage(parser):
@@ -81,7 +82,8 @@ def _center(text, d):
     try:
         c = np.array([float(v) for v in text.split(",")])
     except ValueError:
-        raise InvalidValueError(f"--center must be comma-separated numbers. Got {text!r}.") from None
+        raise param_error("--center", None, "comma-separated numbers (or one number for every coordinate)", text,
+                          noun="option") from None
     if c.size == 1:
         c = np.full(d, c[0])
     return c
@@ -93,17 +95,18 @@ def run_build(args):
     if ignored:
         print(f"private-sum build: ignored non-numeric columns of DATA: {', '.join(ignored)}")
     center = _center(args.center, X.shape[1])
+    kernel = check_kernel_name(args.kernel, extra=DISTANCES)
     t0 = time.perf_counter()
-    if args.kernel.lower() in DISTANCES:
-        est = PrivateDistanceSum(args.kernel.lower(), epsilon=args.epsilon, delta=args.delta, radius=args.radius,
+    if kernel in DISTANCES:
+        est = PrivateDistanceSum(kernel, epsilon=args.epsilon, delta=args.delta, radius=args.radius,
                                  center=center, levels=args.levels, neighbouring=args.neighbouring,
                                  random_state=args.seed).fit(X)
-        what = f"{args.kernel.lower()} distance sums, {est.levels_} tree levels"
+        what = f"{kernel} distance sums, {est.levels_} tree levels"
     else:
         if args.bandwidth is None:
-            raise InvalidValueError("--bandwidth is required for kernels: it is a public choice and is never estimated "
-                             "from the private data. Got none.")
-        est = PrivateKernelSum(args.kernel, bandwidth=args.bandwidth, epsilon=args.epsilon, delta=args.delta,
+            raise param_error("--bandwidth", None, f"a float > 0 with --kernel {kernel}", None, noun="option",
+                              shown="none", hint="It is a public choice, never estimated from the private data.")
+        est = PrivateKernelSum(kernel, bandwidth=args.bandwidth, epsilon=args.epsilon, delta=args.delta,
                                radius=args.radius, center=center, n_features=args.n_features, method=args.method,
                                neighbouring=args.neighbouring, random_state=args.seed).fit(X)
         what = f"{est.kernel_!r}, {est.feature_map_.n_cells} {est.feature_map_.kind} cells"

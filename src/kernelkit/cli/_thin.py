@@ -11,11 +11,12 @@ import time
 
 import numpy as np
 
-from ._io import read_points, require_matplotlib, resolve_columns, write_array
+from ._io import check_kernel_name, read_points, require_matplotlib, resolve_columns, write_array
+from .._validation import Integral, Real, check_param, param_error
+from ..exceptions import InvalidValueError
 
 #: columns the --plot corner plot shows without --plot-dims
 PLOT_DIMS = 4
-from ..exceptions import InvalidValueError
 
 
 def register(sub):
@@ -67,8 +68,11 @@ def run(args):
     if args.plot:
         require_matplotlib()
     elif args.plot_dims is not None:
-        raise InvalidValueError(f"The '--plot-dims' option needs --plot PNG. Got --plot-dims {args.plot_dims!r} "
-                                "without --plot.")
+        raise param_error("--plot-dims", None, "given with --plot PNG", args.plot_dims, noun="option",
+                          shown=f"--plot-dims {args.plot_dims!r} without --plot")
+    kernel_name = check_kernel_name(args.kernel)
+    if args.bandwidth is not None:
+        check_param(args.bandwidth, "--bandwidth", None, Real(low=0, low_open=True), noun="option")
     say = (lambda *a: None) if args.quiet else print
     X, cols, ignored = read_points(args.data, columns=args.columns)
     n, d = X.shape
@@ -78,8 +82,7 @@ def run(args):
         dims = (list(range(min(d, PLOT_DIMS))) if args.plot_dims is None
                 else resolve_columns(args.plot_dims, cols, d, what, option="--plot-dims"))
     size = int(np.sqrt(n)) if args.size is None else args.size
-    if size < 1 or size > n:
-        raise InvalidValueError(f"The '--size' option must be an int in [1, {n}] (the number of rows). Got {size}.")
+    check_param(size, "--size", None, Integral(low=1, high=n), noun="option", hint=f"DATA has {n} rows.")
     if not np.isfinite(X).all():
         raise InvalidValueError(f"DATA: {args.data!r} contains NaN or infinite values")
     Z = X.astype(np.float64) if args.no_standardize else _standardize(X.astype(np.float64))
@@ -90,7 +93,7 @@ def run(args):
     else:
         bw = args.bandwidth
         how = "--bandwidth"
-    kernel = make_kernel(args.kernel, bandwidth=bw)
+    kernel = make_kernel(kernel_name, bandwidth=bw)
     say(f"kernelkit thin: {n:,} points x {d} columns from {args.data}")
     if ignored:
         say(f"   ignored non-numeric columns: {', '.join(ignored)}")

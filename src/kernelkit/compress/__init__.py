@@ -44,8 +44,8 @@ import time
 
 import numpy as np
 
-from .._validation import check_int, check_points, check_positive
-from ..kernels import Kernel, make_kernel
+from .._validation import Integral, OneOf, Real, check_param, check_points
+from ..kernels import Kernel
 from ._baselines import kernel_herding, standard_thin
 from ._compresspp import compress_indices, compresspp_indices
 from ._kernelspec import check_kernel, compiled_available, split_kernel_for
@@ -53,7 +53,6 @@ from ._kt import _check_delta, kt_split, kt_swap, run_kt, seed_sequence, standar
 from ._mmd import mmd, normalized_weights
 from ._resolve import median_bandwidth, resolve_kernel as _resolve_kernel
 from .._random import UNSET, resolve_seed_alias
-from ..exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp", "compress", "standard_thin",
            "kernel_herding", "mmd", "median_bandwidth", "compiled_available", "METHODS", "AUTO_KT_WORK",
@@ -129,7 +128,8 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", ra
         takes ``bandwidth``, by default the median heuristic
         (:func:`median_bandwidth`, units of the data).
     bandwidth : float > 0, optional
-        Bandwidth for a kernel given by name (units of the data).
+        Bandwidth for a kernel given by name (units of the data). Must be
+        None with a Kernel object, which carries its own.
     method : str
         One of ``METHODS``: 'auto' (default: 'kt' while
         ``n^2 (d + 10) <= AUTO_KT_WORK = 1.5e10``, about a second on 2
@@ -170,14 +170,13 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", ra
     owner = "kernel_thin"
     X = check_points(X, "X", owner)
     n, d = X.shape
-    size = check_int(size, "size", owner, low=1, high=n)
-    if method not in METHODS:
-        raise InvalidValueError(f"The 'method' parameter of {owner} must be one of {set(METHODS)}. Got {method!r}.")
+    size = check_param(size, "size", owner, Integral(low=1, high=n))
+    method = check_param(method, "method", owner, OneOf(*METHODS))
     delta = _check_delta(delta, owner)
-    g = check_int(g, "g", owner, low=0, high=20)
-    alpha = check_positive(alpha, "alpha", owner)
-    if alpha > 1:
-        raise InvalidValueError(f"The 'alpha' parameter of {owner} must be a float in (0, 1]. Got {alpha!r}.")
+    g = check_param(g, "g", owner, Integral(low=0, high=20))
+    alpha = check_param(alpha, "alpha", owner, Real(low=0, high=1, low_open=True))
+    return_result = check_param(return_result, "return_result", owner, OneOf(False, True))
+    with_mmd = check_param(with_mmd, "with_mmd", owner, OneOf(False, True))
     rule = "requested"
     if method == "auto":
         method, rule = auto_method(n, d)
@@ -236,8 +235,8 @@ def compress(X, kernel, *, size=None, g=0, delta=0.5, random_state=None, seed=UN
     X = check_points(X, "X", "compress")
     kernel = check_kernel(kernel, "compress")
     n = X.shape[0]
-    g = check_int(g, "g", "compress", low=0, high=20)
-    s = int(np.sqrt(n)) if size is None else check_int(size, "size", "compress", low=1, high=n)
+    g = check_param(g, "g", "compress", Integral(low=0, high=20))
+    s = int(np.sqrt(n)) if size is None else check_param(size, "size", "compress", Integral(low=1, high=n))
     delta = _check_delta(delta, "compress")
     leaf = max(1, int(np.ceil(4 ** g * s * s / n)))
     X64 = np.ascontiguousarray(X, dtype=np.float64)

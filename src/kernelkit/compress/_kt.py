@@ -25,17 +25,15 @@ exactly kernel thinning.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from .._validation import check_int, check_points, check_positive
+from .._validation import Real, check_int, check_param, check_points, param_error
 from ..engine import kernel_sum
 from ._kernelspec import KernelRows, check_kernel
 from ._mmd import normalized_weights
 from ._split import split_sequence
 from .._random import UNSET, resolve_seed_alias, seed_sequence as _seed_sequence
-from ..exceptions import InvalidTypeError, InvalidValueError
 
 __all__ = ["kt_split", "kt_swap", "seed_sequence", "resample_sequence", "greedy_subset", "run_kt",
            "standard_thin_indices"]
@@ -83,7 +81,7 @@ def greedy_subset(kernel, X, pool, size, mu, unique=True):
     Xp = X[pool]
     rows = KernelRows(kernel, Xp)
     acc = np.zeros(pool.size)
-    diag = np.asarray(kernel._diag(Xp), dtype=np.float64)
+    diag = np.asarray(kernel.diag(Xp), dtype=np.float64)
     chosen = np.empty(size, dtype=np.int64)
     taken = np.zeros(pool.size, dtype=bool)
     for t in range(size):
@@ -129,7 +127,7 @@ def _swap(kernel, X, coresets, size, p, unique=False, mu=None, self_sums=None):
     if best.size > size:
         best = greedy_subset(kernel, X, best, size, mu[best])
     coreset = np.ascontiguousarray(best, dtype=np.int64).copy()
-    stat = np.asarray(kernel._diag(X), dtype=np.float64) / size - 2.0 * mu
+    stat = np.asarray(kernel.diag(X), dtype=np.float64) / size - 2.0 * mu
     stat += (2.0 / size) * np.asarray(kernel_sum(kernel, X[coreset], X), dtype=np.float64)
     KernelRows(kernel, X).refine(coreset, stat, unique=unique)
     return coreset
@@ -224,23 +222,24 @@ def kt_swap(X, coresets, kernel, *, size=None, weights=None):
     """
     X, kernel = _prep(X, kernel, "kt_swap")
     n = X.shape[0]
+    accepts = f"a non-empty list of non-empty integer index arrays with values in [0, {n})"
     cands = []
     for C in coresets:
         C = np.asarray(C)
         if C.ndim != 1 or C.size < 1 or not np.issubdtype(C.dtype, np.integer) or C.min() < 0 or C.max() >= n:
-            raise InvalidValueError(f"The 'coresets' parameter of kt_swap must be a list of non-empty integer index "
-                             f"arrays with values in [0, {n}). Got an element {C!r}.")
+            raise param_error("coresets", "kt_swap", accepts, coresets, shown=f"an element {C!r}")
         cands.append(C.astype(np.int64))
     if not cands:
-        raise InvalidValueError("The 'coresets' parameter of kt_swap must hold at least one coreset. Got none.")
+        raise param_error("coresets", "kt_swap", accepts, coresets, shown="none")
     size = min(c.size for c in cands) if size is None else check_int(size, "size", "kt_swap", low=1,
                                                                    high=min(c.size for c in cands))
     p = None if weights is None else normalized_weights(weights, n, "weights", "kt_swap")
     return _swap(kernel, X, cands, size, p)
 
 
+#: the failure probability of the KT-SPLIT thresholds
+DELTA = Real(low=0, high=1, low_open=True)
+
+
 def _check_delta(delta, owner):
-    delta = check_positive(delta, "delta", owner)
-    if delta > 1:
-        raise InvalidValueError(f"The 'delta' parameter of {owner} must be a float in (0, 1]. Got {delta!r}.")
-    return delta
+    return check_param(delta, "delta", owner, DELTA)

@@ -17,11 +17,10 @@ import math
 
 import numpy as np
 
-from .._validation import check_pair, check_weights
+from .._validation import OneOf, check_pair, check_param, check_weights, param_error
 from ..engine import kernel_sum
 from ._resolve import resolve_kernel
 from ._kernelspec import check_kernel
-from ..exceptions import InvalidValueError
 
 __all__ = ["mmd", "normalized_weights"]
 
@@ -33,7 +32,7 @@ def normalized_weights(weights, n, name, owner):
     w = check_weights(weights, n, name, owner, nonnegative=True, allow_2d=False)
     total = w.sum()
     if not total > 0:
-        raise InvalidValueError(f"The {name!r} parameter of {owner} must have a positive sum. Got sum {total}.")
+        raise param_error(name, owner, "non-negative weights with a positive sum", w, shown=f"sum {total}")
     return w / total
 
 
@@ -68,6 +67,7 @@ def mmd(X, Y, kernel="gaussian", weights_x=None, weights_y=None, *, bandwidth=No
         MMD (in the units of sqrt(k), dimensionless for radial kernels),
         computed in float64; rounding below zero is clipped to 0.
     """
+    squared = check_param(squared, "squared", "mmd", OneOf(False, True))
     if not isinstance(kernel, str):  # a Kernel (or a wrong type) is checked before the data
         kernel = check_kernel(resolve_kernel(kernel, bandwidth, None, "mmd"), "mmd")
     X, Y = check_pair(X, Y, owner="mmd")

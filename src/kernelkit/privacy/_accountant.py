@@ -3,36 +3,33 @@
 from __future__ import annotations
 
 import math
-import numbers
-from ..exceptions import BudgetExceededError, InvalidValueError
+
+from .._validation import OneOf, Real, check_param
+from ..exceptions import BudgetExceededError
 
 __all__ = ["PrivacyAccountant", "BudgetExceededError", "check_epsilon", "check_delta", "NEIGHBOURING"]
 
 #: accepted neighbouring relations
 NEIGHBOURING = ("add-remove", "replace-one")
 
+#: the privacy parameters every private structure takes, declared once
+EPSILON = Real(low=0, low_open=True)
+DELTA = Real(low=0, high=1, high_open=True)
+
 
 def check_epsilon(epsilon, owner):
-    ok = isinstance(epsilon, numbers.Real) and not isinstance(epsilon, bool) and math.isfinite(epsilon) \
-        and epsilon > 0
-    if not ok:
-        raise InvalidValueError(f"The 'epsilon' parameter of {owner} must be a finite float > 0. Got {epsilon!r}.")
-    return float(epsilon)
+    """epsilon as a float: a finite float > 0 (dimensionless)."""
+    return check_param(epsilon, "epsilon", owner, EPSILON)
 
 
 def check_delta(delta, owner):
-    ok = isinstance(delta, numbers.Real) and not isinstance(delta, bool) and math.isfinite(delta) \
-        and 0 <= delta < 1
-    if not ok:
-        raise InvalidValueError(f"The 'delta' parameter of {owner} must be a float in [0, 1). Got {delta!r}.")
-    return float(delta)
+    """delta as a float in [0, 1) (a probability)."""
+    return check_param(delta, "delta", owner, DELTA)
 
 
 def check_neighbouring(value, owner):
-    if value not in NEIGHBOURING:
-        raise InvalidValueError(f"The 'neighbouring' parameter of {owner} must be one of {set(NEIGHBOURING)}. "
-                         f"Got {value!r}.")
-    return value
+    """One of NEIGHBOURING."""
+    return check_param(value, "neighbouring", owner, OneOf(*NEIGHBOURING))
 
 
 class PrivacyAccountant:
@@ -75,6 +72,9 @@ class PrivacyAccountant:
         return (max(self.epsilon - e, 0.0), max(self.delta - d, 0.0))
 
     def can_spend(self, epsilon, delta=0.0):
+        """True when a release of (epsilon, delta) fits in what remains of the budget."""
+        epsilon = check_epsilon(epsilon, "PrivacyAccountant.can_spend")
+        delta = check_delta(delta, "PrivacyAccountant.can_spend")
         e, d = self.spent
         tol = 1e-12
         return e + epsilon <= self.epsilon * (1 + tol) and d + delta <= self.delta * (1 + tol) + 1e-300

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_int, check_points, check_positive
-from ._common import (NotFittedError, check_domain, check_noise_scale, check_privacy_params, release_integer_sums,
-                      smallest_epsilon, accepts)
+from .._validation import Integral, OneOf, Real, check_params, check_points, param_error
+from ._common import (NotFittedError, check_domain, check_noise_scale, check_privacy_params, public_generator,
+                      release_integer_sums, resolve_private_kernel, smallest_epsilon, accepts)
+from ._features import METHODS
 from ._kernel_sum import PrivateKernelSum
-from ..exceptions import InvalidValueError
 
 __all__ = ["PrivateSimilarityClassifier"]
+
+#: the scalar parameters of PrivateSimilarityClassifier with a declared constraint
+_CONSTRAINTS = {
+    "n_features": Integral(low=1) | OneOf("auto") | None,
+    "method": OneOf(*METHODS),
+    "count_fraction": Real(low=0, high=1, low_open=True, high_open=True),
+}
 
 
 class PrivateSimilarityClassifier:
@@ -37,7 +44,9 @@ class PrivateSimilarityClassifier:
     Parameters
     ----------
     kernel, bandwidth, radius, center, method, random_state
-        As in :class:`PrivateKernelSum` (radius in the units of the data).
+        As in :class:`PrivateKernelSum` (radius in the units of the data; a
+        kernel name needs an explicit ``bandwidth``, never derived from the
+        private data).
     n_features : int, optional
         Sketch size per class. Default: 128 for pure epsilon-DP (its noise
         per answer grows like sqrt(n_features)) and 8192 for
@@ -74,32 +83,25 @@ class PrivateSimilarityClassifier:
         """Release one private structure per class."""
         owner = type(self).__name__
         epsilon, delta, neighbouring = check_privacy_params(self, owner)
-        frac = check_positive(self.count_fraction, "count_fraction", owner)
-        if not frac < 1:
-            raise InvalidValueError(f"The 'count_fraction' parameter of {owner} must be in (0, 1). Got {frac!r}.")
+        params = check_params(vars(self), _CONSTRAINTS, owner)
+        frac = params["count_fraction"]
+        resolve_private_kernel(self.kernel, self.bandwidth, owner)  # fail before spending any budget
         X = check_points(X, "X", owner)
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise InvalidValueError(f"The 'y' parameter of {owner} must be a 1-D array of {X.shape[0]} labels. "
-                             f"Got shape {y.shape}.")
+            raise param_error("y", owner, f"a 1-D array of {X.shape[0]} labels", y, shown=f"shape {y.shape}")
         classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
         unknown = ~np.isin(y, classes)
         if unknown.any():
-            raise InvalidValueError(f"The 'y' parameter of {owner} has labels outside 'classes' {classes.tolist()}: "
-                             f"Got {y[unknown][0]!r}.")
-        probe = PrivateKernelSum(self.kernel, epsilon=epsilon, radius=self.radius, center=self.center,
-                                 bandwidth=self.bandwidth)
+            raise param_error("y", owner, f"labels in 'classes' {classes.tolist()}", y, shown=repr(y[unknown][0]))
         check_domain(self.radius, self.center, X.shape[1], owner)  # fail before spending any budget
-        probe._resolve_kernel()
-        n_features = (128 if delta == 0 else 8192) if self.n_features is None else self.n_features
-        if not (isinstance(n_features, str) and n_features == "auto"):
-            n_features = check_int(n_features, "n_features", owner, low=1)
+        n_features = (128 if delta == 0 else 8192) if params["n_features"] is None else params["n_features"]
         split = 0.5 if neighbouring == "replace-one" else 1.0
         eps_c, del_c = epsilon * split, delta * split
         self._check_epsilon(epsilon, delta, split, frac, n_features)  # before any budget is spent
         if self.accountant is not None:
             self.accountant.spend(epsilon, delta, label=f"{owner} per-class sums (parallel composition)")
-        rng = np.random.default_rng(self.random_state)
+        rng = public_generator(self.random_state, owner)
         seed = int(rng.integers(2 ** 63))  # one public feature map shared by all classes
         self.structures_, counts, count_std = [], [], []
         for c in classes:
@@ -138,11 +140,11 @@ class PrivateSimilarityClassifier:
             return accepts(check, e)
 
         if not fits(epsilon):
-            raise InvalidValueError(
-                f"The 'epsilon' parameter of {type(self).__name__} must be at least "
-                f"{smallest_epsilon(fits, epsilon):.3g} with delta={delta!r}, n_features={n_features!r} and "
-                f"count_fraction={frac!r}: below, the noise of the class sizes or of the per-class kernel sums "
-                f"exceeds 2^56 grid units, beyond which integer noise and sums overflow int64. Got {epsilon!r}.")
+            raise param_error(
+                "epsilon", type(self).__name__, f"at least {smallest_epsilon(fits, epsilon):.3g} with delta={delta!r}, "
+                f"n_features={n_features!r} and count_fraction={frac!r}", epsilon,
+                hint="Below, the noise of the class sizes or of the per-class kernel sums exceeds 2^56 grid units, "
+                     "beyond which integer noise and sums overflow int64.")
 
     def decision_function(self, Y):
         """Noisy mean similarity to each class, shape (m, n_classes)."""

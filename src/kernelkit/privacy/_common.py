@@ -9,14 +9,17 @@ import math
 import numpy as np
 
 from .._options import get_options
-from .._validation import check_points, check_positive
+from .._random import seed_sequence
+from .._validation import (InstanceOf, OneOf, Real, check_param, check_points, kernel_bandwidth_error,
+                           param_error)
+from ..kernels import KERNEL_NAMES, Kernel, make_kernel
 from . import _noise
 from ._accountant import PrivacyAccountant, check_delta, check_epsilon, check_neighbouring
 from ..exceptions import InvalidTypeError, InvalidValueError, NotFittedError
 
 __all__ = ["check_privacy_params", "check_domain", "clip_to_ball", "clip_to_box", "release_integer_sums",
            "check_noise_scale", "smallest_epsilon", "accepts", "MAX_NOISE_SCALE", "row_blocks", "map_row_blocks",
-           "save_state", "load_state", "NotFittedError"]
+           "save_state", "load_state", "NotFittedError", "resolve_private_kernel", "public_generator"]
 
 #: largest noise scale (discrete Laplace scale or rounded-Gaussian sigma, in grid units) a release
 #: accepts: the noise draws stay below 45 scales, so noise plus statistic stay far inside int64
@@ -28,27 +31,57 @@ def check_privacy_params(est, owner):
     epsilon = check_epsilon(est.epsilon, owner)
     delta = check_delta(est.delta, owner)
     neighbouring = check_neighbouring(est.neighbouring, owner)
-    acc = est.accountant
-    if acc is not None and not isinstance(acc, PrivacyAccountant):
-        raise InvalidTypeError(f"The 'accountant' parameter of {owner} must be a PrivacyAccountant or None. Got {acc!r}.")
+    check_param(est.accountant, "accountant", owner, InstanceOf(PrivacyAccountant, "a PrivacyAccountant") | None)
     return epsilon, delta, neighbouring
+
+
+def resolve_private_kernel(kernel, bandwidth, owner):
+    """The Kernel of a private structure: a Kernel object, or a kernel name with an explicit bandwidth.
+
+    The library's rule (a Kernel object carries its bandwidth, so ``bandwidth``
+    must then be None) with one exception, on purpose: a kernel name without
+    a bandwidth is an error here, where functions that see the data use the
+    median heuristic. A bandwidth derived from the private data would leak
+    them (it is not part of the privacy analysis), and a silent default such
+    as 1.0 would be a guess in the units of the data.
+    """
+    if isinstance(kernel, Kernel):
+        if bandwidth is not None:
+            raise kernel_bandwidth_error(owner, bandwidth)
+        return kernel
+    name = check_param(kernel.lower() if isinstance(kernel, str) else kernel, "kernel", owner,
+                       InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES))
+    if bandwidth is None:
+        raise param_error(
+            "bandwidth", owner, f"a float > 0 when 'kernel' is a name ({kernel!r})", None,
+            hint="A private structure never derives a bandwidth from the private data (that would leak them) "
+                 "and does not guess one: pass a public choice (domain knowledge, public data), or a Kernel "
+                 "object such as Gaussian(bandwidth=1.0).")
+    bandwidth = check_param(bandwidth, "bandwidth", owner, Real(low=0, low_open=True))
+    return make_kernel(name, bandwidth=bandwidth)
+
+
+def public_generator(random_state, owner):
+    """The Generator of the *public* randomness (feature maps, projections); a Generator is used as is."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(seed_sequence(random_state, owner))
 
 
 def check_domain(radius, center, d, owner):
     """The public input domain: the l2 ball of ``radius`` around ``center``."""
     if radius is None:
-        raise InvalidValueError(
-            f"The 'radius' parameter of {owner} is required: the input domain must be declared by you "
-            "(public knowledge, e.g. a known range of the features), never estimated from the private data. "
-            "Got None.")
-    radius = check_positive(radius, "radius", owner)
+        raise param_error("radius", owner, "a float > 0 (it is required)", None,
+                          hint="The input domain must be declared by you (public knowledge, e.g. a known range "
+                               "of the features), never estimated from the private data.")
+    radius = check_param(radius, "radius", owner, Real(low=0, low_open=True))
     if center is None:
         center = np.zeros(d)
     else:
         center = check_points(np.asarray(center, dtype=float).reshape(1, -1), "center", owner)[0]
         if center.shape[0] != d:
-            raise InvalidValueError(f"The 'center' parameter of {owner} must have {d} coordinates (one per feature). "
-                             f"Got {center.shape[0]}.")
+            raise param_error("center", owner, f"an array of {d} coordinates (one per feature)", center,
+                              shown=f"{center.shape[0]} coordinates")
     return radius, center.astype(np.float64)
 
 
@@ -82,17 +115,15 @@ def check_noise_scale(sens_l1, sens_l2, epsilon, delta, owner, what):
     if scale <= MAX_NOISE_SCALE:
         return scale
     if delta == 0:
-        eps_min = sens_l1 / MAX_NOISE_SCALE
-        raise InvalidValueError(
-            f"The 'epsilon' parameter of {owner} must be at least {eps_min:.3g} for {what}: the discrete Laplace "
-            f"noise scale Delta_1 / epsilon = {scale:.3g} grid units must stay below 2^56 = "
-            f"{MAX_NOISE_SCALE:.3g} (beyond, integer noise and sums overflow int64). Got {epsilon!r}.")
+        raise param_error("epsilon", owner, f"at least {sens_l1 / MAX_NOISE_SCALE:.3g} for {what}", epsilon,
+                          hint=f"The discrete Laplace noise scale Delta_1 / epsilon = {scale:.3g} grid units must "
+                               f"stay below 2^56 = {MAX_NOISE_SCALE:.3g} (beyond, integer noise and sums overflow "
+                               "int64).")
     eps_min = smallest_epsilon(lambda e: _noise.gaussian_sigma(e, delta, sens_l2) <= MAX_NOISE_SCALE, epsilon)
-    hint = f"with delta={delta!r} epsilon must be at least {eps_min:.3g}"
-    raise InvalidValueError(
-        f"The 'epsilon' parameter of {owner} is too small for {what}: epsilon={epsilon!r} and delta={delta!r} give a "
-        f"Gaussian noise sigma of {scale:.3g} grid units, above the usable 2^56 = {MAX_NOISE_SCALE:.3g} (beyond, "
-        f"integer noise and sums overflow int64); {hint}. Got {epsilon!r}.")
+    raise param_error("epsilon", owner, f"at least {eps_min:.3g} for {what} with delta={delta!r}", epsilon,
+                      hint=f"epsilon={epsilon!r} and delta={delta!r} give a Gaussian noise sigma of {scale:.3g} "
+                           f"grid units, above the usable 2^56 = {MAX_NOISE_SCALE:.3g} (beyond, integer noise and "
+                           "sums overflow int64).")
 
 
 def accepts(check, *args):

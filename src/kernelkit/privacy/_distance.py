@@ -50,9 +50,10 @@ import math
 
 import numpy as np
 
-from .._validation import check_int, check_points, check_positive
+from .._validation import Integral, OneOf, Real, check_param, check_params, check_points, param_error
 from ._common import (NotFittedError, check_domain, check_noise_scale, check_privacy_params, clip_to_ball,
-                      clip_to_box, load_state, map_row_blocks, release_integer_sums, save_state, smallest_epsilon)
+                      clip_to_box, load_state, map_row_blocks, public_generator, release_integer_sums, save_state,
+                      smallest_epsilon)
 from ._features import _orthonormal_rows
 from ..exceptions import InvalidValueError
 
@@ -61,6 +62,14 @@ __all__ = ["PrivateDistanceSum"]
 METRICS = ("l1", "l2")
 #: largest domain radius (data units): distance sums, their noise and variances stay finite float64
 MAX_RADIUS = 1e150
+
+#: the scalar parameters of PrivateDistanceSum with a declared constraint (radius: see check_domain)
+_CONSTRAINTS = {
+    "metric": OneOf(*METRICS),
+    "levels": Integral(low=1, high=24),
+    "n_projections": Integral(low=1) | None,
+    "count_fraction": Real(low=0, high=1, low_open=True, high_open=True),
+}
 
 
 def _kappa(d):
@@ -107,7 +116,7 @@ class PrivateDistanceSum:
         Share of the budget spent on the counts (the rest on the sums).
     neighbouring : {'add-remove', 'replace-one'}, default 'add-remove'
     accountant : PrivacyAccountant, optional
-    random_state : int, Generator or None
+    random_state : None, int >= 0, SeedSequence or Generator
         Seeds the public projection directions (l2) only.
 
     Attributes
@@ -140,26 +149,21 @@ class PrivateDistanceSum:
         """Release the private trees for the rows of X (the private data)."""
         owner = type(self).__name__
         epsilon, delta, neighbouring = check_privacy_params(self, owner)
-        if self.metric not in METRICS:
-            raise InvalidValueError(f"The 'metric' parameter of {owner} must be one of {set(METRICS)}. Got {self.metric!r}.")
-        L = check_int(self.levels, "levels", owner, low=1, high=24)
-        frac = check_positive(self.count_fraction, "count_fraction", owner)
-        if not frac < 1:
-            raise InvalidValueError(f"The 'count_fraction' parameter of {owner} must be in (0, 1). Got {frac!r}.")
+        params = check_params(vars(self), _CONSTRAINTS, owner)
+        L, frac = params["levels"], params["count_fraction"]
         X = check_points(X, "X", owner)
         d = X.shape[1]
         radius, center = check_domain(self.radius, self.center, d, owner)
         if radius > MAX_RADIUS:
-            raise InvalidValueError(
-                f"The 'radius' parameter of {owner} must be in (0, {MAX_RADIUS:g}] (the distance sums, their noise "
-                f"and its variance must stay finite float64; rescale the data instead). Got {self.radius!r}.")
+            raise param_error("radius", owner, f"in (0, {MAX_RADIUS:g}] (the distance sums, their noise and its "
+                              "variance must stay finite float64)", self.radius, hint="Rescale the data instead.")
         directions = None
         if self.metric == "l2":
-            if self.n_projections is None:
+            if params["n_projections"] is None:
                 m = min(d, 16) if delta == 0 else d * math.ceil(64 / d)
             else:
-                m = check_int(self.n_projections, "n_projections", owner, low=1)
-            directions = _orthonormal_rows(m, d, np.random.default_rng(self.random_state))
+                m = params["n_projections"]
+            directions = _orthonormal_rows(m, d, public_generator(self.random_state, owner))
         else:
             m = d
         n_leaves = 2 ** L
@@ -181,11 +185,11 @@ class PrivateDistanceSum:
             return True
 
         if not fits(epsilon):
-            raise InvalidValueError(
-                f"The 'epsilon' parameter of {owner} must be at least {smallest_epsilon(fits, epsilon):.3g} with "
-                f"levels={L}, {m} one-dimensional problems, delta={delta!r} and count_fraction={frac!r}: below, "
-                f"the noise of the tree sums exceeds 2^56 grid units, beyond which integer noise and sums "
-                f"overflow int64 (fewer levels lower it). Got {epsilon!r}.")
+            raise param_error(
+                "epsilon", owner, f"at least {smallest_epsilon(fits, epsilon):.3g} with levels={L}, {m} "
+                f"one-dimensional problems, delta={delta!r} and count_fraction={frac!r}", epsilon,
+                hint="Below, the noise of the tree sums exceeds 2^56 grid units, beyond which integer noise and sums "
+                     "overflow int64 (fewer levels lower it).")
         if self.accountant is not None:
             self.accountant.spend(epsilon, delta, label=f"{owner} tree counts and sums")
 
@@ -257,10 +261,11 @@ class PrivateDistanceSum:
         """
         self._check_fitted()
         owner = f"{type(self).__name__}.query"
+        return_std = check_param(return_std, "return_std", owner, OneOf(False, True))
         Y = check_points(Y, "Y", owner)
         if Y.shape[1] != self.n_features_in_:
-            raise InvalidValueError(f"The 'Y' parameter of {owner} must have {self.n_features_in_} features, like the "
-                             f"data given to fit. Got shape {Y.shape}.")
+            raise param_error("Y", owner, f"an array with {self.n_features_in_} features, like the data given to fit",
+                              Y, shown=f"shape {Y.shape}")
         L, R, h = self.levels_, self.radius_, self.cell_width_
         n_leaves = 2 ** L
         offsets, _ = _level_offsets(L)

@@ -43,12 +43,15 @@ import math
 
 import numpy as np
 
+from .._validation import param_error
 from ..kernels import Gaussian, RadialKernel
-from ..exceptions import InvalidValueError
 
 __all__ = ["FourierMap", "make_feature_map", "METHODS"]
 
 METHODS = ("auto", "rff", "orf", "jl", "lsq-rff")
+#: what the 'kernel' parameter of a private kernel sum accepts
+_SPECTRAL = ("a radial, shift-invariant kernel with a known spectral density (Gaussian, Laplace, Matern, IMQ, "
+             "rational quadratic)")
 
 
 def _orthonormal_rows(n_rows, dim, rng):
@@ -146,30 +149,28 @@ class FourierMap:
 def make_feature_map(kernel, method, d, n_features, reduced_dim, rng, owner):
     """Draw a public feature map with ``n_features`` cells for ``kernel`` in R^d."""
     if not isinstance(kernel, RadialKernel):
-        raise InvalidValueError(f"The 'kernel' parameter of {owner} must be a radial kernel with a known spectral "
-                         f"density (Gaussian, Laplace, Matern, IMQ, rational quadratic). Got {kernel!r}.")
+        raise param_error("kernel", owner, _SPECTRAL, kernel)
     is_gaussian = isinstance(kernel, Gaussian)
     if method == "auto":
         method = "orf" if kernel.is_radial else "rff"
     if method == "jl" and not is_gaussian:
-        raise InvalidValueError(f"The 'method' parameter of {owner} may be 'jl' only with a Gaussian kernel "
-                         f"(it relies on Gaussian frequencies). Got {method!r} with {kernel!r}; use 'orf' or 'rff'.")
+        raise param_error("method", owner, "'jl' only with a Gaussian kernel (it relies on Gaussian frequencies)",
+                          method, shown=f"{method!r} with {kernel!r}", hint="Use 'orf' or 'rff'.")
     if method == "orf" and not kernel.is_radial:
-        raise InvalidValueError(f"The 'method' parameter of {owner} may be 'orf' only with a radial kernel (isotropic "
-                         f"spectral density). Got {method!r} with {kernel!r}; use 'rff'.")
+        raise param_error("method", owner, "'orf' only with a radial kernel (isotropic spectral density)", method,
+                          shown=f"{method!r} with {kernel!r}", hint="Use 'rff'.")
     if method == "lsq-rff":
         n_freq = n_features
     else:
         if n_features % 2:
-            raise InvalidValueError(f"The 'n_features' parameter of {owner} must be even for method {method!r} "
-                             f"(cos and sin cells per frequency). Got {n_features}.")
+            raise param_error("n_features", owner, f"even for method {method!r} (cos and sin cells per frequency)",
+                              n_features)
         n_freq = n_features // 2
     try:
         if method in ("rff", "lsq-rff", "orf"):
             omega = kernel.spectral_sample(d, n_freq, rng)
     except NotImplementedError:
-        raise InvalidValueError(f"The 'kernel' parameter of {owner} must be shift-invariant with a known spectral "
-                         f"density (Gaussian, Laplace, Matern, IMQ, rational quadratic). Got {kernel!r}.") from None
+        raise param_error("kernel", owner, _SPECTRAL, kernel) from None
     if method == "rff":
         return FourierMap("rff", omega)
     if method == "lsq-rff":

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_int, check_points
-from ..kernels import Kernel, make_kernel
+from .._validation import Integral, OneOf, check_param, check_params, check_points, param_error
+from ..kernels import make_kernel
 from . import _noise
 from ._common import (MAX_NOISE_SCALE, NotFittedError, check_domain, check_noise_scale, check_privacy_params,
-                      clip_to_ball, load_state, map_row_blocks, release_integer_sums, save_state,
-                      smallest_epsilon, accepts)
+                      clip_to_ball, load_state, map_row_blocks, public_generator, release_integer_sums,
+                      resolve_private_kernel, save_state, smallest_epsilon, accepts)
 from ._features import METHODS, FourierMap, make_feature_map
-from ..exceptions import InvalidValueError
 
 __all__ = ["PrivateKernelSum"]
+
+#: the scalar parameters of PrivateKernelSum with a declared constraint (the privacy ones are in _accountant)
+_CONSTRAINTS = {
+    "n_features": Integral(low=1) | OneOf("auto"),
+    "method": OneOf(*METHODS),
+    "reduced_dim": Integral(low=1) | None,
+}
 
 
 def _kernel_from_spec(spec):
@@ -66,7 +72,8 @@ class PrivateKernelSum:
     ----------
     kernel : Kernel or str
         Radial kernel with a spectral density (Gaussian, Laplace, Matern,
-        IMQ, rational quadratic), or its name (with ``bandwidth``).
+        IMQ, rational quadratic), or its name (then ``bandwidth`` is
+        required).
     epsilon : float > 0
         Privacy loss bound (dimensionless). Tiny values are refused (fit
         raises ValueError naming the smallest usable epsilon) when the noise
@@ -80,7 +87,12 @@ class PrivateKernelSum:
     center : array of shape (d,), optional
         Centre of the domain ball (default: the origin), units of the data.
     bandwidth : float, optional
-        Bandwidth when ``kernel`` is a name (units of the data).
+        Bandwidth when ``kernel`` is a name (units of the data): required
+        then, and None with a Kernel object (which carries its own). Unlike
+        the functions that see the data (median heuristic), a private
+        structure never derives a bandwidth from the private data (that
+        would leak them) and does not guess one, so a name without a
+        bandwidth raises InvalidValueError.
     n_features : int or 'auto', default 'auto'
         Sketch size: number of released noisy cells. A fixed size suits one
         epsilon only (at small epsilon the noise of a large sketch swamps the
@@ -101,7 +113,7 @@ class PrivateKernelSum:
     neighbouring : {'add-remove', 'replace-one'}, default 'add-remove'
     accountant : PrivacyAccountant, optional
         Budget to charge at fit.
-    random_state : int, Generator or None
+    random_state : None, int >= 0, SeedSequence or Generator
         Seeds the *public* feature map only (frequencies, phases,
         projection). The noise never comes from it.
 
@@ -144,14 +156,8 @@ class PrivateKernelSum:
         self.accountant = accountant
         self.random_state = random_state
 
-    def _resolve_kernel(self):
-        owner = type(self).__name__
-        if isinstance(self.kernel, Kernel):
-            if self.bandwidth is not None:
-                raise InvalidValueError(f"The 'bandwidth' parameter of {owner} must be None when 'kernel' is a Kernel "
-                                 f"object (set the bandwidth on the kernel). Got {self.bandwidth!r}.")
-            return self.kernel
-        return make_kernel(self.kernel, bandwidth=self.bandwidth)
+    def _resolve_kernel(self, owner=None):
+        return resolve_private_kernel(self.kernel, self.bandwidth, owner or type(self).__name__)
 
     def fit(self, X, y=None):
         """Release the private structure for the rows of X (the private data)."""
@@ -165,21 +171,15 @@ class PrivateKernelSum:
         owner = type(self).__name__
         epsilon, delta, neighbouring = check_privacy_params(self, owner)
         kernel = self._resolve_kernel()
-        auto_size = isinstance(self.n_features, str) and self.n_features == "auto"
-        if not auto_size:
-            if isinstance(self.n_features, str):
-                raise InvalidValueError(f"The 'n_features' parameter of {owner} must be an int >= 1 or 'auto'. "
-                                 f"Got {self.n_features!r}.")
-            n_features = check_int(self.n_features, "n_features", owner, low=1)
-        if self.method not in METHODS:
-            raise InvalidValueError(f"The 'method' parameter of {owner} must be one of {set(METHODS)}. Got {self.method!r}.")
+        params = check_params(vars(self), _CONSTRAINTS, owner)
+        n_features = params["n_features"]
+        auto_size = n_features == "auto"
         X = check_points(X, "X", owner, min_rows=min_rows)
         d = X.shape[1]
         radius, center = check_domain(self.radius, self.center, d, owner)
         reduced_dim = None
         if self.method == "jl":
-            reduced_dim = min(d, 32) if self.reduced_dim is None else check_int(self.reduced_dim, "reduced_dim",
-                                                                                  owner, low=1)
+            reduced_dim = min(d, 32) if params["reduced_dim"] is None else params["reduced_dim"]
         budget_split = {}
         eps_sums = epsilon
         n_estimate = None
@@ -192,7 +192,7 @@ class PrivateKernelSum:
             n_features = self._auto_features(n_estimate, eps_sums, delta, neighbouring)
             budget_split["sketch size (noisy count)"] = [eps_size, 0.0]
         budget_split["feature sums"] = [eps_sums, delta]
-        rng = np.random.default_rng(self.random_state)
+        rng = public_generator(self.random_state, owner)
         fmap = make_feature_map(kernel, self.method, d, n_features, reduced_dim, rng, owner)
 
         gamma = _noise.grid_step(fmap.cell_bound)
@@ -275,11 +275,11 @@ class PrivateKernelSum:
             return accepts(check, e)
 
         if not fits(epsilon):
-            raise InvalidValueError(
-                f"The 'epsilon' parameter of {type(self).__name__} must be at least "
-                f"{smallest_epsilon(fits, epsilon):.3g} with n_features='auto' and delta={delta!r}: below, the "
-                f"noise of the sketch-size count or of the smallest sketch (16 frequencies) exceeds 2^56 grid "
-                f"units, beyond which integer noise and sums overflow int64. Got {epsilon!r}.")
+            raise param_error(
+                "epsilon", type(self).__name__,
+                f"at least {smallest_epsilon(fits, epsilon):.3g} with n_features='auto' and delta={delta!r}", epsilon,
+                hint="Below, the noise of the sketch-size count or of the smallest sketch (16 frequencies) exceeds "
+                     "2^56 grid units, beyond which integer noise and sums overflow int64.")
 
     def _private_size(self, n, epsilon, neighbouring):
         """(n or a noisy n, epsilon spent): exact under replace-one (n public), else discrete Laplace."""
@@ -341,13 +341,11 @@ class PrivateKernelSum:
         """
         self._check_fitted()
         owner = f"{type(self).__name__}.query"
-        if return_std not in (False, True, "noise", "total"):
-            raise InvalidValueError(f"The 'return_std' parameter of {owner} must be one of {{False, True, 'noise', "
-                             f"'total'}}. Got {return_std!r}.")
+        return_std = check_param(return_std, "return_std", owner, OneOf(False, True, "noise", "total"))
         Y = check_points(Y, "Y", owner)
         if Y.shape[1] != self.n_features_in_:
-            raise InvalidValueError(f"The 'Y' parameter of {owner} must have {self.n_features_in_} features, like the "
-                             f"data given to fit. Got shape {Y.shape}.")
+            raise param_error("Y", owner, f"an array with {self.n_features_in_} features, like the data given to fit",
+                              Y, shown=f"shape {Y.shape}")
         fmap = self.feature_map_
         nf = fmap.n_freq
         values = np.empty(Y.shape[0])

@@ -56,7 +56,7 @@ import math
 import secrets
 
 import numpy as np
-from ..exceptions import InvalidValueError
+from .._validation import param_error
 
 __all__ = ["noise_generator", "discrete_laplace", "rounded_gaussian", "gaussian_sigma", "grid_step",
            "grid_sensitivity", "snap"]
@@ -99,7 +99,7 @@ def grid_step(magnitude, bits=20):
     in the statistic's units); the grid then resolves it to ``2^-bits``.
     """
     if not magnitude > 0:
-        raise InvalidValueError(f"grid_step needs a positive public magnitude. Got {magnitude!r}.")
+        raise param_error("magnitude", "grid_step", "a positive public bound", magnitude)
     return math.ldexp(1.0, math.floor(math.log2(magnitude)) - bits)
 
 
