@@ -22,9 +22,9 @@ Sections
      kernelkit's vectorised exp (one core), each times the
      number of cores; lower bound = 2 n m d / gemm_flops + n m / exp_rate; kernelkit / bound
      (target <= 1.3 at d = 64). And "numpy exps alone": numpy computing the same n m exps on
-     cache-resident blocks of 4096 values, one block per thread in as many Python threads as
-     kernelkit uses (one BLAS thread each), measured in the same run; kernelkit / that time
-     (target <= 1.3 at d = 3).
+     cache-resident blocks (the fastest of 32k, 64k, 128k values), one block per thread in as
+     many Python threads as kernelkit uses (one BLAS thread each), measured in the same run;
+     kernelkit / that time (target <= 1.3 at d = 3).
   4. Memory (--memory-check, default on unless --quick): kernel_sum(memory="256MB") at
      n = m = 200,000, d = 3, float32 in a fresh subprocess: peak RSS above the inputs (target < 400 MB).
 
@@ -58,7 +58,7 @@ SPEEDUP_TARGET = {3: 2.0, 64: 1.5}
 EXPS_ALONE_TARGET = 1.3
 #: the fused sum at d = 64 against the GEMM + exp lower bound
 LIMIT_TARGET_D64 = 1.3
-EXP_BLOCK = 4096   # elements per cache-resident exp block
+EXP_BLOCKS = (32768, 65536, 131072)   # values per cache-resident exp block (the fastest is kept)
 ERROR_TARGET = {"float32": 1e-5, "float64": 1e-12}
 MEMORY_TARGET_MB = 400.0
 
@@ -407,21 +407,28 @@ def machine_limit(d, dtype, cores, cache):
 
 
 def numpy_exps_alone(pairs, dtype, threads):
-    """Seconds numpy takes for ``pairs`` exps on cache-resident blocks, split over ``threads`` threads."""
-    blocks = max(1, int(round(pairs / EXP_BLOCK)))
-    per = [blocks // threads + (t < blocks % threads) for t in range(threads)]
+    """(seconds, block) for numpy's ``pairs`` exps on cache-resident blocks, split over ``threads`` threads.
 
-    def work(count, seed):
-        a = np.random.default_rng(seed).uniform(-5.0, 0.0, EXP_BLOCK).astype(dtype)
-        b = np.empty_like(a)
-        for _ in range(count):
-            np.exp(a, out=b)
+    The best over blocks of EXP_BLOCKS values (input and output fit the 1-2 MB L2 of one core); below
+    about 16k values numpy's per-call overhead and the GIL keep two threads from running in parallel,
+    which would flatter kernelkit."""
+    best = (math.inf, None)
+    for block in EXP_BLOCKS:
+        blocks = max(1, int(round(pairs / block)))
+        per = [blocks // threads + (t < blocks % threads) for t in range(threads)]
 
-    with threadpool_limits(limits=1), concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        work(8, 0)   # warm up
-        t0 = time.perf_counter()
-        list(pool.map(work, per, range(threads)))
-        return time.perf_counter() - t0
+        def work(count, seed, block=block):
+            a = np.random.default_rng(seed).uniform(-5.0, 0.0, block).astype(dtype)
+            b = np.empty_like(a)
+            for _ in range(count):
+                np.exp(a, out=b)
+
+        with threadpool_limits(limits=1), concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            work(4, 0)   # warm up
+            t0 = time.perf_counter()
+            list(pool.map(work, per, range(threads)))
+            best = min(best, (time.perf_counter() - t0, block))
+    return best
 
 
 def print_limits(rows):
@@ -439,14 +446,15 @@ def print_limits(rows):
             if r["d"] == 64 else ""
         print(f"d={r['d']} {r['dtype']}: kernelkit ({r['kernelkit_backend']}) is "
               f"{lim['kernelkit_x_limit']:.2f} times the machine limit{tgt}")
-    print(f"\nnumpy exps alone: the same n m exps, cache-resident blocks of {EXP_BLOCK}, as many threads as "
-          "kernelkit\n")
-    print(f"{'case':14s} {'numpy exps s':>12s} {'kk s':>9s} {'kk / exps':>10s}")
+    print("\nnumpy exps alone: the same n m exps on cache-resident blocks (best block size), as many threads "
+          "as kernelkit\n")
+    print(f"{'case':14s} {'numpy exps s':>12s} {'block':>7s} {'kk s':>9s} {'kk / exps':>10s}")
     for r in rows:
         lim = r["machine_limit"]
         tgt = f"  (target <= {EXPS_ALONE_TARGET}) {_mark(lim['kernelkit_x_exps'] <= EXPS_ALONE_TARGET)}" \
             if r["d"] == 3 else ""
-        print(f"d={r['d']:<3d} {r['dtype']:9s} {lim['numpy_exps_s']:12.3f} {r['kernelkit_s']:9.3f} "
+        print(f"d={r['d']:<3d} {r['dtype']:9s} {lim['numpy_exps_s']:12.3f} {lim['numpy_exps_block']:7d} "
+              f"{r['kernelkit_s']:9.3f} "
               f"{lim['kernelkit_x_exps']:10.2f}{tgt}")
 
 
@@ -607,7 +615,8 @@ def main():
             lim["lower_bound_s"] = 2.0 * pairs * d / (lim["gemm_gflops"] * 1e9) + pairs / (lim["exp_gexp_per_s"] * 1e9)
             lim["kernelkit_x_limit"] = r["kernelkit_s"] / lim["lower_bound_s"]
             lim["reference_x_limit"] = r["reference_s"] / lim["lower_bound_s"]
-            lim["numpy_exps_s"] = numpy_exps_alone(pairs, np.dtype(dtype), machine["kernelkit_threads"])
+            lim["numpy_exps_s"], lim["numpy_exps_block"] = numpy_exps_alone(pairs, np.dtype(dtype),
+                                                                            machine["kernelkit_threads"])
             lim["kernelkit_x_exps"] = r["kernelkit_s"] / lim["numpy_exps_s"]
             r["machine_limit"] = lim
             engine_rows.append(r)

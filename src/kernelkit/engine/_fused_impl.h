@@ -443,10 +443,25 @@ static int FN(run_packed)(const FN(job) *J, int nthreads, double *out, double *o
     return failed ? -1 : 0;
 }
 
-/* out[i] = exp(x[i]) for x <= 0 (the engine's exp, exposed for tests and the benchmark) */
+/* out[i] = exp(x[i]) for x <= 0 (the engine's exp, exposed for tests and the benchmark): in
+ * chunks of 256, each with the one-factor exp when its smallest argument allows, as in the rows
+ * of a kernel sum */
 KK_CLONES static void FN(vexp)(const R *x, R *out, int64_t len) {
+    for (int64_t c = 0; c < len; c += 256) {
+        const int nb = (int)(len - c < 256 ? len - c : 256);
+        const R *xc = x + c;
+        R *oc = out + c;
+        R lo = 0;
+#pragma omp simd reduction(min : lo)
+        for (int i = 0; i < nb; i++) lo = xc[i] < lo ? xc[i] : lo;
+        if (lo >= EXP_FAST_LO) {
 #pragma omp simd
-    for (int64_t i = 0; i < len; i++) out[i] = FN(kexp)(x[i]);
+            for (int i = 0; i < nb; i++) oc[i] = FN(kexp_normal)(xc[i]);
+        } else {
+#pragma omp simd
+            for (int i = 0; i < nb; i++) oc[i] = FN(kexp)(xc[i]);
+        }
+    }
 }
 
 #undef VT
