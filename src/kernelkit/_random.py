@@ -17,7 +17,7 @@ import numpy as np
 
 from .exceptions import InvalidTypeError, InvalidValueError
 
-__all__ = ["seed_sequence", "resolve_seed_alias", "UNSET"]
+__all__ = ["seed_sequence", "generator", "resolve_seed_alias", "UNSET"]
 
 
 class _Unset:
@@ -55,3 +55,11 @@ def seed_sequence(random_state, owner, name="random_state"):
         return np.random.SeedSequence(int(random_state))
     raise InvalidTypeError(f"The {name!r} parameter of {owner} must be None, an int >= 0, a numpy SeedSequence "
                            f"or Generator. Got {random_state!r}.")
+
+
+def generator(random_state, owner, name="random_state"):
+    """A :class:`numpy.random.Generator`: a Generator is used as is (its stream continues), anything
+    else accepted by :func:`seed_sequence` seeds a new one."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(seed_sequence(random_state, owner, name))

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import validate_data
 
-from ._random import seed_sequence
+from ._random import generator
 from ._validation import (InstanceOf, Integral, OneOf, Real, check_param, check_params, check_points,
                           check_weights, describe, kernel_bandwidth_error, param_error)
 from .engine import kernel_logsumexp
@@ -404,10 +404,8 @@ class KernelDensity(DensityMixin, BaseEstimator):
         n_samples = check_param(n_samples, "n_samples", owner, Integral(low=1))
         if isinstance(random_state, np.random.RandomState):  # scikit-learn's habit
             rng = np.random.default_rng(random_state.randint(0, 2 ** 31 - 1))
-        elif isinstance(random_state, np.random.Generator):
-            rng = random_state
         else:
-            rng = np.random.default_rng(seed_sequence(random_state, owner))
+            rng = generator(random_state, owner)
         p = self._w / self._w.sum()
         idx = rng.choice(self._X.shape[0], size=n_samples, p=p)
         try:

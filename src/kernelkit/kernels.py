@@ -49,8 +49,8 @@ import numbers
 
 import numpy as np
 
-from ._random import UNSET, resolve_seed_alias, seed_sequence
-from ._validation import check_pair, check_points, check_positive, check_int
+from ._random import UNSET, generator, resolve_seed_alias
+from ._validation import check_pair, check_points, check_positive, check_int, kernel_bandwidth_error, param_error
 from ._xp import NUMPY
 from .exceptions import InvalidTypeError, InvalidValueError, NotSupportedError
 
@@ -77,9 +77,9 @@ def _check_bandwidth(value, owner, name="bandwidth"):
     v = check_positive(value, name, owner)
     lo, hi = BANDWIDTH_RANGE
     if not lo <= v <= hi:
-        raise InvalidValueError(
-            f"The {name!r} parameter of {owner} must be in [{lo:g}, {hi:g}] (outside it the kernel's constants, "
-            f"such as 1 / (2 bandwidth^2), overflow or underflow float64; rescale the data instead). Got {value!r}.")
+        raise param_error(name, owner, f"in [{lo:g}, {hi:g}]", value,
+                          hint="Outside it the kernel's constants, such as 1 / (2 bandwidth^2), overflow or "
+                               "underflow float64; rescale the data instead.")
     return v
 
 
@@ -408,10 +408,7 @@ class RadialKernel(Kernel):
 
 def _rng(random_state, rng=UNSET, owner="a kernel's sampler"):
     """A Generator from ``random_state`` (a Generator is used as is; ``rng`` is the deprecated alias)."""
-    random_state = resolve_seed_alias(random_state, rng, owner, alias="rng")
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return np.random.default_rng(seed_sequence(random_state, owner))
+    return generator(resolve_seed_alias(random_state, rng, owner, alias="rng"), owner)
 
 
 def _uniform_directions(n, d, rng):
@@ -1065,10 +1062,10 @@ class SumKernel(Kernel):
         flat = []
         for k in kernels:
             if not isinstance(k, Kernel):
-                raise InvalidTypeError(f"The 'kernels' of SumKernel must be Kernel objects. Got {k!r}.")
+                raise param_error("kernels", "SumKernel", "Kernel objects", k, kind="type")
             flat.extend(k.kernels if isinstance(k, SumKernel) else [k])
         if not flat:
-            raise InvalidValueError("SumKernel needs at least one kernel. Got none.")
+            raise param_error("kernels", "SumKernel", "at least one Kernel", (), shown="none")
         self.kernels = tuple(flat)
         self.is_positive = all(k.is_positive for k in flat)
         self.is_stationary = all(k.is_stationary for k in flat)
@@ -1161,7 +1158,7 @@ class ScaledKernel(Kernel):
 
     def __init__(self, base, scale):
         if not isinstance(base, Kernel):
-            raise InvalidTypeError(f"The 'base' parameter of ScaledKernel must be a Kernel. Got {base!r}.")
+            raise param_error("base", "ScaledKernel", "a Kernel", base, kind="type")
         self.scale = check_positive(scale, "scale", "ScaledKernel")
         self.base = base
         self.is_positive = base.is_positive
@@ -1232,7 +1229,7 @@ class ProductKernel(Kernel):
         flat = []
         for k in kernels:
             if not isinstance(k, Kernel):
-                raise InvalidTypeError(f"The 'kernels' of ProductKernel must be Kernel objects. Got {k!r}.")
+                raise param_error("kernels", "ProductKernel", "Kernel objects", k, kind="type")
             flat.extend(k.kernels if isinstance(k, ProductKernel) else [k])
         self.kernels = tuple(flat)
         self.is_positive = all(k.is_positive for k in flat)
@@ -1307,16 +1304,23 @@ def make_kernel(kernel, bandwidth=None, **params):
         Other constructor parameters (``nu``, ``beta``, ``alpha``, ``degree``...).
     """
     if isinstance(kernel, Kernel):
-        if bandwidth is not None or params:
-            raise InvalidValueError("Pass either a Kernel object or a kernel name with parameters, not both.")
+        if bandwidth is not None:
+            raise kernel_bandwidth_error("make_kernel", bandwidth)
+        if params:
+            raise param_error("kernel", "make_kernel", "a kernel name when parameters are given "
+                              f"({', '.join(sorted(params))})", kernel,
+                              hint="A Kernel object carries its parameters; pass its name instead.")
         return kernel
-    if not isinstance(kernel, str) or kernel.lower() not in KERNEL_NAMES:
-        raise InvalidValueError(
-            f"The 'kernel' parameter must be a Kernel object or one of {sorted(KERNEL_NAMES)}. Got {kernel!r}.")
+    if not isinstance(kernel, str):
+        raise param_error("kernel", "make_kernel", f"a Kernel object or one of {sorted(KERNEL_NAMES)}", kernel,
+                          kind="type")
+    if kernel.lower() not in KERNEL_NAMES:
+        raise param_error("kernel", "make_kernel", f"a Kernel object or one of {sorted(KERNEL_NAMES)}", kernel)
     factory = KERNEL_NAMES[kernel.lower()]
     if bandwidth is not None:
         params["bandwidth"] = bandwidth
     try:
         return factory(**params)
     except TypeError as exc:
-        raise InvalidTypeError(f"Bad parameters for kernel {kernel!r}: {exc}") from None
+        raise param_error("params", "make_kernel", f"constructor parameters of the {kernel!r} kernel", params,
+                          kind="type", hint=str(exc)) from None

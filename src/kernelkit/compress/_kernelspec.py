@@ -15,7 +15,7 @@ import numpy as np
 from .._options import get_options
 from ..engine import Component, MAX_COMPONENTS, compile_components, kernel_components, kernel_sum
 from ..kernels import Kernel, SumKernel
-from ..exceptions import InvalidTypeError, InvalidValueError
+from .._validation import param_error
 
 try:  # pragma: no cover - depends on the build
     from . import _kt_ext
@@ -63,14 +63,15 @@ def split_kernel_for(kernel, method, d, alpha=0.5):
     if method == "kt":
         return kernel
     if not kernel.is_radial:
-        raise InvalidValueError(f"The 'method' parameter of kernel_thin is {method!r}, which needs a radial kernel "
-                         f"with a power kernel (Gaussian, Matern, Laplace...). Got kernel {kernel!r}.")
+        raise param_error("method", "kernel_thin", f"'kt' for the non-radial kernel {kernel!r}", method,
+                          hint=f"Method {method!r} needs a radial kernel with a power kernel "
+                               "(Gaussian, Matern, Laplace...).")
     a = 0.5 if method == "root" else alpha
     try:
         power = kernel.power(a, d)
     except NotImplementedError:
-        raise InvalidValueError(f"The 'method' parameter of kernel_thin is {method!r} but {kernel!r} has no power "
-                         "kernel in kernelkit; use method='kt'.") from None
+        raise param_error("method", "kernel_thin", f"'kt' for {kernel!r}", method,
+                          hint="That kernel has no power kernel in kernelkit.") from None
     if method == "kt+":
         return SumKernel(kernel, power)
     return power
@@ -112,6 +113,6 @@ class KernelRows:
 
 def check_kernel(kernel, owner):
     if not isinstance(kernel, Kernel):
-        raise InvalidTypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel or a kernel name "
-                        f"such as 'gaussian'. Got {kernel!r}.")
+        raise param_error("kernel", owner, "a kernelkit Kernel or a kernel name such as 'gaussian'", kernel,
+                          kind="type")
     return kernel

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._options import get_options
-from .._validation import check_pair, check_weights, check_int
+from .._validation import check_pair, check_weights, check_int, param_error
 from ..kernels import Kernel, fits_float32
 from . import _numpy
-from ..exceptions import InvalidTypeError, InvalidValueError
+from ..exceptions import InvalidValueError
 
 from ._components import (Component, Modulated, MAX_COMPONENTS, compile_components, kernel_components,
                           register_family)
@@ -29,8 +29,8 @@ __all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fus
 
 def _check_kernel(kernel, owner):
     if not isinstance(kernel, Kernel):
-        raise InvalidTypeError(f"The 'kernel' parameter of {owner} must be a kernelkit Kernel object "
-                        f"(e.g. kernelkit.Gaussian(1.0)); use kernelkit.make_kernel for names. Got {kernel!r}.")
+        raise param_error("kernel", owner, "a kernelkit Kernel object (e.g. kernelkit.Gaussian(1.0))", kernel,
+                          kind="type", hint="Use kernelkit.make_kernel for names.")
     return kernel
 
 
@@ -78,16 +78,16 @@ def _backend(opts, kernel, op):
         from . import _torch
         reason = _torch.refusal(kernel)
         if reason:
-            raise InvalidValueError(f"The 'backend' option is 'torch' but the torch backend cannot evaluate "
-                                    f"{kernel!r}: {reason}. Use backend='auto' or 'numpy'.")
+            raise param_error("backend", None, f"'auto' or 'numpy' for {kernel!r}", "torch", noun="option",
+                              shown="'torch'", hint=f"The torch backend cannot evaluate it: {reason}.")
         return _torch
     fused = _fused_backend()
     if fused is not None and fused.supports(kernel, op):
         return fused
     if opts.backend == "fused":
         reason = "is not built" if fused is None else f"does not support {op} with {kernel!r}"
-        raise InvalidValueError(f"The 'backend' option is 'fused' but the fused backend {reason}; "
-                         "use backend='auto' or 'numpy'.")
+        raise param_error("backend", None, "'auto' or 'numpy' here", "fused", noun="option", shown="'fused'",
+                          hint=f"The fused backend {reason}.")
     return _numpy
 
 
@@ -184,8 +184,7 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
     """
     _check_kernel(kernel, "kernel_logsumexp")
     if not kernel.is_positive:
-        raise InvalidValueError(f"The 'kernel' parameter of kernel_logsumexp must be a positive kernel "
-                         f"(log k must exist). Got {kernel!r}.")
+        raise param_error("kernel", "kernel_logsumexp", "a positive kernel (log k must exist)", kernel)
     X, Y = check_pair(X, Y, owner="kernel_logsumexp")
     kernel._check_features(X.shape[1], "kernel_logsumexp")
     LW = check_weights(log_weights, X.shape[0], "log_weights", "kernel_logsumexp", allow_neg_inf=True)

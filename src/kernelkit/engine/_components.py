@@ -43,7 +43,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..exceptions import InvalidTypeError
+from .._validation import param_error
 from ..kernels import (Gaussian, IMQ, Kernel, Laplace, Linear, Matern, Periodic, Polynomial, RationalQuadratic,
                        ScaledKernel, SpectralMixture, SumKernel, r2_bound)
 
@@ -116,11 +116,10 @@ def register_family(cls, components):
     True
     """
     if not (isinstance(cls, type) and issubclass(cls, Kernel)):
-        raise InvalidTypeError(f"The 'cls' parameter of register_family must be a subclass of kernelkit.Kernel. "
-                               f"Got {cls!r}.")
+        raise param_error("cls", "register_family", "a subclass of kernelkit.Kernel", cls, kind="type")
     if not callable(components):
-        raise InvalidTypeError(f"The 'components' parameter of register_family must be a function of the kernel "
-                               f"returning a list of components. Got {components!r}.")
+        raise param_error("components", "register_family", "a function of the kernel returning a list of "
+                          "components", components, kind="type")
     _TABLE[cls] = components
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_pair, check_weights
-from ..exceptions import InvalidValueError
 
 __all__ = ["PreparedSum", "prepare_sum"]
 

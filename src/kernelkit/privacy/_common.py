@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .._options import get_options
-from .._random import seed_sequence
+from .._random import generator
 from .._validation import (InstanceOf, OneOf, Real, check_param, check_points, kernel_bandwidth_error,
                            param_error)
 from ..kernels import KERNEL_NAMES, Kernel, make_kernel
@@ -63,9 +63,7 @@ def resolve_private_kernel(kernel, bandwidth, owner):
 
 def public_generator(random_state, owner):
     """The Generator of the *public* randomness (feature maps, projections); a Generator is used as is."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return np.random.default_rng(seed_sequence(random_state, owner))
+    return generator(random_state, owner)
 
 
 def check_domain(radius, center, d, owner):
