@@ -119,6 +119,7 @@ def test_split_general_kernel_uses_numpy_path(n, memory):
 
 
 @pytest.mark.skipif(not compiled_available(), reason="compiled extension not built")
+@pytest.mark.slow
 def test_compiled_threaded_walk_matches_serial():
     # n = 40,000: the threaded walk (one parallel region, sums split over threads) runs at level 0;
     # the serial compiled walk is checked against the plain reference above
@@ -257,6 +258,7 @@ def test_swap_weighted_reference():
 
 
 # ---------------------------------------------------------------- kernel_thin
+@pytest.mark.slow
 def test_kernel_thin_beats_standard_thinning():
     # seeds 0..4, n = 1024, N(0, I_2), sigma^2 = 2d, 32 points: ratio of standard thinning's MMD to the method's
     k = kk.Gaussian(2.0)
@@ -294,6 +296,7 @@ def test_non_power_of_four_uses_all_points_in_target():
         assert 0.2 <= frac <= 0.3, (method, frac)
 
 
+@pytest.mark.slow
 def test_weights_target_weighted_measure():
     rng = np.random.default_rng(6)
     X = np.r_[rng.standard_normal((512, 2)), rng.standard_normal((512, 2)) + [5.0, 0.0]]
@@ -524,7 +527,7 @@ def test_bad_points():
 
 # ---------------------------------------------------------------- mean embedding from the walk
 @pytest.mark.skipif(not compiled_available(), reason="compiled extension not built")
-@pytest.mark.parametrize("n,threads", [(101, 1), (999, 2), (16385, 2)])
+@pytest.mark.parametrize("n,threads", [(101, 1), (999, 2), pytest.param(16385, 2, marks=pytest.mark.slow)])
 def test_walk_row_sums_equal_engine(n, threads):
     from kernelkit.compress._split import split_sequence
     X = np.random.default_rng(n).standard_normal((n, 3))

@@ -58,6 +58,7 @@ def test_matches_gaussian_kde_isotropic_3d():
 KERNELS_1D = ["gaussian", "laplace", "matern32", "matern52", "cauchy"]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
 @pytest.mark.parametrize("name", KERNELS_1D)
 def test_every_kernel_vs_direct_formula_and_integrates_to_one_1d(name):

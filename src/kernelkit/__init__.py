@@ -12,9 +12,8 @@ import importlib as _importlib
 
 from ._options import options, get_options
 from .kernels import (Kernel, Gaussian, Laplace, Matern, IMQ, RationalQuadratic, Linear, Polynomial, Periodic,
-                      SpectralMixture,
-                      SumKernel, ScaledKernel, ProductKernel, make_kernel)
-from .engine import kernel_sum, kernel_logsumexp, kernel_topk, kernel_block, fused_available
+                      SpectralMixture, SumKernel, ScaledKernel, ProductKernel, make_kernel)
+from .engine import kernel_sum, kernel_logsumexp, kernel_topk, kernel_block, fused_available, prepare_sum
 from .exceptions import (InputError, InvalidValueError, InvalidTypeError, NotFittedError, NotSupportedError,
                          BudgetExceededError)
 
@@ -34,7 +33,7 @@ _LAZY = {
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
            "Linear", "Polynomial", "Periodic", "SpectralMixture", "SumKernel", "ScaledKernel", "ProductKernel",
            "make_kernel",
-           "kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available",
+           "kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available", "prepare_sum",
            "InputError", "InvalidValueError", "InvalidTypeError", "NotFittedError", "NotSupportedError",
            "BudgetExceededError", *_LAZY]
 
