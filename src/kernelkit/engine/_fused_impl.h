@@ -250,19 +250,35 @@ KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int j
             if (op != OP_TOPK) FN(pack_w)(J->W, i0, len, p, nb, op == OP_LSE ? (R)(-INFINITY) : (R)0, w->Wt);
         }
         FN(tile)(gram, Xt, nb, w->Yb, d, jb, w->T);
+        const int gauss1 = op == OP_SUM && p == 1 && J->ks->n == 1 && J->ks->code[0] == K_GAUSS;
+        /* |x - c| <= rx for every point of the tile: |x - y|^2 <= (rx + |y - c|)^2 bounds a row */
+        const R rx = gauss1 ? SQRT(FN(kk_row_max)(nx, nb)) : (R)0;
         for (int a = 0; a < jlen; a++) {
             const R *t = w->T + (int64_t)a * nb;
-            if (op == OP_SUM && p == 1 && J->ks->n == 1 && J->ks->code[0] == K_GAUSS) {
+            if (gauss1) {
                 /* the common case in one pass: sum_i w_i exp(-g r_i^2) */
-                const R *r2 = FN(row_r2)(gram, t, nx, w->ny[a], w->r2, nb);
-                const R g = (R)J->ks->p[0];
+                const R g = (R)J->ks->p[0], ny = w->ny[a], ry = rx + SQRT(ny);
                 R s = 0;
-                if (-g * FN(kk_row_max)(r2, nb) >= EXP_FAST_LO) {   /* every result normal: the fast exp */
+                if (-g * (ry * ry) >= EXP_FAST_LO) {   /* every result normal: the one-factor exp */
+                    if (gram) {
 #pragma omp simd reduction(+ : s)
-                    for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp_normal)(-g * r2[i]);
+                        for (int i = 0; i < nb; i++) {
+                            R v = nx[i] + ny - (R)2 * t[i];
+                            s += Wt[i] * FN(kexp_normal)(-g * (v > 0 ? v : (R)0));
+                        }
+                    } else {
+#pragma omp simd reduction(+ : s)
+                        for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp_normal)(-g * t[i]);
+                    }
                 } else {
+                    const R *r2 = FN(row_r2)(gram, t, nx, ny, w->r2, nb);
+                    if (-g * FN(kk_row_max)(r2, nb) >= EXP_FAST_LO) {
 #pragma omp simd reduction(+ : s)
-                    for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp)(-g * r2[i]);
+                        for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp_normal)(-g * r2[i]);
+                    } else {
+#pragma omp simd reduction(+ : s)
+                        for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp)(-g * r2[i]);
+                    }
                 }
                 acc[a] += (double)s * J->ks->w[0];
             } else if (op == OP_SUM) {
