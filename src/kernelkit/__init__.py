@@ -28,6 +28,11 @@ _LAZY = {
     "PrivateSimilarityClassifier": "kernelkit.privacy", "PrivacyAccountant": "kernelkit.privacy",
     **{name: "kernelkit.compress" for name in ("kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp",
                                                "standard_thin", "kernel_herding", "mmd", "median_bandwidth")},
+    **{name: "kernelkit.regression" for name in ("KernelRidge", "FalkonRegressor", "FalkonClassifier",
+                                                 "NadarayaWatson", "LocalLinearRegression")},
+    **{name: "kernelkit.features" for name in ("RandomFourierFeatures", "OrthogonalRandomFeatures",
+                                               "StructuredOrthogonalFeatures", "PositiveRandomFeatures",
+                                               "NystroemFeatures", "RandomFeaturesRidge")},
 }
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",

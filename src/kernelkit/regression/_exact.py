@@ -1,0 +1,513 @@
+r"""Exact kernel ridge regression for small n: one n x n kernel matrix, one Cholesky factorisation.
+
+With data :math:`(x_i, y_i)`, weights :math:`w_i \ge 0` and penalty
+:math:`\alpha > 0`, :class:`KernelRidge` returns the function of the
+reproducing kernel Hilbert space :math:`\mathcal H_k` that minimises
+
+.. math::
+
+    \sum_i w_i\,\big(y_i - f(x_i)\big)^2 + \alpha\,\lVert f\rVert_{\mathcal H_k}^2 ,
+
+that is :math:`f = \sum_i c_i\,k(\cdot, x_i)` with
+:math:`(K + \alpha W^{-1})\,c = y`, solved in the symmetric form
+:math:`(W^{1/2} K W^{1/2} + \alpha I)\,c' = W^{1/2} y`,
+:math:`c = W^{1/2} c'` (defined for zero weights too). The kernel matrix is
+built by :func:`kernelkit.engine.kernel_block` (dense, bounded by the memory
+budget) and predictions are kernel sums (:func:`kernelkit.engine.kernel_sum`,
+tiled), so predicting at many points never holds an n x m block.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import scipy.linalg
+from sklearn.base import BaseEstimator, RegressorMixin
+from .._sklearn import EstimatorNotFittedError
+from sklearn.utils.validation import check_array, validate_data
+
+from .._options import get_options
+from .._validation import (InstanceOf, OneOf, Real, check_param, check_params, check_weights,
+                           kernel_bandwidth_error, param_error)
+from ..compress._resolve import median_bandwidth
+from ..engine import kernel_block, kernel_sum
+from ..kernels import KERNEL_NAMES, Kernel, make_kernel, sqdist
+
+__all__ = ["KernelRidge"]
+
+_NotFittedError = EstimatorNotFittedError   # (the name the regression modules use)
+
+
+#: what every regression estimator's 'kernel' accepts (a name is built with the bandwidth: _resolve_kernel)
+_KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES)
+_ALPHA = Real(low=0, low_open=True)
+_CONSTRAINTS = {"cv_mode": OneOf("loo", "gcv"), "bandwidth": Real(low=0, low_open=True) | None}
+#: first relative jitter tried (times mean(diag K)) and the largest one before giving up
+_JITTER_FIRST, _JITTER_LAST = 1e-13, 1e-1
+
+
+# --------------------------------------------------------------------------- helpers shared with _local
+def _weighted_median_bandwidth(X, w, max_points=2000):
+    r"""The median heuristic with sample weights: :math:`\sqrt{\operatorname{median}\|x_i - x_j\|^2}`.
+
+    Each pair i < j of distinct points counts with weight :math:`w_i w_j`, so
+    an integer weight m is the same as repeating the row m times (the median
+    over the pairs of the repeated data, as :func:`kernelkit.median_bandwidth`
+    computes it: zero distances left out, the mean of the two middle values
+    at an even split). Unit weights (or None) give exactly
+    ``median_bandwidth(X)``. Points of zero weight are left out. Above
+    ``max_points`` positive-weight points, a fixed-seed subsample of them is
+    used (with their weights). Data units; 1.0 when all points coincide.
+    """
+    if w is not None:
+        keep = w > 0
+        X, w = X[keep], w[keep]
+        if np.all(w == w[0]):
+            w = None
+    if w is None:
+        return median_bandwidth(X, max_points=max(2, max_points))
+    if X.shape[0] > max_points:
+        idx = np.sort(np.random.default_rng(0).choice(X.shape[0], max_points, replace=False))
+        X, w = X[idx], w[idx]
+    X = X.astype(np.float64)
+    iu = np.triu_indices(X.shape[0], 1)
+    D = sqdist(X, X)[iu]
+    pw = (w[:, None] * w[None, :])[iu]
+    keep = D > 0
+    D, pw = D[keep], pw[keep]
+    if not D.size:
+        return 1.0
+    order = np.argsort(D, kind="stable")
+    D, c = D[order], np.cumsum(pw[order])
+    half = c[-1] / 2
+    i = int(np.searchsorted(c, half, side="left"))  # first cumulative weight >= half
+    med = float(np.mean(D[i:i + 2])) if c[i] == half and i + 1 < D.size else float(D[i])
+    return math.sqrt(med)
+
+
+def _resolve_kernel(kernel, bandwidth, X, w, owner, *, positive=False):
+    """``(kernel_, bandwidth_)``: the Kernel object as given (bandwidth must be None), or the name built
+    with ``bandwidth`` (None: the weighted median heuristic on X)."""
+    k = check_param(kernel.lower() if isinstance(kernel, str) else kernel, "kernel", owner, _KERNEL)
+    if isinstance(k, Kernel):
+        if bandwidth is not None:
+            raise kernel_bandwidth_error(owner, bandwidth)
+        out = k
+    elif k in ("linear", "polynomial"):
+        if positive:
+            raise param_error("kernel", owner, "a positive kernel (a radial kernel name or a positive Kernel "
+                                               "object)", kernel, hint="Local regression weighs points by k.")
+        if bandwidth is not None:
+            raise param_error("bandwidth", owner, f"None for the {k!r} kernel (it has no bandwidth)", bandwidth,
+                              hint=f"Pass other parameters on the object, e.g. kernelkit.{k.title()}(...).")
+        out = make_kernel(k)
+    else:
+        h = check_param(bandwidth, "bandwidth", owner, Real(low=0, low_open=True) | None)
+        out = make_kernel(k, bandwidth=_weighted_median_bandwidth(X, w) if h is None else h)
+    if positive and not out.is_positive:
+        raise param_error("kernel", owner, "a positive kernel (every k(x, y) > 0: radial kernels, their sums "
+                                           "and positive scalings)", out,
+                          hint="Local regression weighs points by k(x, x_i).")
+    return out, getattr(out, "bandwidth", None)
+
+
+def _sample_weight(sample_weight, n, owner):
+    """Non-negative float64 weights of shape (n,) with a positive sum, or None."""
+    if sample_weight is None:
+        return None
+    w = check_weights(sample_weight, n, "sample_weight", owner, nonnegative=True, allow_2d=False)
+    if not w.sum() > 0:
+        raise param_error("sample_weight", owner, "weights with a positive sum (not all zero)", w,
+                          shown=f"sum {w.sum()}")
+    return w
+
+
+def _rows(a):
+    """Number of rows of an array-like, or None if it has no length."""
+    try:
+        return int(a.shape[0]) if hasattr(a, "shape") and len(a.shape) else len(a)
+    except TypeError:
+        return None
+
+
+def _check_finite(a, name, owner):
+    finite = np.isfinite(a)
+    if not finite.all():
+        i = tuple(int(b) for b in np.argwhere(~finite)[0])
+        raise param_error(name, owner, "an array of finite values (no NaN or inf)", a,
+                          shown=f"{a[i]} at index {i}")
+
+
+def _check_fit_data(est, X, y, sample_weight, owner):
+    """``(X, Y, w, squeeze)``: X float32 / float64 (n, d), Y float64 (n, t), w float64 (n,) or None.
+
+    scikit-learn's validation first (sparse, complex, object, empty, 1-D X:
+    its own messages), then kernelkit's: y of the wrong length, NaN or inf,
+    mismatched sample_weight.
+    """
+    nx, ny = _rows(X), _rows(y)
+    if y is not None and nx is not None and ny is not None and nx != ny:
+        raise param_error("y", owner, f"an array with one value (or row of values) per row of X ({nx})", y,
+                          shown=f"{ny} rows")
+    if y is not None:  # scikit-learn checks a finite y itself, with its own message
+        y_arr = np.asarray(y) if not hasattr(y, "toarray") else None
+        if y_arr is not None and y_arr.dtype != object and np.issubdtype(y_arr.dtype, np.number):
+            _check_finite(y_arr, "y", owner)
+    X, y = validate_data(est, X, y, reset=True, dtype=[np.float64, np.float32], multi_output=True,
+                         y_numeric=True, ensure_all_finite=False)
+    _check_finite(X, "X", owner)
+    Y = check_array(y, ensure_2d=False, dtype=np.float64, ensure_all_finite=False, input_name="y")
+    if Y.ndim not in (1, 2):
+        raise param_error("y", owner, "an array of shape (n,) or (n, n_targets)", Y, shown=f"shape {Y.shape}")
+    _check_finite(Y, "y", owner)
+    squeeze = Y.ndim == 1
+    Y = Y.reshape(Y.shape[0], -1)
+    w = _sample_weight(sample_weight, X.shape[0], owner)
+    return X, Y, w, squeeze
+
+
+def _alphas(alpha, owner):
+    """``(alphas, grid)``: a float (grid False) or a 1-D float64 array of candidates > 0 (grid True)."""
+    if np.ndim(alpha) == 0 and not isinstance(alpha, np.ndarray):
+        return check_param(alpha, "alpha", owner, _ALPHA), False
+    accepts = "a float > 0 or a 1-D array of floats > 0 (a grid chosen by leave-one-out)"
+    try:
+        a = np.asarray(alpha)
+    except Exception:  # pragma: no cover - exotic inputs
+        raise param_error("alpha", owner, accepts, alpha, "type") from None
+    if a.dtype == object or a.dtype == bool or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+        raise param_error("alpha", owner, accepts, alpha, "type")
+    if a.ndim == 0:
+        return check_param(a.item(), "alpha", owner, _ALPHA), False
+    if a.ndim != 1 or a.size < 1 or not (np.all(np.isfinite(a)) and np.all(a > 0)):
+        raise param_error("alpha", owner, accepts, alpha)
+    return a.astype(np.float64), True
+
+
+def _too_large(owner, n, budget, X):
+    size = f"{budget / 1e6:.1f} MB" if budget >= 10**5 else f"{budget} bytes"
+    return param_error("X", owner, f"at most {int(math.isqrt(budget // 16))} points under the memory budget of "
+                       f"{size} (the exact solver holds the n x n kernel matrix and its factor, "
+                       "16 n^2 bytes)", X, shown=f"{n} points",
+                       hint="Raise the budget with kernelkit.options(memory=...), or use "
+                            "kernelkit.regression.FalkonRegressor (Nystrom + preconditioned conjugate gradients), "
+                            "which never forms the n x n matrix.")
+
+
+def _cholesky(A, owner):
+    """Lower Cholesky factor of A (overwritten), adding jitter eps * mean(diag A) (eps x10 per try) if needed."""
+    base = A.diagonal().copy()
+    scale = float(np.mean(base)) if base.size else 1.0
+    scale = scale if scale > 0 and math.isfinite(scale) else 1.0
+    try:
+        return scipy.linalg.cho_factor(A, lower=True, overwrite_a=False, check_finite=False), 0.0
+    except np.linalg.LinAlgError:
+        pass
+    eps = _JITTER_FIRST
+    while eps <= _JITTER_LAST * (1 + 1e-9):
+        jitter = eps * scale
+        np.fill_diagonal(A, base + jitter)
+        try:
+            factor = scipy.linalg.cho_factor(A, lower=True, overwrite_a=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            eps *= 10
+            continue
+        warnings.warn(f"{owner}: the regularised kernel matrix was not numerically positive definite; added a "
+                      f"jitter of {jitter:.3g} ({eps:.0e} x mean(diag)) to its diagonal so that it factors. The "
+                      "fit is that of a larger alpha; raise alpha or remove duplicate points.",
+                      scipy.linalg.LinAlgWarning, stacklevel=3)
+        return factor, jitter
+    raise param_error("alpha", owner, "large enough for K + alpha I to be positive definite", "", shown=(
+        f"a matrix that does not factor even with a jitter of {_JITTER_LAST:g} x mean(diag)"),
+        hint="The kernel may not be positive definite (check the Kernel object).")
+
+
+def _loo_scores(K, Y, w, alphas, mode):
+    r"""Leave-one-out (or GCV) errors at every alpha from one eigendecomposition of the weighted K.
+
+    With :math:`K' = W^{1/2} K W^{1/2} = U \operatorname{diag}(s) U^T`, the hat
+    matrix of the transformed problem is
+    :math:`H = U \operatorname{diag}(s / (s + \alpha)) U^T` and the exact
+    leave-one-out residual of a point of positive weight is
+    :math:`e_i = (y_i - \hat y_i) / (1 - H_{ii})`; a point of zero weight is
+    not in the fit, so its leave-one-out residual is :math:`y_i - \hat y_i`.
+    GCV replaces :math:`H_{ii}` by its mean :math:`\operatorname{tr} H / n_+`
+    over the :math:`n_+` points of positive weight. ``K`` (unweighted) is
+    overwritten. Returns ``(cv_values (n, t, n_alphas), scores (n_alphas,))``,
+    the scores being :math:`\sum_i w_i e_i^2 / \sum_i w_i` averaged over targets.
+    """
+    n, t = Y.shape
+    wn = np.ones(n) if w is None else w
+    sw = np.sqrt(wn)
+    zero = wn == 0
+    K0 = K[zero].copy() if zero.any() else None  # rows of the points the fit does not see
+    if w is not None:
+        K *= sw[:, None]
+        K *= sw[None, :]
+    s, U = scipy.linalg.eigh(K, overwrite_a=True, check_finite=False)
+    s = np.maximum(s, 0.0)  # K is positive semi-definite; round-off can make tiny eigenvalues negative
+    Yw = sw[:, None] * Y
+    Q = U.T @ Yw
+    U2 = U * U
+    n_pos = n - int(np.count_nonzero(zero))
+    pos = ~zero
+    values = np.empty((n, t, alphas.size))
+    for j, a in enumerate(alphas):
+        f = s / (s + a)
+        resid = Yw - U @ (f[:, None] * Q)  # W^1/2 (y - yhat)
+        h = U2 @ f if mode == "loo" else np.full(n, f.sum() / n_pos)
+        e = np.empty((n, t))
+        e[pos] = resid[pos] / (sw[pos, None] * (1 - h[pos, None]))
+        if K0 is not None:
+            coef = sw[:, None] * (U @ (Q / (s + a)[:, None]))
+            e[zero] = Y[zero] - K0 @ coef
+        values[:, :, j] = e * e
+    scores = np.einsum("i,itj->j", wn, values) / (wn.sum() * t)
+    return values, scores
+
+
+class KernelRidge(RegressorMixin, BaseEstimator):
+    r"""Exact kernel ridge regression (small n): a Cholesky solve of :math:`(K + \alpha I)\,c = y`.
+
+    The fitted function :math:`f(x) = \sum_i c_i\,k(x, x_i)` minimises
+
+    .. math::
+
+        \sum_i w_i\,\big(y_i - f(x_i)\big)^2 + \alpha\,\lVert f\rVert_{\mathcal H_k}^2 ,
+
+    so :math:`(K + \alpha W^{-1})\,c = y` (:math:`W = \operatorname{diag}(w)`,
+    all ones without ``sample_weight``), solved as
+    :math:`(W^{1/2} K W^{1/2} + \alpha I)\,c' = W^{1/2} y`,
+    :math:`c = W^{1/2} c'`, as scikit-learn does. The kernel matrix is dense
+    (:func:`kernelkit.engine.kernel_block`): memory 16 n^2 bytes, time
+    :math:`O(n^3)`; for large n use :class:`kernelkit.regression.FalkonRegressor`.
+
+    Parameters
+    ----------
+    kernel : str or Kernel, default "gaussian"
+        A kernel name ("gaussian", "laplace", "matern32", "imq", "linear",
+        ...) or a Kernel object (which carries its own bandwidth). The
+        Gaussian is :math:`k(x, y) = \exp(-\lVert x - y\rVert^2 / (2\sigma^2))`,
+        scikit-learn's ``rbf`` with ``gamma = 1 / (2 sigma^2)``.
+    alpha : float or array of floats, default 1.0
+        The penalty :math:`\alpha > 0`, in units of y^2 (times the kernel's
+        units): scikit-learn's ``KernelRidge(alpha=)`` convention, *not*
+        scaled by n. Falkon-style solvers minimise
+        :math:`\frac1n \sum_i (y_i - f(x_i))^2 + \lambda \lVert f\rVert^2`,
+        the same problem with :math:`\alpha = \lambda n`. In the Gaussian
+        process view, alpha is the noise variance (prior
+        :math:`f \sim GP(0, k)`). An array of candidates is a grid: alpha is
+        chosen by efficient leave-one-out (``cv_mode``) from one
+        eigendecomposition of K, then the model is fitted at the chosen value
+        (``alpha_``).
+    bandwidth : float or None, default None
+        For a kernel given by name: its bandwidth in data units (for the
+        Gaussian, sigma). None: the median heuristic on X
+        (:func:`kernelkit.median_bandwidth`, with pairs weighted by
+        :math:`w_i w_j` under ``sample_weight``). Must be None for a Kernel
+        object and for the linear and polynomial kernels.
+    cv_mode : {"loo", "gcv"}, default "loo"
+        How a grid of alphas is scored: ``"loo"``, the exact leave-one-out
+        mean squared error :math:`\sum_i w_i e_i^2 / \sum_i w_i` with
+        :math:`e_i = (y_i - \hat y_i) / (1 - H_{ii})`,
+        :math:`H = K (K + \alpha I)^{-1} = U \operatorname{diag}(s / (s + \alpha)) U^T`;
+        ``"gcv"``, generalised cross-validation (:math:`H_{ii}` replaced by
+        :math:`\operatorname{tr} H / n`). Units of y^2. Ignored for a single alpha.
+        Under ``sample_weight`` a weighted row is left out whole (so, for the
+        choice of alpha only, an integer weight is not the same as repeated rows).
+    memory, threads, backend, progress :
+        Engine options (see :func:`kernelkit.kernel_sum`); None = defaults.
+        ``memory`` also bounds the n x n matrix of ``fit`` (16 n^2 bytes).
+
+    Attributes
+    ----------
+    dual_coef_ : ndarray of shape (n,) or (n, n_targets)
+        The coefficients c of :math:`f = \sum_i c_i k(\cdot, x_i)` (float64).
+    X_fit_ : ndarray of shape (n, d)
+        The training points (float32 or float64, as given).
+    kernel_ : Kernel
+        The kernel used.
+    bandwidth_ : float or None
+        Its bandwidth (data units), None for kernels without one.
+    alpha_ : float
+        The penalty used: ``alpha`` itself, or the one chosen from the grid.
+    jitter_ : float
+        What was added to the diagonal of :math:`K' + \alpha I` so that it
+        factors (0.0 unless a warning said otherwise).
+    alphas_ : ndarray of shape (n_alphas,), only for a grid of alphas
+        The candidates, as given.
+    cv_values_ : ndarray of shape (n, n_alphas) or (n, n_targets, n_alphas), only for a grid
+        Squared leave-one-out (or GCV) residuals :math:`e_i^2` (units of y^2).
+    cv_scores_ : ndarray of shape (n_alphas,), only for a grid
+        The weighted mean of ``cv_values_`` over points (and targets); ``alpha_`` minimises it.
+    n_features_in_ : int
+
+    Notes
+    -----
+    ``predict(X, return_std=True)`` adds the standard deviation of the
+    Gaussian process posterior with noise variance alpha (noise variance
+    :math:`\alpha / w_i` at a weighted point):
+    :math:`\sqrt{k(x, x) - k_x^T (K + \alpha W^{-1})^{-1} k_x}`, the posterior
+    of the latent f (add alpha for a new noisy observation), in the units of
+    :math:`\sqrt{k}` (the prior's scale: unit for radial kernels, whatever y's
+    scale).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelkit.regression import KernelRidge
+    >>> X = np.linspace(0, 1, 20)[:, None]
+    >>> model = KernelRidge(alpha=1e-3, bandwidth=0.2).fit(X, np.sin(4 * X[:, 0]))
+    >>> bool(abs(model.predict([[0.5]])[0] - np.sin(2.0)) < 1e-2)
+    True
+    """
+
+    def __init__(self, kernel="gaussian", alpha=1.0, *, bandwidth=None, cv_mode="loo", memory=None, threads=None,
+                 backend=None, progress=None):
+        self.kernel = kernel
+        self.alpha = alpha
+        self.bandwidth = bandwidth
+        self.cv_mode = cv_mode
+        self.memory = memory
+        self.threads = threads
+        self.backend = backend
+        self.progress = progress
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _engine_opts(self):
+        return dict(memory=self.memory, threads=self.threads, backend=self.backend, progress=self.progress)
+
+    def fit(self, X, y, sample_weight=None):
+        """Solve for the dual coefficients (choosing alpha first when it is a grid).
+
+        Parameters
+        ----------
+        X : array of shape (n, d)
+            Training points (data units); float32 is kept, other types become float64.
+        y : array of shape (n,) or (n, n_targets)
+            Targets (any units); several targets share one factorisation.
+        sample_weight : array of shape (n,), optional
+            Non-negative weights with a positive sum (unitless): the loss is
+            :math:`\\sum_i w_i (y_i - f(x_i))^2`. An integer weight is the same
+            as repeating the row.
+
+        Returns
+        -------
+        self : KernelRidge
+        """
+        owner = "KernelRidge"
+        alphas, grid = _alphas(self.alpha, owner)
+        params = check_params(vars(self), _CONSTRAINTS, owner)
+        check_param(self.kernel.lower() if isinstance(self.kernel, str) else self.kernel, "kernel", owner, _KERNEL)
+        X, Y, w, squeeze = _check_fit_data(self, X, y, sample_weight, "KernelRidge.fit")
+        n = X.shape[0]
+        budget = get_options(memory=self.memory).memory
+        if 16 * n * n > budget:
+            raise _too_large("KernelRidge.fit", n, budget, X)
+        kernel, bw = _resolve_kernel(self.kernel, params["bandwidth"], X, w, owner)
+        sw = None if w is None else np.sqrt(w)
+
+        def block():
+            return np.asarray(kernel_block(kernel, X, memory=budget), dtype=np.float64)
+
+        if grid:
+            values, scores = _loo_scores(block(), Y, w, alphas, params["cv_mode"])
+            self.alphas_ = alphas
+            self.cv_values_ = values[:, 0, :] if squeeze else values
+            self.cv_scores_ = scores
+            alpha = float(alphas[int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))])
+        else:
+            alpha = alphas
+        A = block()
+        if sw is not None:
+            A *= sw[:, None]
+            A *= sw[None, :]
+        A.flat[::n + 1] += alpha
+        factor, jitter = _cholesky(A, owner)
+        rhs = Y if sw is None else sw[:, None] * Y
+        coef = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+        if sw is not None:
+            coef *= sw[:, None]
+        self.kernel_ = kernel
+        self.bandwidth_ = bw
+        self.alpha_ = alpha
+        self.jitter_ = float(jitter)
+        self.X_fit_ = X
+        self.dual_coef_ = coef[:, 0] if squeeze else coef
+        self._factor = factor
+        self._sw = sw
+        return self
+
+    def _check_fitted(self, what):
+        if not hasattr(self, "dual_coef_"):
+            raise _NotFittedError(f"This KernelRidge instance is not fitted yet. Call 'fit' before '{what}'.")
+
+    def predict(self, X, return_std=False):
+        r"""Predictions :math:`f(x) = \sum_i c_i k(x, x_i)` (an engine kernel sum, tiled).
+
+        Parameters
+        ----------
+        X : array of shape (m, d)
+            Query points (data units).
+        return_std : bool, default False
+            Also return the Gaussian-process posterior standard deviation
+            :math:`\sqrt{k(x, x) - k_x^T (K + \alpha W^{-1})^{-1} k_x}` of the
+            latent f at each query (noise variance alpha; see the class Notes),
+            computed in tiles of queries within the memory budget.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (m,) or (m, n_targets)
+            float32 when the training and query points are both float32, else float64.
+        y_std : ndarray of shape (m,), only with return_std=True
+            The same for every target (units of sqrt(k)).
+        """
+        self._check_fitted("predict")
+        return_std = check_param(return_std, "return_std", "KernelRidge.predict", OneOf(False, True))
+        Xq = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite=False)
+        _check_finite(Xq, "X", "KernelRidge.predict")
+        pred = kernel_sum(self.kernel_, self.X_fit_, Xq, self.dual_coef_, **self._engine_opts())
+        if not return_std:
+            return pred
+        return pred, self._std(Xq).astype(pred.dtype, copy=False)
+
+    def _std(self, Xq):
+        n, m = self.X_fit_.shape[0], Xq.shape[0]
+        budget = get_options(memory=self.memory).memory
+        rows = max(1, min(m, budget // max(1, 32 * n)))
+        L = np.tril(self._factor[0])
+        var = np.empty(m)
+        for start in range(0, m, rows):
+            Q = Xq[start:start + rows]
+            Kx = np.asarray(kernel_block(self.kernel_, self.X_fit_, Q, memory=budget), dtype=np.float64)
+            if self._sw is not None:
+                Kx *= self._sw[:, None]
+            V = scipy.linalg.solve_triangular(L, Kx, lower=True, check_finite=False)
+            diag = np.asarray(self.kernel_.diag(Q), dtype=np.float64)
+            var[start:start + rows] = diag - np.einsum("ij,ij->j", V, V)
+        return np.sqrt(np.maximum(var, 0.0))
+
+    def score(self, X, y, sample_weight=None):
+        r"""Coefficient of determination :math:`R^2 = 1 - \sum w (y - \hat y)^2 / \sum w (y - \bar y)^2`.
+
+        Parameters
+        ----------
+        X : array of shape (m, d)
+            Test points.
+        y : array of shape (m,) or (m, n_targets)
+            True targets (averaged uniformly over targets).
+        sample_weight : array of shape (m,), optional
+            Weights of the test points.
+
+        Returns
+        -------
+        score : float
+            At most 1 (unitless); 0 for the constant prediction of the mean.
+        """
+        return super().score(X, y, sample_weight=sample_weight)

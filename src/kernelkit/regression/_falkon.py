@@ -1,0 +1,760 @@
+r"""Falkon: Nystrom kernel ridge regression and logistic regression by preconditioned conjugate gradients.
+
+Rudi, Carratino & Rosasco, "FALKON: An optimal large scale kernel method"
+(NeurIPS 2017); Meanti, Carratino, Rosasco & Rudi, "Kernel methods through the
+roof" (NeurIPS 2020), whose LogisticFalkon is the classifier here.
+
+The model is :math:`f(x) = \sum_{j=1}^M \alpha_j\, k(x, c_j)` with M
+Nystrom centres :math:`c_j`. Its whole cost is the product
+:math:`v \mapsto K_{nM}^\top W K_{nM} v`, which is two engine kernel sums
+over prepared operands (:func:`kernelkit.engine.prepare_sum`) per conjugate
+gradient iteration: the n x M matrix is never formed. (At n = 20,000, M = 1,000,
+d = 20 the two fused kernel sums take about as long as the two products with a
+precomputed dense :math:`K_{nM}`, which itself costs 50 such iterations to
+build, so there is no dense path.) Only M x M matrices are held: K_MM and
+the two triangular factors of the preconditioner, 3 M^2 float64 values.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import scipy.linalg
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from .._sklearn import EstimatorNotFittedError
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
+
+from .._options import get_options
+from .._random import generator
+from .._validation import (InstanceOf, Integral, OneOf, Real, check_param, check_params, check_points,
+                           check_weights, param_error)
+from ..engine import kernel_sum, prepare_sum
+from ..engine._tiling import progress_bar
+from ..kernels import KERNEL_NAMES, Kernel
+from ._centers import CENTER_METHODS, select_centers
+
+__all__ = ["FalkonRegressor", "FalkonClassifier", "FalkonIteration"]
+
+_COMMON = {
+    "penalty": Real(low=0, low_open=True),
+    "n_centers": Integral(low=1) | OneOf("auto"),
+    "max_iter": Integral(low=1),
+    "tol": Real(low=0),
+    "dtype": OneOf("float32", "float64") | None,
+    "progress": OneOf(True, False) | None,
+}
+_KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES)
+
+#: relative jitter of the preconditioner's Cholesky factor T = chol(K_MM + eps M mean(diag K_MM) I)
+_EPS = {np.float64: 1e-12, np.float32: 1e-7}
+
+
+def auto_n_centers(n):
+    """The ``n_centers="auto"`` rule: ``min(n, max(100, ceil(10 sqrt(n))), 10000)`` (n = 2e5: 4,473)."""
+    return int(min(n, max(100, math.ceil(10 * math.sqrt(n))), 10000))
+
+
+class FalkonIteration:
+    """What the ``callback`` of a Falkon estimator receives after each iteration.
+
+    The parameters are also its attributes (``predict`` as the method).
+
+    Parameters
+    ----------
+    iteration : int
+        1-based: the conjugate-gradient iteration (regressor) or the Newton
+        step (classifier).
+    coef : ndarray of shape (M,) or (M, p)
+        The current coefficients :math:`\\alpha` on the centres (float64, a copy).
+    relative_residual : float
+        :math:`\\max_j \\|r_j\\| / \\|b_j\\|` over the targets j of the
+        preconditioned system (classifier: of the last Newton step's solve).
+    elapsed : float
+        Seconds since ``fit`` started.
+    predict : callable
+        ``predict(X)``: predictions of the current model (see :meth:`predict`).
+    """
+
+    __slots__ = ("iteration", "coef", "relative_residual", "elapsed", "_predict")
+
+    def __init__(self, iteration, coef, relative_residual, elapsed, predict):
+        self.iteration, self.coef, self.relative_residual = iteration, coef, relative_residual
+        self.elapsed, self._predict = elapsed, predict
+
+    def predict(self, X):
+        """Predictions of the current model at X (classifier: decision values)."""
+        return self._predict(X)
+
+    def __repr__(self):
+        return f"FalkonIteration(iteration={self.iteration}, relative_residual={self.relative_residual:.3g})"
+
+
+NotFittedError = EstimatorNotFittedError   # kernelkit's and scikit-learn's at once
+
+
+# --------------------------------------------------------------------------- the solver
+def _tri(R, B, trans=False):
+    """R^-1 B (trans: R^-T B) for an upper-triangular R."""
+    return scipy.linalg.solve_triangular(R, B, lower=False, trans="T" if trans else "N", check_finite=False)
+
+
+class _FalkonSystem:
+    r"""The Falkon normal equations for one set of centres, solved by preconditioned CG.
+
+    Solves, for every column j of the targets,
+
+    .. math::
+
+        \big(K_{nM}^\top W_j K_{nM} + \mu K_{MM}\big)\,\alpha_j = K_{nM}^\top R_j
+
+    (W_j = diag of the weights of column j; regression: W = sample weights,
+    R = W y, mu = lambda * sum(w); a Newton step of the logistic loss: W =
+    the loss's second derivative, R = W f - (its first derivative), mu = lambda * n).
+
+    Preconditioner (Rudi et al. 2017, sec. 3 and their Algorithm 1, with the
+    weights of LogisticFalkon). With s = sum_i w_i (mean over columns),
+    the Nystrom approximation of the data term by the centres' own rows is
+
+        K_nM^T W K_nM  ~  (n / M) K_MM D_M K_MM,     D_M = weights at the centres
+                                                  (s/n everywhere when the centres are not rows of X)
+
+    With T upper, T^T T = K_MM + eps I, and A upper with
+
+        A^T A = (n / (s M)) T D_M T^T + (mu / s) I,
+
+    B = T^-1 A^-1 satisfies B B^T = T^-1 (A^T A)^-1 T^-T = (T^T (A^T A) T)^-1
+                                  = s ((n / M) K_MM D_M K_MM + mu K_MM)^-1   (up to eps),
+
+    so B B^T is s times the inverse of the approximated system matrix and
+    B^T H B ~ s I. Writing alpha = B beta, the system H alpha = K_nM^T R
+    becomes the symmetric positive definite
+
+        (1/s) B^T H B beta = (1/s) B^T K_nM^T R,           alpha = B beta,
+
+    solved by CG on beta. For unit weights s = n, mu = lambda n and A^T A =
+    T T^T / M + lambda I, which is Falkon's: the operator is
+    A^-T [T^-T (K_nM^T K_nM / n + lambda K_MM) T^-1] A^-1, as in the paper's
+    ``BHB(u) = A'\(T'\(KnM_times_vector(T\(A\u))/n) + lambda*(A\u))``,
+    except that the penalty term uses the exact K_MM (the paper's code uses
+    T^T T = K_MM + eps I there): eps then changes only the conditioning, not
+    the solution, and with M = n the solution is exact kernel ridge regression.
+    """
+
+    def __init__(self, kernel, X, C, indices, opts, dtype):
+        self.n, self.M = X.shape[0], C.shape[0]
+        self.indices = indices
+        # K_nM v = sum over centres (sources C) for every data point (queries X); K_nM^T u: sources X, queries C
+        self.K_nM = prepare_sum(kernel, C, X, memory=opts.memory, threads=opts.threads, backend=opts.backend,
+                                progress=False)
+        self.K_Mn = prepare_sum(kernel, X, C, memory=opts.memory, threads=opts.threads, backend=opts.backend,
+                                progress=False)
+        C64 = C.astype(np.float64)
+        self.K_MM = np.asarray(kernel(C64, C64), dtype=np.float64)
+        self.K_MM = (self.K_MM + self.K_MM.T) / 2
+        self.T = self._chol_T(_EPS[dtype])
+        self.A = None
+
+    def _chol_T(self, eps):
+        M = self.M
+        scale = max(float(np.mean(np.diag(self.K_MM))), np.finfo(float).tiny)
+        jitter = eps * M * scale
+        for _ in range(8):
+            try:
+                return scipy.linalg.cholesky(self.K_MM + jitter * np.eye(M), lower=False, check_finite=False)
+            except np.linalg.LinAlgError:
+                jitter *= 10
+        raise param_error("kernel", None, "a positive definite kernel on the centres", None,
+                          shown="a kernel matrix K_MM that stays indefinite after a jitter of "
+                                f"{jitter:.3g} on its diagonal")
+
+    def set_weights(self, W, mu):
+        """Build A for weights W (n, p) or None (unit) and penalty mu."""
+        n, M = self.n, self.M
+        wbar = np.ones(n) if W is None else W.mean(axis=1)
+        self.s = s = max(float(wbar.sum()), np.finfo(float).tiny)
+        self.mu = mu
+        self.W = W
+        D = wbar[self.indices] if self.indices is not None else np.full(M, s / n)
+        G = (n / (s * M)) * (self.T * D[None, :]) @ self.T.T
+        G[np.diag_indices(M)] += mu / s
+        self.A = scipy.linalg.cholesky((G + G.T) / 2, lower=False, check_finite=False)
+
+    def B(self, beta):
+        return _tri(self.T, _tri(self.A, beta))
+
+    def Binv(self, alpha):
+        return self.A @ (self.T @ alpha)
+
+    def _Bt(self, x):
+        return _tri(self.A, _tri(self.T, x, trans=True), trans=True)
+
+    def op(self, beta):
+        a = self.B(beta)
+        u = np.asarray(self.K_nM(a), dtype=np.float64)
+        if self.W is not None:
+            u *= self.W
+        g = np.asarray(self.K_Mn(u), dtype=np.float64) + self.mu * (self.K_MM @ a)
+        return self._Bt(g) / self.s
+
+    def rhs(self, R):
+        return self._Bt(np.asarray(self.K_Mn(R), dtype=np.float64)) / self.s
+
+    def solve(self, R, max_iter, tol, beta0=None, callback=None, bar=None):
+        """CG on every column at once (each with its own step sizes). Returns (beta, relative residuals)."""
+        b = self.rhs(R)
+        bnorm = np.linalg.norm(b, axis=0)
+        bnorm[bnorm == 0] = 1.0
+        if beta0 is None:
+            beta = np.zeros_like(b)
+            r = b.copy()
+        else:
+            beta = beta0.copy()
+            r = b - self.op(beta)
+        p = r.copy()
+        rs = np.einsum("ij,ij->j", r, r)
+        history = []
+        if not np.sqrt(rs).max() / 1 > 0:  # b = 0 and beta0 = 0: alpha = 0
+            return beta, [0.0]
+        for it in range(1, max_iter + 1):
+            Ap = self.op(p)
+            pAp = np.einsum("ij,ij->j", p, Ap)
+            ok = (rs > 0) & (pAp > 0)
+            step = np.where(ok, rs / np.where(ok, pAp, 1.0), 0.0)
+            beta += step * p
+            r -= step * Ap
+            rs_new = np.einsum("ij,ij->j", r, r)
+            rel = float(np.max(np.sqrt(rs_new) / bnorm))
+            history.append(rel)
+            if bar is not None:
+                bar.update(1)
+            stop = rel <= tol
+            if callback is not None and callback(it, beta, rel):
+                stop = True
+            if stop:
+                break
+            p = r + np.where(rs > 0, rs_new / np.where(rs > 0, rs, 1.0), 0.0) * p
+            rs = rs_new
+        return beta, history
+
+
+# --------------------------------------------------------------------------- shared estimator code
+class _FalkonBase(BaseEstimator):
+    _owner = "Falkon"
+
+    def _resolve(self, X):
+        """(kernel_, bandwidth_) by the library's rule: a Kernel carries its bandwidth, a name gets the median."""
+        from ..compress._resolve import median_bandwidth
+        from ..kernels import make_kernel
+        from .._validation import kernel_bandwidth_error
+        owner = self._owner
+        kernel = check_param(self.kernel.lower() if isinstance(self.kernel, str) else self.kernel, "kernel", owner,
+                             _KERNEL)
+        if isinstance(kernel, Kernel):
+            if self.bandwidth is not None:
+                raise kernel_bandwidth_error(owner, self.bandwidth)
+            return kernel, getattr(kernel, "bandwidth", None)
+        if kernel in ("linear", "polynomial"):
+            if self.bandwidth is not None:
+                raise param_error("bandwidth", owner, f"None for the {kernel!r} kernel (it has no bandwidth)",
+                                  self.bandwidth)
+            return make_kernel(kernel), None
+        bw = check_param(self.bandwidth, "bandwidth", owner, Real(low=0, low_open=True) | None)
+        if bw is None:
+            bw = median_bandwidth(X)
+        return make_kernel(kernel, bandwidth=bw), float(bw)
+
+    def _check_common(self, X):
+        owner = self._owner
+        params = check_params({k: getattr(self, k) for k in _COMMON}, _COMMON, owner)
+        if self.callback is not None and not callable(self.callback):
+            raise param_error("callback", owner, "None or a callable taking a FalkonIteration", self.callback,
+                              kind="type")
+        if isinstance(self.dtype, type) or isinstance(self.dtype, np.dtype):
+            dt = np.dtype(self.dtype).name
+            params["dtype"] = check_param(dt, "dtype", owner, OneOf("float32", "float64"))
+        return params
+
+    def _prepare(self, X, sample_weight, params):
+        """Validated X (working dtype), weights, kernel, centres and the system; sets the fitted attributes."""
+        owner = self._owner
+        n = X.shape[0]
+        dtype = np.dtype(params["dtype"]).type if params["dtype"] else (
+            np.float32 if X.dtype == np.float32 else np.float64)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        w = None
+        if sample_weight is not None:
+            w = check_weights(sample_weight, n, "sample_weight", owner + ".fit", nonnegative=True, allow_2d=False)
+            if not w.sum() > 0:
+                raise param_error("sample_weight", owner + ".fit", "weights with a positive sum (not all zero)",
+                                  sample_weight, shown=f"sum {w.sum()}")
+        kernel, bw = self._resolve(X)
+        M = params["n_centers"]
+        M_given = M
+        if M == "auto":
+            M = auto_n_centers(n)
+        centers = self.centers
+        if isinstance(centers, str):
+            centers = check_param(centers.lower(), "centers", owner, OneOf(*CENTER_METHODS))
+            if M > n:
+                raise param_error("n_centers", owner, f"an int in [1, n_samples = {n}] or 'auto'", M_given,
+                                  hint="Use fewer centres, or pass the centres themselves as an array.")
+        else:
+            M = None if M_given == "auto" else M
+        rng = generator(self.random_state, owner)
+        C, idx = select_centers(X, M, method=centers, kernel=kernel, penalty=params["penalty"], random_state=rng,
+                                owner=owner)
+        C = np.ascontiguousarray(C, dtype=dtype)
+        kernel._check_features(X.shape[1], owner)
+        opts = get_options(memory=self.memory, threads=self.threads, backend=self.backend, progress=self.progress)
+        system = _FalkonSystem(kernel, X, C, idx, opts, dtype)
+        self.kernel_, self.bandwidth_ = kernel, bw
+        self.centers_, self.center_indices_ = C, idx
+        self.n_centers_ = C.shape[0]
+        self.dtype_ = np.dtype(dtype)
+        return X, w, system, opts
+
+    def _decision(self, X):
+        if not hasattr(self, "coef_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' first.")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = check_points(X, "X", f"{self._owner}.predict").astype(self.dtype_, copy=False)
+        return np.asarray(kernel_sum(self.kernel_, self.centers_, X, self.coef_, memory=self.memory,
+                                     threads=self.threads, backend=self.backend), dtype=np.float64)
+
+    def _callback_fn(self, system, t0, predict_with, shape):
+        if self.callback is None:
+            return None
+
+        def cb(it, beta, rel):
+            alpha = system.B(beta).reshape(shape)
+            return bool(self.callback(FalkonIteration(it, alpha.copy(), rel, time.perf_counter() - t0,
+                                                      lambda Z: predict_with(Z, alpha))))
+        return cb
+
+    def _predict_with(self, Z, alpha):
+        Z = check_points(Z, "X", f"{self._owner} callback").astype(self.dtype_, copy=False)
+        return np.asarray(kernel_sum(self.kernel_, self.centers_, Z, alpha), dtype=np.float64)
+
+
+def _check_y_finite(y, owner):
+    if y is None:
+        return
+    ya = np.asarray(y)
+    if ya.dtype.kind in "fc" and not np.isfinite(ya).all():
+        bad = np.argwhere(~np.isfinite(ya))[0]
+        raise param_error("y", owner, "an array of finite values", y,
+                          shown=f"{ya[tuple(bad)]} at index {tuple(int(b) for b in bad)}")
+
+
+_DOC_PARAMS = r"""
+    kernel : str or Kernel, default "gaussian"
+        A kernel name ("gaussian", "laplace", "matern32", ...) or any
+        kernelkit Kernel object (which carries its bandwidth; ``bandwidth``
+        must then stay None).
+    penalty : float > 0
+        :math:`\lambda`, in Falkon's scaling (see the objective above): the
+        data term is an average over the n points, so :math:`\lambda`
+        corresponds to scikit-learn's ``alpha = lambda * n``
+        (:class:`sklearn.kernel_ridge.KernelRidge` minimises
+        :math:`\|K\alpha - y\|^2 + \mathrm{alpha}\,\alpha^\top K \alpha`).
+        Units: those of the kernel matrix's eigenvalues divided by n
+        (the kernel is unitless).
+    n_centers : int or "auto", default "auto"
+        M, the number of Nystrom centres, in [1, n] for the sampled
+        methods. "auto": ``min(n, max(100, ceil(10 sqrt(n))), 10000)``.
+        Ignored for an array ``centers`` (it must then be "auto" or equal
+        its number of rows).
+    bandwidth : float > 0 or None
+        For a kernel name: the bandwidth (data units; for the Gaussian
+        :math:`\exp(-\|x-y\|^2 / (2\sigma^2))` it is :math:`\sigma`); None:
+        the median heuristic on X (:func:`kernelkit.median_bandwidth`),
+        computed in ``fit``.
+    centers : {"uniform", "leverage", "kmeans"} or array of shape (M, d), default "uniform"
+        How the centres are chosen (:func:`kernelkit.regression.select_centers`):
+        uniformly without replacement, by approximate ridge leverage scores
+        (at ``penalty``), k-means centres, or given.
+    callback : callable or None
+        Called as ``callback(state)`` with a :class:`FalkonIteration` after
+        every iteration (``state.iteration``, ``state.coef``,
+        ``state.relative_residual``, ``state.elapsed``, ``state.predict(X)``:
+        for a validation error). Returning True stops the solver.
+    random_state : None, int, SeedSequence or Generator
+        Seeds the choice of centres (resolved in ``fit``).
+    dtype : {"float32", "float64"} or None
+        Precision of the kernel sums (and of the stored centres). None: that
+        of X (float32 X stays float32). The conjugate-gradient vectors, the
+        M x M factorisations and the solution are always float64: float32
+        only halves the cost of the kernel sums, and the relative residual
+        then levels off near 1e-5 (the accuracy of float32 sums).
+    memory, threads, backend, progress :
+        Engine options for the kernel sums (see :func:`kernelkit.kernel_sum`;
+        None: the current :func:`kernelkit.options`). ``progress``: a tqdm bar
+        over the iterations, drawn when the fit lasts more than a second."""
+
+
+class FalkonRegressor(RegressorMixin, _FalkonBase):
+    r"""Nystrom kernel ridge regression solved by Falkon's preconditioned conjugate gradients.
+
+    Minimises, over :math:`f(x) = \sum_{j=1}^M \alpha_j k(x, c_j)`,
+
+    .. math::
+
+        \frac{1}{\sum_i w_i} \sum_{i=1}^n w_i\,\big(f(x_i) - y_i\big)^2
+        + \lambda\, \alpha^\top K_{MM}\, \alpha ,
+
+    with unit weights :math:`\frac1n \|K_{nM}\alpha - y\|^2 + \lambda \alpha^\top K_{MM}\alpha`,
+    Falkon's objective. **Penalty scaling**: :math:`\lambda` multiplies an
+    *average* loss, so it is :math:`n` times smaller than the ``alpha`` of
+    scikit-learn's KernelRidge / Ridge for the same model
+    (``alpha = penalty * n``); with M = n centres the solution is exact
+    kernel ridge regression, :math:`(K + \lambda n I)\,\alpha = y`. No
+    intercept is fitted (centre y first if its mean matters to you).
+
+    The normal equations :math:`(K_{nM}^\top W K_{nM} + \lambda (\textstyle\sum w) K_{MM})\alpha
+    = K_{nM}^\top W y` are solved by conjugate gradients preconditioned with
+    :math:`B = T^{-1}A^{-1}`, :math:`T = \mathrm{chol}(K_{MM} + \epsilon I)`,
+    :math:`A = \mathrm{chol}(T T^\top / M + \lambda I)` (upper factors; the
+    derivation is in the source). Each iteration costs two engine kernel sums
+    of n x M kernel values (:func:`kernelkit.engine.prepare_sum`, X and the
+    centres prepared once) and a few M x M triangular solves; the n x M matrix
+    is never formed. Several targets are solved together.
+
+    Parameters
+    ----------
+    %(params)s
+    max_iter : int, default 20
+        Maximum number of conjugate-gradient iterations (Falkon's default is
+        20; the preconditioned system usually needs 10 to 30).
+    tol : float >= 0, default 1e-6
+        Stop when the relative residual :math:`\max_j \|r_j\| / \|b_j\|` of
+        the preconditioned system falls to ``tol``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (M,) or (M, p)
+        :math:`\alpha`, the coefficients on the centres (float64).
+    centers_ : ndarray of shape (M, d)
+        The centres :math:`c_j` (in ``dtype_``).
+    center_indices_ : ndarray of shape (M,) or None
+        Rows of X that are the centres (None for k-means or given centres).
+    n_centers_ : int
+    kernel_ : Kernel
+        The kernel used (for a name: at ``bandwidth_``).
+    bandwidth_ : float or None
+    dtype_ : numpy dtype
+        Precision of the kernel sums.
+    n_iter_ : int
+        CG iterations run.
+    residuals_ : ndarray of shape (n_iter_,)
+        Relative residual after each iteration.
+    n_features_in_ : int
+    penalty_scaled_ : float
+        :math:`\lambda \sum_i w_i`, the ridge on :math:`K_{MM}` in the normal equations.
+
+    Notes
+    -----
+    ``predict(X, return_std=True)`` also returns the posterior standard
+    deviation of the subset-of-regressors (SoR) Gaussian-process
+    approximation with noise variance :math:`\lambda n`,
+    :math:`\sigma^2(x) = \lambda n\, k_{xM} (K_{nM}^\top K_{nM} + \lambda n K_{MM})^{-1} k_{Mx}`
+    (in units of the kernel; it is the variance of the SoR model, which
+    underestimates the exact GP's far from the centres). It forms
+    :math:`K_{nM}^\top K_{nM}` once (n M^2 flops, by blocks within the memory
+    budget) on the first call.
+
+    ``sample_weight`` in ``fit`` weights the squared errors as written above
+    (an integer weight is the same as repeating the point, up to the choice
+    of centres).
+    """
+
+    _owner = "FalkonRegressor"
+
+    def __init__(self, kernel="gaussian", penalty=1e-6, n_centers="auto", *, bandwidth=None, centers="uniform",
+                 max_iter=20, tol=1e-6, callback=None, random_state=None, dtype=None, memory=None, threads=None,
+                 backend=None, progress=None):
+        self.kernel = kernel
+        self.penalty = penalty
+        self.n_centers = n_centers
+        self.bandwidth = bandwidth
+        self.centers = centers
+        self.max_iter = max_iter
+        self.tol = tol
+        self.callback = callback
+        self.random_state = random_state
+        self.dtype = dtype
+        self.memory = memory
+        self.threads = threads
+        self.backend = backend
+        self.progress = progress
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the Nystrom model.
+
+        Parameters
+        ----------
+        X : array of shape (n, d)
+            Training points (data units).
+        y : array of shape (n,) or (n, p)
+            Targets (finite).
+        sample_weight : array of shape (n,), optional
+            Non-negative weights of the squared errors, positive sum.
+
+        Returns
+        -------
+        self
+        """
+        t0 = time.perf_counter()
+        owner = self._owner
+        params = self._check_common(X)
+        _check_y_finite(y, owner + ".fit")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True, multi_output=True,
+                             reset=True)
+        X = check_points(X, "X", owner + ".fit")
+        y = np.asarray(y, dtype=np.float64)
+        squeeze = y.ndim == 1
+        Y = y.reshape(len(y), -1)
+        X, w, system, opts = self._prepare(X, sample_weight, params)
+        mu = params["penalty"] * (X.shape[0] if w is None else float(w.sum()))
+        system.set_weights(None if w is None else w[:, None], mu)
+        R = Y if w is None else Y * w[:, None]
+        shape = (system.M,) if squeeze else (system.M, Y.shape[1])
+        cb = self._callback_fn(system, t0, self._predict_with, shape)
+        with progress_bar(params["max_iter"], bool(opts.progress), f"{owner} CG") as bar:
+            beta, hist = system.solve(R, params["max_iter"], params["tol"], callback=cb, bar=bar)
+        self.coef_ = system.B(beta).reshape(shape)
+        self.n_iter_ = len(hist)
+        self.residuals_ = np.asarray(hist)
+        self.penalty_scaled_ = mu
+        self._system_for_std = (system.K_MM, mu)
+        self._sor = None
+        self._X_fit = X  # for the SoR variance (a reference, not a copy)
+        return self
+
+    def predict(self, X, return_std=False):
+        """Predictions :math:`f(x) = \\sum_j \\alpha_j k(x, c_j)` (one kernel sum).
+
+        Parameters
+        ----------
+        X : array of shape (m, d)
+        return_std : bool, default False
+            Also return the subset-of-regressors posterior standard deviation
+            (see Notes of the class).
+
+        Returns
+        -------
+        y : ndarray of shape (m,) or (m, p)
+        std : ndarray of shape (m,), only with return_std
+        """
+        f = self._decision(X)
+        if not return_std:
+            return f
+        Xv = check_points(validate_data(self, X, dtype=[np.float64, np.float32], reset=False), "X",
+                          "FalkonRegressor.predict")
+        L = self._sor_factor()
+        K_xM = np.asarray(self.kernel_(Xv.astype(np.float64), self.centers_.astype(np.float64)), np.float64)
+        Z = scipy.linalg.solve_triangular(L, K_xM.T, lower=True, check_finite=False)
+        mu = self.penalty_scaled_
+        var = mu * np.einsum("ij,ij->j", Z, Z)
+        return f, np.sqrt(np.maximum(var, 0.0))
+
+    def _sor_factor(self):
+        """Cholesky factor (lower) of K_nM^T K_nM + mu K_MM, formed once by row blocks within the memory budget."""
+        if self._sor is None:
+            K_MM, mu = self._system_for_std
+            X, C = self._X_fit, self.centers_.astype(np.float64)
+            M = C.shape[0]
+            H = mu * K_MM
+            budget = get_options(memory=self.memory).memory
+            block = int(max(1, min(X.shape[0], budget // max(1, 16 * M))))
+            for a in range(0, X.shape[0], block):
+                Kb = np.asarray(self.kernel_(X[a:a + block].astype(np.float64), C), np.float64)
+                H += Kb.T @ Kb
+            H[np.diag_indices(M)] += 1e-12 * M * float(np.mean(np.diag(H)))
+            self._sor = scipy.linalg.cholesky((H + H.T) / 2, lower=True, check_finite=False)
+        return self._sor
+
+
+FalkonRegressor.__doc__ = FalkonRegressor.__doc__.replace("%(params)s", _DOC_PARAMS.strip("\n").lstrip())
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+class FalkonClassifier(ClassifierMixin, _FalkonBase):
+    r"""Kernel logistic regression on Nystrom centres (LogisticFalkon, Meanti et al. 2020).
+
+    Minimises, over :math:`f(x) = \sum_j \alpha_j k(x, c_j)` and for labels
+    :math:`y_i \in \{-1, +1\}`,
+
+    .. math::
+
+        \frac{1}{\sum_i w_i} \sum_{i=1}^n w_i \log\big(1 + e^{-y_i f(x_i)}\big)
+        + \frac{\lambda}{2}\, \alpha^\top K_{MM}\, \alpha
+
+    by Newton's method: each step solves the weighted system
+    :math:`(K_{nM}^\top D K_{nM} + \lambda (\textstyle\sum w) K_{MM})\,\alpha_{new}
+    = K_{nM}^\top (D f - \ell')` (D: the loss's second derivatives
+    :math:`w_i p_i (1-p_i)`, :math:`\ell'`: its first derivatives) with the
+    regressor's preconditioned conjugate gradients, the preconditioner
+    rebuilt from D at the centres (as LogisticFalkon does). As in
+    LogisticFalkon, the penalty follows a decreasing path: the first Newton
+    steps use ``max(penalty, 1e-3) / 10^t`` until it reaches ``penalty``,
+    then up to ``newton_iter`` steps in all at ``penalty``. More than two
+    classes: one-vs-rest (one column per class, solved together), with
+    ``predict_proba`` the normalised one-vs-rest sigmoids. Penalty scaling
+    as :class:`FalkonRegressor` (:math:`\lambda` multiplies an average loss).
+
+    Parameters
+    ----------
+    %(params)s
+    max_iter : int, default 20
+        Maximum CG iterations per Newton step.
+    tol : float >= 0, default 1e-6
+        Relative residual at which each Newton step's CG stops.
+    newton_iter : int, default 12
+        Maximum number of Newton steps (including the penalty path's). It
+        stops earlier when the objective changes by less than 1e-9 relative.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (M,) (two classes) or (M, n_classes)
+    centers_, center_indices_, n_centers_, kernel_, bandwidth_, dtype_, n_features_in_ :
+        As in :class:`FalkonRegressor`.
+    n_iter_ : int
+        Newton steps run.
+    objective_ : ndarray of shape (n_iter_,)
+        The objective after each Newton step (summed over the one-vs-rest columns).
+    """
+
+    _owner = "FalkonClassifier"
+
+    def __init__(self, kernel="gaussian", penalty=1e-6, n_centers="auto", *, bandwidth=None, centers="uniform",
+                 max_iter=20, tol=1e-6, newton_iter=12, callback=None, random_state=None, dtype=None, memory=None,
+                 threads=None, backend=None, progress=None):
+        self.kernel = kernel
+        self.penalty = penalty
+        self.n_centers = n_centers
+        self.bandwidth = bandwidth
+        self.centers = centers
+        self.max_iter = max_iter
+        self.tol = tol
+        self.newton_iter = newton_iter
+        self.callback = callback
+        self.random_state = random_state
+        self.dtype = dtype
+        self.memory = memory
+        self.threads = threads
+        self.backend = backend
+        self.progress = progress
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the classifier.
+
+        Parameters
+        ----------
+        X : array of shape (n, d)
+        y : array of shape (n,)
+            Class labels (at least two classes).
+        sample_weight : array of shape (n,), optional
+            Non-negative weights of the losses, positive sum.
+
+        Returns
+        -------
+        self
+        """
+        t0 = time.perf_counter()
+        owner = self._owner
+        params = self._check_common(X)
+        n_newton = check_param(self.newton_iter, "newton_iter", owner, Integral(low=1))
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=True)
+        X = check_points(X, "X", owner + ".fit")
+        check_classification_targets(y)
+        y = column_or_1d(y, warn=True)
+        classes, yi = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise param_error("y", owner + ".fit", "labels of at least two classes", y,
+                              shown=f"only one class, {classes[0]!r}")
+        n = X.shape[0]
+        Ypm = (np.where(yi == 1, 1.0, -1.0)[:, None] if len(classes) == 2
+               else np.where(yi[:, None] == np.arange(len(classes))[None, :], 1.0, -1.0))
+        X, w, system, opts = self._prepare(X, sample_weight, params)
+        sw = np.ones(n) if w is None else w
+        s = float(sw.sum())
+        lam = params["penalty"]
+        path = []
+        lam_t = max(lam, 1e-3)
+        while lam_t > lam * (1 + 1e-12) and len(path) < n_newton - 1:
+            path.append(lam_t)
+            lam_t /= 10
+        path += [lam] * (n_newton - len(path))
+        squeeze = len(classes) == 2
+        shape = (system.M,) if squeeze else (system.M, Ypm.shape[1])
+        alpha = np.zeros((system.M, Ypm.shape[1]))
+        F = np.zeros_like(Ypm)
+        objective = []
+        last = None
+        with progress_bar(n_newton, bool(opts.progress), f"{owner} Newton") as bar:
+            for t, lam_t in enumerate(path, 1):
+                P = _sigmoid(Ypm * F)                          # probability of the observed label
+                D = sw[:, None] * P * (1 - P)                  # second derivative of the weighted loss
+                G = -sw[:, None] * Ypm * (1 - P)               # first derivative
+                mu = lam_t * s
+                system.set_weights(np.maximum(D, 1e-12 * sw[:, None]), mu)
+                beta0 = system.Binv(alpha)
+                beta, hist = system.solve(D * F - G, params["max_iter"], params["tol"], beta0=beta0)
+                alpha = system.B(beta)
+                F = np.asarray(system.K_nM(alpha), dtype=np.float64).reshape(F.shape)
+                loss = float(np.sum(sw[:, None] * np.logaddexp(0.0, -Ypm * F))) / s
+                obj = loss + 0.5 * lam_t * float(np.sum(alpha * (system.K_MM @ alpha)))
+                objective.append(obj)
+                bar.update(1)
+                if self.callback is not None:
+                    a = alpha.reshape(shape).copy()
+                    if self.callback(FalkonIteration(t, a, hist[-1] if hist else 0.0, time.perf_counter() - t0,
+                                                     lambda Z, a=a: self._predict_with(Z, a))):
+                        break
+                if lam_t == lam and last is not None and abs(last - obj) <= 1e-9 * max(abs(obj), 1e-300):
+                    break
+                last = obj if lam_t == lam else None
+        self.classes_ = classes
+        self.coef_ = alpha.reshape(shape)
+        self.n_iter_ = len(objective)
+        self.objective_ = np.asarray(objective)
+        return self
+
+    def decision_function(self, X):
+        """:math:`f(x)`: shape (m,) for two classes (positive: ``classes_[1]``), else (m, n_classes)."""
+        return self._decision(X)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (m, n_classes), rows summing to 1.
+
+        Two classes: :math:`(1 - \\sigma(f), \\sigma(f))`; more: the one-vs-rest
+        sigmoids normalised to sum to 1.
+        """
+        f = self._decision(X)
+        if f.ndim == 1:
+            p = _sigmoid(f)
+            return np.column_stack([1 - p, p])
+        P = _sigmoid(f)
+        return P / P.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """The most probable class for each row of X."""
+        f = self._decision(X)
+        if f.ndim == 1:
+            return self.classes_[(f > 0).astype(int)]
+        return self.classes_[np.argmax(f, axis=1)]
+
+
+FalkonClassifier.__doc__ = FalkonClassifier.__doc__.replace("%(params)s", _DOC_PARAMS.strip("\n").lstrip())
