@@ -68,3 +68,12 @@ def test_python_dash_m_runs_the_cli():
     res = subprocess.run([sys.executable, "-m", "kernelkit", "demo", "--list"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and "engine" in res.stdout
+
+
+def test_regression_step_fits_and_reports_its_error(capsys):
+    from kernelkit.cli import main
+    assert main(["demo", "regression", "--quick", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if "test MSE / Var(y)" in l)
+    falkon = float(line.split("Falkon ")[1].split(";")[0])
+    assert 0 < falkon < 0.3, line   # the constant predictor scores 1.0

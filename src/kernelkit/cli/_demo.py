@@ -23,6 +23,7 @@ STEPS = [
     ("kde", "Kernel density estimation", "kernelkit.cli._kde", "demo_step"),
     ("thin", "Kernel thinning", "kernelkit.cli._thin", "demo_step"),
     ("private", "Private kernel sums", "kernelkit.cli._private", "demo_step"),
+    ("regression", "Kernel ridge regression (Falkon)", "kernelkit.cli._demo_steps", "regression_step"),
 ]
 
 
