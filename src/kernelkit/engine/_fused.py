@@ -16,6 +16,11 @@ Memory: per thread, one tile of ``nb`` points by ``jb`` queries and its
 packed inputs, sized to half the memory budget (down to 16 x 6, 32 x 6 with AVX-512); X and the
 weights are packed into tiles once per call when that copy fits the other
 half, else tile by tile.
+Builds: the extension is compiled for baseline x86-64 (``_fused_ext``),
+x86-64-v3 (``_fused_v3_ext``: AVX2 + FMA, 256-bit vectors) and x86-64-v4
+(``_fused_v4_ext``: AVX-512, 512-bit vectors); :func:`select_clone` imports
+the best one the CPU supports (``CLONE_ENV`` forces one), and every build is
+tested against the NumPy reference on the machines that can run it.
 Kernels the extension does not cover (general-nu Matern, products,
 polynomials of degree above ``MAX_DEGREE``) fall back to the NumPy backend
 (``supports`` says which).
