@@ -225,6 +225,47 @@ def test_jitter_escalation_on_duplicated_points():
         KernelRidge(alpha=1e-2, bandwidth=3.0).fit(X, y)  # well posed: no jitter, no warning
 
 
+# ------------------------------------------------------------------------------ KernelRidge: mixed precision
+def _f64_cholesky_solution(K, alpha, Y):
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(K + alpha * np.eye(len(K)), lower=True), Y)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.1])
+def test_refined_solution_equals_float64_cholesky(alpha):
+    X, Y, Xt = _data(600, 4, t=2, seed=40)
+    sigma = 1.5
+    model = KernelRidge(alpha=alpha, bandwidth=sigma).fit(X, Y)
+    assert model.solver_ == "mixed" and 1 <= model.n_refinement_steps_ <= 10
+    c = _f64_cholesky_solution(_gauss(X, X, sigma), alpha, Y)
+    assert np.max(np.abs(model.dual_coef_ - c)) <= 1e-10 * np.max(np.abs(c))
+    ref = SkKernelRidge(alpha=alpha, kernel="rbf", gamma=1 / (2 * sigma ** 2)).fit(X, Y)
+    np.testing.assert_allclose(model.predict(Xt), ref.predict(Xt), rtol=1e-8)
+    # weighted, with return_std from the refined float32 factor
+    w = np.random.default_rng(41).uniform(0.3, 2.0, 600)
+    wm = KernelRidge(alpha=alpha, bandwidth=sigma).fit(X, Y, sample_weight=w)
+    assert wm.solver_ == "mixed"
+    K, Kx = _gauss(X, X, sigma), _gauss(X, Xt, sigma)
+    cw = np.linalg.solve(K + alpha * np.diag(1 / w), Y)
+    assert np.max(np.abs(wm.dual_coef_ - cw)) <= 1e-10 * np.max(np.abs(cw))
+    var = 1.0 - np.einsum("ij,ij->j", Kx, np.linalg.solve(K + alpha * np.diag(1 / w), Kx))
+    np.testing.assert_allclose(wm.predict(Xt, return_std=True)[1], np.sqrt(var), rtol=1e-8, atol=1e-10)
+
+
+def test_ill_conditioned_falls_back_to_float64():
+    rng = np.random.default_rng(42)
+    X = rng.uniform(0, 1, (300, 1))
+    y = np.sin(6 * X[:, 0])
+    sigma, alpha = 0.5, 1e-10   # smooth kernel, tiny alpha: kappa ~ 1e10, far beyond float32
+    model = KernelRidge(alpha=alpha, bandwidth=sigma).fit(X, y)
+    assert model.solver_ == "float64" and model.n_refinement_steps_ == 0
+    A = _gauss(X, X, sigma) + alpha * np.eye(300)
+    c = scipy.linalg.solve(A, y, assume_a="pos")
+    np.testing.assert_allclose(A @ model.dual_coef_, y, atol=1e-6)   # residuals of an exact solve
+    np.testing.assert_allclose(model.predict(X), _gauss(X, X, sigma) @ c, rtol=1e-6, atol=1e-6)
+    pred, std = model.predict(X[:5], return_std=True)
+    assert np.all(np.isfinite(std)) and np.all(std < 1e-3)
+
+
 # ------------------------------------------------------------------------------ local regression
 def _nw_direct(X, y, Q, h, w=None):
     w = np.ones(len(X)) if w is None else w

@@ -24,6 +24,8 @@ import warnings
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
+from threadpoolctl import threadpool_limits
 from sklearn.base import BaseEstimator, RegressorMixin
 from .._sklearn import EstimatorNotFittedError
 from sklearn.utils.validation import check_array, validate_data
@@ -46,6 +48,13 @@ _ALPHA = Real(low=0, low_open=True)
 _CONSTRAINTS = {"cv_mode": OneOf("loo", "gcv"), "bandwidth": Real(low=0, low_open=True) | None}
 #: first relative jitter tried (times mean(diag K)) and the largest one before giving up
 _JITTER_FIRST, _JITTER_LAST = 1e-13, 1e-1
+#: mixed-precision refinement: target relative residual, most refinement steps, unit round-offs
+_MP_TOL, _MP_MAX_STEPS = 1e-13, 10
+_EPS32, _EPS64 = float(np.finfo(np.float32).eps) / 2, float(np.finfo(np.float64).eps) / 2
+#: largest n factored by a multi-threaded float64 dpotrf (see _potrf)
+_DPOTRF_THREADED_MAX = 12_000
+#: rows per tile when the kernel matrix is built
+_BLOCK_ROWS = 1024
 
 
 # --------------------------------------------------------------------------- helpers shared with _local
@@ -196,32 +205,111 @@ def _too_large(owner, n, budget, X):
                             "which never forms the n x n matrix.")
 
 
+def _restore(A, diag):
+    """Rebuild the symmetric A (C order) from its upper triangle, which potrf on the F view never touches."""
+    n = A.shape[0]
+    bs = 512
+    for i0 in range(0, n, bs):
+        i1 = min(n, i0 + bs)
+        A[i0:i1, :i0] = A[:i0, i0:i1].T
+        D = A[i0:i1, i0:i1]
+        D[...] = np.triu(D) + np.triu(D, 1).T
+    np.fill_diagonal(A, diag)
+
+
+def _potrf(A):
+    """In-place Cholesky of the symmetric C-ordered A: ``(U, info)`` with U = A.T (an F-contiguous view) upper.
+
+    LAPACK sees the F view ``A.T`` (the same matrix), so nothing is copied; the
+    factor overwrites A's lower triangle (``A.T`` holds U = L^T upper) and
+    A's strict upper triangle keeps the input.
+    """
+    if A.dtype == np.float32:
+        U, info = scipy.linalg.lapack.spotrf(A.T, lower=False, overwrite_a=True, clean=False)
+    elif A.shape[0] > _DPOTRF_THREADED_MAX:
+        # the multi-threaded dpotrf of the OpenBLAS bundled with SciPy segfaults at n = 20,000 (2 threads, Zen 4,
+        # any layout or copy); one thread factors it (slower; this is only the fallback of the mixed path)
+        with threadpool_limits(limits=1, user_api="blas"):
+            U, info = scipy.linalg.lapack.dpotrf(A.T, lower=False, overwrite_a=True, clean=False)
+    else:
+        U, info = scipy.linalg.lapack.dpotrf(A.T, lower=False, overwrite_a=True, clean=False)
+    return U, int(info)
+
+
 def _cholesky(A, owner):
-    """Lower Cholesky factor of A (overwritten), adding jitter eps * mean(diag A) (eps x10 per try) if needed."""
+    """Cholesky factor of the C-ordered float64 A, in place, as ``((U, False), jitter)`` for cho_solve (U = A.T).
+
+    Adds jitter eps * mean(diag A) (eps x10 per try) if needed; a failed try
+    is undone from A's untouched upper triangle (no second n x n copy).
+    """
     base = A.diagonal().copy()
     scale = float(np.mean(base)) if base.size else 1.0
     scale = scale if scale > 0 and math.isfinite(scale) else 1.0
-    try:
-        return scipy.linalg.cho_factor(A, lower=True, overwrite_a=False, check_finite=False), 0.0
-    except np.linalg.LinAlgError:
-        pass
+    U, info = _potrf(A)
+    if info == 0:
+        return (U, False), 0.0
     eps = _JITTER_FIRST
     while eps <= _JITTER_LAST * (1 + 1e-9):
         jitter = eps * scale
-        np.fill_diagonal(A, base + jitter)
-        try:
-            factor = scipy.linalg.cho_factor(A, lower=True, overwrite_a=False, check_finite=False)
-        except np.linalg.LinAlgError:
+        _restore(A, base + jitter)
+        U, info = _potrf(A)
+        if info != 0:
             eps *= 10
             continue
         warnings.warn(f"{owner}: the regularised kernel matrix was not numerically positive definite; added a "
                       f"jitter of {jitter:.3g} ({eps:.0e} x mean(diag)) to its diagonal so that it factors. The "
                       "fit is that of a larger alpha; raise alpha or remove duplicate points.",
                       scipy.linalg.LinAlgWarning, stacklevel=3)
-        return factor, jitter
+        return (U, False), jitter
     raise param_error("alpha", owner, "large enough for K + alpha I to be positive definite", "", shown=(
         f"a matrix that does not factor even with a jitter of {_JITTER_LAST:g} x mean(diag)"),
         hint="The kernel may not be positive definite (check the Kernel object).")
+
+
+def _norm_inf(A, bs=1024):
+    """max_i sum_j |A_ij| (row blocks: no n x n temporary)."""
+    return max((float(np.abs(A[i:i + bs]).sum(axis=1).max()) for i in range(0, A.shape[0], bs)), default=0.0)
+
+
+def _solve32(U32, R):
+    """(A32)^{-1} R in float32 with the float32 factor U32 (F view, upper), returned as float64."""
+    x, info = scipy.linalg.lapack.spotrs(U32, np.asfortranarray(R, dtype=np.float32), lower=False)
+    return np.asarray(x, dtype=np.float64)
+
+
+def _mixed_solve(A, B):
+    r"""Solve A X = B (A float64 symmetric positive definite, C order) by mixed-precision iterative refinement.
+
+    Returns ``(X, U32, steps)`` or None when the float32 path cannot deliver a
+    float64-accurate solution (then the caller uses the float64 Cholesky).
+    See :class:`KernelRidge` for the method and its stopping rule.
+    """
+    n = A.shape[0]
+    if not np.isfinite(A.diagonal()).all() or A.diagonal().min(initial=1.0) <= 0:
+        return None
+    A32 = A.astype(np.float32)
+    U32, info = _potrf(A32)
+    if info != 0:
+        return None
+    anorm = _norm_inf(A)
+    rcond, info = scipy.linalg.lapack.spocon(U32, anorm, uplo="U")
+    if info != 0 or not rcond * 0.5 > _EPS32:   # kappa * 6e-8 >= 0.5: float32 refinement would not converge
+        return None
+    X = _solve32(U32, B)
+    bnorm = np.linalg.norm(B, axis=0)
+    tol_bw = math.sqrt(n) * _EPS64 * anorm
+    prev = np.inf
+    for step in range(_MP_MAX_STEPS + 1):
+        R = B - A @ X
+        rel = float(np.max(np.linalg.norm(R, axis=0) / np.where(bnorm > 0, bnorm, 1.0)))
+        backward = np.max(np.abs(R), axis=0) <= tol_bw * np.max(np.abs(X), axis=0)
+        if rel <= _MP_TOL or backward.all():
+            return X, U32, step
+        if not rel < 0.5 * prev or step == _MP_MAX_STEPS:  # stalled above the target, or too slow
+            return None
+        prev = rel
+        X += _solve32(U32, R)
+    return None  # pragma: no cover
 
 
 def _loo_scores(K, Y, w, alphas, mode):
@@ -268,6 +356,21 @@ def _loo_scores(K, Y, w, alphas, mode):
     return values, scores
 
 
+def _regularised(kernel, X, sw, alpha, budget):
+    """The float64 C-ordered :math:`W^{1/2} K W^{1/2} + \\alpha I`, built in row tiles (no n x n temporary)."""
+    n = X.shape[0]
+    A = np.empty((n, n))
+    for i0 in range(0, n, _BLOCK_ROWS):
+        i1 = min(n, i0 + _BLOCK_ROWS)
+        A[i0:i1] = kernel_block(kernel, X[i0:i1], X, memory=budget)
+    np.fill_diagonal(A, np.asarray(kernel.diag(X), dtype=np.float64))  # exact k(x, x) (tiles round it)
+    if sw is not None:
+        A *= sw[:, None]
+        A *= sw[None, :]
+    A.flat[::n + 1] += alpha
+    return A
+
+
 class KernelRidge(RegressorMixin, BaseEstimator):
     r"""Exact kernel ridge regression (small n): a Cholesky solve of :math:`(K + \alpha I)\,c = y`.
 
@@ -283,6 +386,25 @@ class KernelRidge(RegressorMixin, BaseEstimator):
     :math:`c = W^{1/2} c'`, as scikit-learn does. The kernel matrix is dense
     (:func:`kernelkit.engine.kernel_block`): memory 16 n^2 bytes, time
     :math:`O(n^3)`; for large n use :class:`kernelkit.regression.FalkonRegressor`.
+
+    **Solver (mixed precision, exact to float64).** :math:`A = K' + \alpha I`
+    is built in float64 (row tiles), copied to float32 and factored there
+    (LAPACK ``spotrf``, about twice as fast as ``dpotrf``); then
+    :math:`x_0 = A_{32}^{-1} b`, :math:`x_{k+1} = x_k + A_{32}^{-1} r_k` with
+    the residual :math:`r_k = b - A x_k` computed in float64 with the float64
+    A (iterative refinement). It stops when the relative residual
+    :math:`\max_j \lVert r\rVert / \lVert b\rVert \le 10^{-13}` or the
+    normwise backward error is at the float64 level
+    (:math:`\lVert r\rVert_\infty \le \sqrt n\, u_{64} \lVert A\rVert_\infty \lVert x\rVert_\infty`,
+    LAPACK ``dsposv``'s rule). It falls back to the float64 Cholesky
+    (``dpotrf``, with the jitter below) when the float32 factorisation fails,
+    when the estimated condition number (``spocon``) makes float32 useless
+    (:math:`\kappa\, u_{32} \ge 0.5`, :math:`u_{32} \approx 6\cdot 10^{-8}`),
+    or when the residual stops halving or 10 steps do not reach the target.
+    ``solver_`` says which was used. Memory: 12 n^2 bytes during the fit
+    (8 n^2 on the float64 path); the fitted model keeps the 4 n^2-byte float32
+    factor, and ``return_std`` refines its solves the same way (residuals by
+    engine kernel sums). The alpha-grid leave-one-out path stays in float64.
 
     Parameters
     ----------
@@ -333,6 +455,10 @@ class KernelRidge(RegressorMixin, BaseEstimator):
         Its bandwidth (data units), None for kernels without one.
     alpha_ : float
         The penalty used: ``alpha`` itself, or the one chosen from the grid.
+    solver_ : {"mixed", "float64"}
+        "mixed": the float32 factor with float64 refinement; "float64": the fallback Cholesky.
+    n_refinement_steps_ : int
+        Refinement steps taken (0 on the float64 path).
     jitter_ : float
         What was added to the diagonal of :math:`K' + \alpha I` so that it
         factors (0.0 unless a warning said otherwise).
@@ -424,14 +550,17 @@ class KernelRidge(RegressorMixin, BaseEstimator):
             alpha = float(alphas[int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))])
         else:
             alpha = alphas
-        A = block()
-        if sw is not None:
-            A *= sw[:, None]
-            A *= sw[None, :]
-        A.flat[::n + 1] += alpha
-        factor, jitter = _cholesky(A, owner)
+        A = _regularised(kernel, X, sw, alpha, budget)
         rhs = Y if sw is None else sw[:, None] * Y
-        coef = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+        mixed = _mixed_solve(A, rhs)
+        if mixed is not None:
+            coef, U32, steps = mixed
+            del A
+            factor, jitter, solver = (U32, False), 0.0, "mixed"
+        else:
+            factor, jitter = _cholesky(A, owner)
+            coef = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+            steps, solver = 0, "float64"
         if sw is not None:
             coef *= sw[:, None]
         self.kernel_ = kernel
@@ -440,6 +569,8 @@ class KernelRidge(RegressorMixin, BaseEstimator):
         self.jitter_ = float(jitter)
         self.X_fit_ = X
         self.dual_coef_ = coef[:, 0] if squeeze else coef
+        self.solver_ = solver
+        self.n_refinement_steps_ = int(steps)
         self._factor = factor
         self._sw = sw
         return self
@@ -481,17 +612,33 @@ class KernelRidge(RegressorMixin, BaseEstimator):
         n, m = self.X_fit_.shape[0], Xq.shape[0]
         budget = get_options(memory=self.memory).memory
         rows = max(1, min(m, budget // max(1, 32 * n)))
-        L = np.tril(self._factor[0])
+        U, _ = self._factor
         var = np.empty(m)
         for start in range(0, m, rows):
             Q = Xq[start:start + rows]
             Kx = np.asarray(kernel_block(self.kernel_, self.X_fit_, Q, memory=budget), dtype=np.float64)
             if self._sw is not None:
                 Kx *= self._sw[:, None]
-            V = scipy.linalg.solve_triangular(L, Kx, lower=True, check_finite=False)
             diag = np.asarray(self.kernel_.diag(Q), dtype=np.float64)
-            var[start:start + rows] = diag - np.einsum("ij,ij->j", V, V)
+            if U.dtype == np.float64:   # L = U^T: ||L^-1 k_x||^2
+                V = scipy.linalg.solve_triangular(U, Kx, trans="T", lower=False, check_finite=False)
+                var[start:start + rows] = diag - np.einsum("ij,ij->j", V, V)
+            else:                       # k_x^T (K' + alpha I)^-1 k_x, the solve refined in float64
+                Z = self._refined_solve(U, Kx)
+                var[start:start + rows] = diag - np.einsum("ij,ij->j", Kx, Z)
         return np.sqrt(np.maximum(var, 0.0))
+
+    def _refined_solve(self, U32, B, steps=3):
+        """(K' + alpha I)^-1 B from the float32 factor, refined with float64 residuals (engine kernel sums)."""
+        X, sw, a = self.X_fit_, self._sw, self.alpha_
+        Z = _solve32(U32, B)
+        for _ in range(steps):
+            V = Z if sw is None else sw[:, None] * Z
+            KZ = np.asarray(kernel_sum(self.kernel_, X, X, V, **self._engine_opts()), dtype=np.float64)
+            if sw is not None:
+                KZ *= sw[:, None]
+            Z += _solve32(U32, B - KZ - (a + self.jitter_) * Z)
+        return Z
 
     def score(self, X, y, sample_weight=None):
         r"""Coefficient of determination :math:`R^2 = 1 - \sum w (y - \hat y)^2 / \sum w (y - \bar y)^2`.
