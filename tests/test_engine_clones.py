@@ -95,3 +95,25 @@ def test_cpu_features_reports_the_build():
     assert info["engine"] == _fused.clone() and info["engine"] in RUNNABLE
     assert set(info["built"]) == set(_fused.built_clones())
     assert isinstance(info["cpu"], dict)
+
+
+@pytest.mark.parametrize("clone", RUNNABLE)
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("d", [3, 17])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_dense_blocks_of_every_build_match_the_reference(restore_clone, clone, case, d, dtype):
+    _fused.select_clone(clone)
+    kernel = CASES[case]
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(203, d)).astype(dtype), rng.normal(size=(71, d)).astype(dtype)
+    ref = kernel(X.astype(np.float64), Y.astype(np.float64))
+    scale = np.abs(ref).max()
+    for memory in (None, 30_000):   # default tiles, and small ones
+        got = kk.kernel_block(kernel, X, Y, memory=memory)
+        assert got.dtype == dtype and got.shape == (203, 71)
+        assert np.abs(got - ref).max() <= 4 * RTOL[dtype] * scale
+    sq = kk.kernel_block(kernel, X)                 # Y = X: the diagonal is k(x, x) exactly
+    np.testing.assert_array_equal(np.diag(sq), kernel.diag(X))
+    with kk.options(backend="numpy"):               # the NumPy reference path is still there
+        np.testing.assert_allclose(kk.kernel_block(kernel, X, Y).astype(np.float64), ref,
+                                   rtol=0, atol=4 * RTOL[dtype] * scale)

@@ -231,7 +231,10 @@ def kernel_block(kernel, X, Y=None, *, memory=None):
     """The dense kernel matrix ``K[i, j] = k(X[i], Y[j])``, shape (n, m).
 
     Guarded by the memory budget: raises ValueError when n * m values do not
-    fit, instead of swapping.
+    fit, instead of swapping. Computed by the fused backend when it covers the
+    kernel (tile by tile in C, in the input dtype), else by the kernel's own
+    NumPy evaluation (``backend="numpy"`` forces it). With ``Y`` None (or
+    ``Y is X``) the diagonal is exactly ``kernel.diag(X)``.
 
     Parameters
     ----------
@@ -247,7 +250,9 @@ def kernel_block(kernel, X, Y=None, *, memory=None):
     K : array of shape (n, m)
     """
     _check_kernel(kernel, "kernel_block")
+    same = Y is None or Y is X
     X, Y = check_pair(X, X if Y is None else Y, owner="kernel_block")
+    Y = X if same else Y
     kernel._check_features(X.shape[1], "kernel_block")
     opts = _opts(memory, None, None, None)
     need = 2 * X.shape[0] * Y.shape[0] * 8
@@ -259,4 +264,10 @@ def kernel_block(kernel, X, Y=None, *, memory=None):
             f"kernel_block of shape ({X.shape[0]}, {Y.shape[0]}) needs about {size(need)}, more than "
             f"the memory budget of {size(opts.memory)}; raise it with kernelkit.options(memory=...) "
             "or use kernel_sum / kernel_topk, which tile.")
+    fused = _fused_backend() if opts.backend in ("auto", "fused") else None
+    if fused is not None and fused.supports(kernel, "block"):
+        dtype = X.dtype
+        Xw, Yw = _working(kernel, X, Y)
+        K = fused.kernel_block(kernel, Xw, Xw if Y is X else Yw, opts)
+        return _cast(K, dtype)
     return kernel._block(X, Y)

@@ -190,7 +190,7 @@ def supports(kernel, op):
     plain, mod = spec
     if op == "logsumexp":  # one positive radial component (a scaled one is fine: log w is added)
         return not mod and len(plain) == 1 and plain[0].name in _LOG_NAMES
-    if op == "topk":
+    if op in ("topk", "block"):
         return not mod
     return True
 
@@ -307,6 +307,22 @@ def kernel_sum(kernel, X, Y, W, opts, mode=None):
         S = run_sum(plan([_GAUSS_UNIT], Xs, Ys, opts, mode, 2 * p), Wm, opts.progress)
         out += w * (np.cos(b)[:, None] * S[:, :p] + np.sin(b)[:, None] * S[:, p:])
     return out
+
+
+def kernel_block(kernel, X, Y, opts, mode=None):
+    """Dense K[i, j] = k(X[i], Y[j]) in the dtype of X and Y, evaluated tile by tile in C.
+
+    The compiled code writes k(y_j, x_i) for points Y and queries X (every
+    kernel here is symmetric). With ``Y is X`` the diagonal is set to
+    ``kernel.diag`` exactly (the Gram distance formula leaves rounding there).
+    """
+    same = Y is X
+    pl = plan(_compile(kernel)[0], Y, X, opts, mode, 0)
+    K = np.empty((pl.Y.shape[0], pl.X.shape[0]), dtype=pl.X.dtype)
+    _ext.block(pl.X, pl.Y, pl.c, pl.codes, pl.params, pl.gram, pl.nb, pl.jb, pl.threads, K)
+    if same:
+        np.fill_diagonal(K, kernel.diag(pl.X))
+    return K
 
 
 def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None):

@@ -172,6 +172,53 @@ static PyObject *py_run(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* block(X, Y, center, codes, params, gram, nb, jb, nthreads, out): out[a, i] = k(X[i], Y[a]),
+ * out (m, n) C-contiguous of the dtype of X and Y. */
+static PyObject *py_block(PyObject *self, PyObject *args) {
+    int gram, nb, jb, nthreads;
+    PyObject *Xo, *Yo, *Co, *codes, *params, *outo;
+    if (!PyArg_ParseTuple(args, "OOOOOiiiiO", &Xo, &Yo, &Co, &codes, &params, &gram, &nb, &jb, &nthreads, &outo))
+        return NULL;
+    kspec ks;
+    if (parse_spec(codes, params, &ks)) return NULL;
+    if (!PyArray_Check(Xo)) { PyErr_SetString(PyExc_TypeError, "fused block: X must be an array"); return NULL; }
+    const int typenum = PyArray_TYPE((PyArrayObject *)Xo);
+    if (typenum != NPY_FLOAT32 && typenum != NPY_FLOAT64) {
+        PyErr_SetString(PyExc_TypeError, "fused block: float32 or float64 only");
+        return NULL;
+    }
+    if (check_arr(Xo, typenum, 2, "X") || check_arr(Yo, typenum, 2, "Y") || check_arr(outo, typenum, 2, "out"))
+        return NULL;
+    if (Co != Py_None && check_arr(Co, typenum, 1, "center")) return NULL;
+    PyArrayObject *X = (PyArrayObject *)Xo, *Y = (PyArrayObject *)Yo, *O = (PyArrayObject *)outo;
+    const int64_t n = PyArray_DIM(X, 0), m = PyArray_DIM(Y, 0);
+    const int d = (int)PyArray_DIM(X, 1);
+    if (PyArray_DIM(Y, 1) != d || n < 1 || m < 1 || d < 1 || PyArray_DIM(O, 0) != m || PyArray_DIM(O, 1) != n
+        || (Co != Py_None && PyArray_DIM((PyArrayObject *)Co, 0) != d)) {
+        PyErr_SetString(PyExc_ValueError, "fused block: shapes of X, Y, center and out do not agree");
+        return NULL;
+    }
+    if (nb < KK_TILE_MULT || nb % KK_TILE_MULT || jb < MR || jb % MR || nthreads < 1) {
+        PyErr_SetString(PyExc_ValueError, "fused block: bad tile sizes or thread count");
+        return NULL;
+    }
+    const void *C = Co == Py_None ? NULL : PyArray_DATA((PyArrayObject *)Co);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT32) {
+        job_f32 J = {(const float *)PyArray_DATA(X), (const float *)PyArray_DATA(Y), NULL, (const float *)C,
+                     n, m, d, 0, nb, jb, gram, OP_SUM, 0, &ks, NULL, NULL, NULL};
+        rc = run_block_f32(&J, nthreads, (float *)PyArray_DATA(O));
+    } else {
+        job_f64 J = {(const double *)PyArray_DATA(X), (const double *)PyArray_DATA(Y), NULL, (const double *)C,
+                     n, m, d, 0, nb, jb, gram, OP_SUM, 0, &ks, NULL, NULL, NULL};
+        rc = run_block_f64(&J, nthreads, (double *)PyArray_DATA(O));
+    }
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* vexp(x, out): out = exp(x) elementwise with the engine's vectorised exp (x <= 0; same dtype, 1-D). */
 static PyObject *py_vexp(PyObject *self, PyObject *args) {
     PyObject *xo, *oo;
@@ -211,6 +258,7 @@ static PyObject *py_cpu_features(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"cpu_features", py_cpu_features, METH_NOARGS, "Instruction-set features of this CPU (dict of bools)."},
     {"run", py_run, METH_VARARGS, "Fused kernel reduction (see kernelkit/engine/_fused.py)."},
+    {"block", py_block, METH_VARARGS, "Dense kernel block (see kernelkit/engine/_fused.py)."},
     {"vexp", py_vexp, METH_VARARGS, "Elementwise exp(x), x <= 0, with the engine's vectorised exp."},
     {NULL, NULL, 0, NULL},
 };

@@ -459,6 +459,38 @@ static int FN(run_packed)(const FN(job) *J, int nthreads, double *out, double *o
     return failed ? -1 : 0;
 }
 
+/* Dense block K[a * n + i] = k(x_i, y_a) for all queries a < m and points i < n (R precision),
+ * parallel over query blocks; tiles as in the reductions (no n x m intermediate besides K). */
+KK_CLONES static int FN(run_block)(const FN(job) *J, int nthreads, R *K) {
+    const int64_t m = J->m, n = J->n, jb = J->jb, nb = J->nb;
+    const int64_t nqb = (m + jb - 1) / jb;
+    int failed = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : failed)
+    {
+        FN(work) w;
+        if (FN(work_alloc)(&w, J)) failed = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < nqb; b++) {
+            if (failed) continue;
+            const int64_t j0 = b * jb;
+            const int jlen = (int)(m - j0 < jb ? m - j0 : jb);
+            FN(pack_y)(J->Y, j0, jlen, J->d, (int)jb, J->c, w.Yb, w.ny);
+            for (int64_t i0 = 0; i0 < n; i0 += nb) {
+                const int len = (int)(n - i0 < nb ? n - i0 : nb);
+                FN(pack_x)(J->X, i0, len, J->d, (int)nb, J->c, w.Xt, w.nx);
+                FN(tile)(J->gram, w.Xt, (int)nb, w.Yb, J->d, (int)jb, w.T);
+                for (int a = 0; a < jlen; a++) {
+                    FN(row_values)(J->ks, J->gram, w.T + (int64_t)a * nb, w.nx, w.ny[a], w.r2, w.val, w.tmp, w.pw,
+                                   (int)nb);
+                    memcpy(K + (j0 + a) * n + i0, w.val, sizeof(R) * (size_t)len);
+                }
+            }
+        }
+        free(w.Xt);
+    }
+    return failed ? -1 : 0;
+}
+
 /* out[i] = exp(x[i]) for x <= 0 (the engine's exp, exposed for tests and the benchmark): in
  * chunks of 256, each with the one-factor exp when its smallest argument allows, as in the rows
  * of a kernel sum */
