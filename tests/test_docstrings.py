@@ -241,16 +241,6 @@ PUBLIC = {**PUBLIC_OBJECTS, **PUBLIC_MEMBERS}
 # Fix the docstring, then delete (or shrink) the entry: the test fails while an entry is stale.
 KNOWN_GAPS = {
     "kernelkit.cli": ("no __all__",),
-    "kernelkit.compress.auto_method": ("parameters not documented: n, d",),
-    "kernelkit.compress.compresspp":
-        ("parameters not documented: X, size, kernel, g, delta, random_state, weights, seed",),
-    "kernelkit.compress.median_bandwidth": ("parameters not documented: X, max_points, random_state, seed",),
-    "kernelkit.density.bandwidth_silverman": ("parameters not documented: X, sample_weight",),
-    "kernelkit.get_options": ("parameters not documented: overrides",),
-    "kernelkit.options": ("parameters not documented: memory, threads, backend, progress",),
-    "kernelkit.privacy.PrivateKernelSum":
-        ("numpydoc: Unknown section Privacy Semantics (stored In ``privacy_`` After Fit)",),
-    "kernelkit.privacy.PrivateSimilarityClassifier": ("numpydoc: Unknown section Privacy Semantics",),
 }
 
 

@@ -103,13 +103,33 @@ def _validated(base, memory=None, threads=None, backend=None, progress=None):
 
 
 def get_options(**overrides):
-    """Current options, with per-call ``overrides`` (None means "inherit")."""
+    """Current options, with per-call ``overrides`` (None means "inherit").
+
+    Parameters
+    ----------
+    **overrides
+        ``memory``, ``threads``, ``backend``, ``progress`` for this call.
+
+    Returns
+    -------
+    Options
+    """
     return _validated(_CURRENT.get(), **overrides)
 
 
 @contextlib.contextmanager
 def options(*, memory=None, threads=None, backend=None, progress=None):
     """Set engine options for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    memory : int or str, optional
+        Memory budget in bytes, or a string such as "256MB" or "2GiB".
+    threads : int >= 1, optional
+        CPU threads of the engine.
+    backend : {"auto", "fused", "numpy", "torch"}, optional
+    progress : bool, optional
+        Show a tqdm progress bar on long calls.
 
     Examples
     --------

@@ -109,6 +109,17 @@ def bandwidth_silverman(X, sample_weight=None):
 
     Raises InvalidValueError when every point (of positive weight) is the
     same point: the rule would give bandwidth 0.
+
+    Parameters
+    ----------
+    X : array of shape (n, d), n >= 2
+    sample_weight : array of shape (n,), optional
+        Non-negative weights (their effective number n_eff enters the rule).
+
+    Returns
+    -------
+    float
+        h, in the units of the data.
     """
     X = check_points(X, "X", "bandwidth_silverman", dtype=np.float64, min_rows=2)
     w = _weights(sample_weight, X.shape[0], "bandwidth_silverman")

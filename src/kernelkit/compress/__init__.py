@@ -69,6 +69,20 @@ def auto_method(n, d):
 
     KT costs O(n^2 d) (measured here: about 1e-9 (1 + d / 10) s per pair of points on 2 cores);
     Compress++ O(4^g n log n). KT is used while ``n^2 (d + 10) <= AUTO_KT_WORK``.
+
+    Parameters
+    ----------
+    n : int
+        Number of input points.
+    d : int
+        Dimension of the points.
+
+    Returns
+    -------
+    method : str
+        "kt" or "compress++".
+    rule : str
+        The sentence that explains the choice (reported by the CLI and ThinningResult).
     """
     work = float(n) ** 2 * (d + 10)
     if work <= AUTO_KT_WORK:
@@ -206,7 +220,29 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", ra
 
 
 def compresspp(X, size, kernel, *, g=4, delta=0.5, random_state=None, weights=None, seed=UNSET):
-    """Compress++ coreset of ``size`` points (see :func:`kernel_thin`, method 'compress++')."""
+    """Compress++ coreset of ``size`` points (see :func:`kernel_thin`, method 'compress++').
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Input points (units of the data).
+    size : int in [1, n]
+        Number of output points.
+    kernel : Kernel or str
+        Target kernel (a name takes the median-heuristic bandwidth).
+    g : int >= 0
+        Oversampling: the Compress stage keeps about ``2^g size`` points.
+    delta : float in (0, 1]
+        Failure probability of the KT-SPLIT thresholds.
+    random_state : None, int >= 0, SeedSequence or Generator
+    weights : array of shape (n,), optional
+        Non-negative weights of the target measure.
+    seed : deprecated alias of ``random_state``.
+
+    Returns
+    -------
+    int64 array of ``size`` indices into X.
+    """
     random_state = resolve_seed_alias(random_state, seed, "compresspp")
     return kernel_thin(X, size, kernel, method="compress++", g=g, delta=delta, random_state=random_state,
                        weights=weights)

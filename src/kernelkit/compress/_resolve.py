@@ -24,6 +24,20 @@ def median_bandwidth(X, max_points=2000, random_state=0, *, seed=UNSET):
 
     Uses at most ``max_points`` rows (an int >= 2; a subsample drawn with ``random_state``, fixed by default) so
     it costs ``O(max_points^2 d)``. Returns 1.0 if all points coincide.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    max_points : int >= 2
+        Largest number of rows used.
+    random_state : None, int >= 0, SeedSequence or Generator
+        Draws the subsample when n > max_points (default 0: the same every call).
+    seed : deprecated alias of ``random_state``.
+
+    Returns
+    -------
+    float
+        The median pairwise distance (units of the data).
     """
     X = check_points(X, "X", "median_bandwidth")
     max_points = check_param(max_points, "max_points", "median_bandwidth", Integral(low=2))

@@ -27,20 +27,6 @@ class PrivateSimilarityClassifier:
     \sum_{x \in X_c} k(x, y)` and a noisy class size :math:`\tilde n_c`; the
     prediction is :math:`\arg\max_c \tilde F_c(y) / \max(\tilde n_c, 1)`.
 
-    Privacy semantics
-    -----------------
-    A record is a pair (x, label). Under add/remove, one record touches one
-    class only, and the classes are disjoint subsets of the data, so the
-    per-class releases compose in parallel: each is
-    (epsilon, delta)-DP and the whole is (epsilon, delta)-DP. Under
-    replace-one, a changed record can leave one class and join another: two
-    add/remove changes, so each class structure runs at (epsilon/2, delta/2)
-    with add/remove sensitivity. Within a class, ``count_fraction`` of the
-    budget goes to the class size (discrete Laplace, L1 sensitivity 1, or a
-    rounded Gaussian, L2 sensitivity 1) and the rest to the kernel sums.
-    The set of class labels is public: pass ``classes``; when None, the
-    labels present in y are used and are thereby treated as public.
-
     Parameters
     ----------
     kernel, bandwidth, radius, center, method, random_state
@@ -60,6 +46,22 @@ class PrivateSimilarityClassifier:
     count_fraction : float in (0, 1), default 0.1
     neighbouring : {'add-remove', 'replace-one'}, default 'add-remove'
     accountant : PrivacyAccountant, optional
+
+    Notes
+    -----
+    **Privacy semantics.**
+
+    A record is a pair (x, label). Under add/remove, one record touches one
+    class only, and the classes are disjoint subsets of the data, so the
+    per-class releases compose in parallel: each is
+    (epsilon, delta)-DP and the whole is (epsilon, delta)-DP. Under
+    replace-one, a changed record can leave one class and join another: two
+    add/remove changes, so each class structure runs at (epsilon/2, delta/2)
+    with add/remove sensitivity. Within a class, ``count_fraction`` of the
+    budget goes to the class size (discrete Laplace, L1 sensitivity 1, or a
+    rounded Gaussian, L2 sensitivity 1) and the rest to the kernel sums.
+    The set of class labels is public: pass ``classes``; when None, the
+    labels present in y are used and are thereby treated as public.
     """
 
     def __init__(self, kernel="gaussian", *, epsilon, delta=0.0, radius=None, center=None, bandwidth=None,

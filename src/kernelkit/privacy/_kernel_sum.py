@@ -35,39 +35,6 @@ class PrivateKernelSum:
     ``query(Y)`` returns :math:`\tilde F(y) = \langle \tilde S, \phi(y) \rangle / n_{freq}`.
     Queries are post-processing: they cost no privacy, however many.
 
-    Privacy semantics (stored in ``privacy_`` after fit)
-    ----------------------------------------------------
-    * Neighbouring datasets: ``"add-remove"`` (X and X' differ by one record
-      added or removed; n is *not* public) or ``"replace-one"`` (one record
-      changed; n is public). The sensitivity doubles under replace-one.
-    * Domain: the l2 ball of ``radius`` around ``center``, declared by the
-      user. Records are clipped onto it (never bounded from the private
-      data). The features are bounded for every x, so privacy holds for any
-      input; the domain fixes what the structure describes.
-    * Sensitivity: every record's feature vector is snapped to the grid
-      gamma Z (gamma = 2^-20 times the cell bound) and the sums are exact
-      integers. For the paired kinds ``||phi(x)||_1 <= sqrt(2) n_freq`` and
-      ``||phi(x)||_2 = sqrt(n_freq)``; after snapping (in grid units)
-      ``Delta_1 = sqrt(2) n_freq / gamma + n_cells / 2`` and
-      ``Delta_2 = sqrt(n_freq) / gamma + sqrt(n_cells) / 2``, times 2 under
-      replace-one.
-    * Mechanism: ``delta == 0``: discrete Laplace with scale Delta_1 / epsilon
-      (pure epsilon-DP). ``delta > 0``: rounded Gaussian with the analytic
-      Gaussian sigma for Delta_2 (its noise per answer does not grow with the
-      sketch size, hence far more accurate for large sketches). Both are
-      sampled from a CSPRNG-keyed generator; see :mod:`kernelkit.privacy._noise`.
-    * Budget: the whole (epsilon, delta) goes to the feature sums (a single
-      release), except with ``n_features='auto'``, where 5% of epsilon first
-      buys a noisy count that sizes the sketch (basic composition; the split
-      is in ``privacy_['budget_split']``). With an ``accountant``, fit checks
-      the budget before any release and raises BudgetExceededError when it
-      is not available.
-    * Gaussian (rounded) mechanism, proof sketch: the statistic t is an
-      integer vector, so ``t + rint(N(0, s^2 I)) = rint(t + N(0, s^2 I))`` is
-      a post-processing of the continuous Gaussian mechanism, which is
-      (epsilon, delta)-DP for L2 sensitivity Delta_2 when s satisfies the
-      analytic condition of Balle and Wang (2018); post-processing keeps it.
-
     Parameters
     ----------
     kernel : Kernel or str
@@ -130,6 +97,39 @@ class PrivateKernelSum:
 
     Notes
     -----
+    **Privacy semantics** (stored in ``privacy_`` after fit):
+
+    * Neighbouring datasets: ``"add-remove"`` (X and X' differ by one record
+      added or removed; n is *not* public) or ``"replace-one"`` (one record
+      changed; n is public). The sensitivity doubles under replace-one.
+    * Domain: the l2 ball of ``radius`` around ``center``, declared by the
+      user. Records are clipped onto it (never bounded from the private
+      data). The features are bounded for every x, so privacy holds for any
+      input; the domain fixes what the structure describes.
+    * Sensitivity: every record's feature vector is snapped to the grid
+      gamma Z (gamma = 2^-20 times the cell bound) and the sums are exact
+      integers. For the paired kinds ``||phi(x)||_1 <= sqrt(2) n_freq`` and
+      ``||phi(x)||_2 = sqrt(n_freq)``; after snapping (in grid units)
+      ``Delta_1 = sqrt(2) n_freq / gamma + n_cells / 2`` and
+      ``Delta_2 = sqrt(n_freq) / gamma + sqrt(n_cells) / 2``, times 2 under
+      replace-one.
+    * Mechanism: ``delta == 0``: discrete Laplace with scale Delta_1 / epsilon
+      (pure epsilon-DP). ``delta > 0``: rounded Gaussian with the analytic
+      Gaussian sigma for Delta_2 (its noise per answer does not grow with the
+      sketch size, hence far more accurate for large sketches). Both are
+      sampled from a CSPRNG-keyed generator; see :mod:`kernelkit.privacy._noise`.
+    * Budget: the whole (epsilon, delta) goes to the feature sums (a single
+      release), except with ``n_features='auto'``, where 5% of epsilon first
+      buys a noisy count that sizes the sketch (basic composition; the split
+      is in ``privacy_['budget_split']``). With an ``accountant``, fit checks
+      the budget before any release and raises BudgetExceededError when it
+      is not available.
+    * Gaussian (rounded) mechanism, proof sketch: the statistic t is an
+      integer vector, so ``t + rint(N(0, s^2 I)) = rint(t + N(0, s^2 I))`` is
+      a post-processing of the continuous Gaussian mechanism, which is
+      (epsilon, delta)-DP for L2 sensitivity Delta_2 when s satisfies the
+      analytic condition of Balle and Wang (2018); post-processing keeps it.
+
     Error of an answer: noise, with standard deviation
     ``noise_std_ * ||phi(y)||_2 / n_freq`` (``query(Y, return_std=True)``), plus
     the random-feature approximation, of order ``n / sqrt(n_freq)`` (public
