@@ -52,19 +52,54 @@ def median_bandwidth(X, max_points=2000, random_state=0, *, seed=UNSET):
     return float(np.sqrt(np.median(D))) if D.size else 1.0
 
 
-def resolve_kernel(kernel, bandwidth, X, owner):
-    """The Kernel for ``(kernel, bandwidth)`` by the module's rule (median heuristic on X for a bare name)."""
-    if isinstance(kernel, Kernel):
+_KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES)
+_DOT = ("linear", "polynomial")
+
+
+def resolve_kernel(kernel, bandwidth, X, owner, *, dot_names=None, bandwidth_first=False, median=None):
+    """The Kernel for ``(kernel, bandwidth)`` by the library's one rule (docs/conventions.md).
+
+    A Kernel object carries its bandwidth (``bandwidth`` must be None); a
+    name is built with ``bandwidth``, by default the median heuristic on X.
+
+    Parameters
+    ----------
+    kernel : Kernel or str
+    bandwidth : float > 0 or None
+        Data units.
+    X : array of shape (n, d)
+        The data the median heuristic runs on.
+    owner : str
+        The function or class named in errors.
+    dot_names : None, "allow" or (accepts, hint)
+        The names 'linear' and 'polynomial' (no bandwidth): None refuses them
+        (pass the object), "allow" builds them (``bandwidth`` must be None),
+        a pair refuses them with that message.
+    bandwidth_first : bool
+        Check ``bandwidth`` before looking at ``kernel`` (the order of the
+        estimators' messages).
+    median : callable, optional
+        ``median(X)``: the default bandwidth of a name (default :func:`median_bandwidth`).
+    """
+    if bandwidth_first:
+        bandwidth = check_param(bandwidth, "bandwidth", owner, Real(low=0, low_open=True) | None)
+    name = check_param(kernel.lower() if isinstance(kernel, str) else kernel, "kernel", owner, _KERNEL)
+    if isinstance(name, Kernel):
         if bandwidth is not None:
             raise kernel_bandwidth_error(owner, bandwidth)
-        return kernel
-    name = check_param(kernel.lower() if isinstance(kernel, str) else kernel, "kernel", owner,
-                       InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES))
-    if name in ("linear", "polynomial"):
-        raise param_error("kernel", owner, "a Kernel object or a radial kernel name", kernel,
-                          hint=f"Pass {name} kernels as objects, e.g. kernelkit.{name.title()}().")
+        return name
+    if name in _DOT:
+        if dot_names == "allow":
+            if bandwidth is not None:
+                raise param_error("bandwidth", owner, f"None for the {name!r} kernel (it has no bandwidth)",
+                                  bandwidth, hint=f"Pass other parameters on the object, e.g. "
+                                                  f"kernelkit.{name.title()}(...).")
+            return make_kernel(name)
+        accepts, hint = dot_names or ("a Kernel object or a radial kernel name",
+                                      f"Pass {name} kernels as objects, e.g. kernelkit.{name.title()}().")
+        raise param_error("kernel", owner, accepts, kernel, hint=hint)
     if bandwidth is None:
-        bandwidth = median_bandwidth(X)
+        bandwidth = (median or median_bandwidth)(X)
     else:
         bandwidth = check_param(bandwidth, "bandwidth", owner, Real(low=0, low_open=True))
     return make_kernel(name, bandwidth=bandwidth)

@@ -36,15 +36,13 @@ from .._sklearn import EstimatorNotFittedError
 from sklearn.utils.validation import validate_data
 
 from .._random import generator
-from .._validation import InstanceOf, Integral, OneOf, Real, check_param, kernel_bandwidth_error, param_error
+from .._validation import Integral, OneOf, check_param, param_error
 from ..exceptions import InputError, NotSupportedError
-from ..kernels import KERNEL_NAMES, Gaussian, Kernel, ScaledKernel, make_kernel
+from ..kernels import Gaussian, ScaledKernel
 
 __all__ = ["RandomFourierFeatures", "OrthogonalRandomFeatures", "StructuredOrthogonalFeatures"]
 
 _FORMS = ("cos_sin", "phase")
-_KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES)
-_BANDWIDTH = Real(low=0, low_open=True) | None
 _SPECTRAL = ("a shift-invariant kernel with a spectral density (Gaussian, Laplace, Matern, RationalQuadratic, "
              "IMQ, Periodic for d = 1, SpectralMixture, or a positive scaling of one)")
 
@@ -54,31 +52,15 @@ FeaturesNotFittedError = EstimatorNotFittedError   # (the name the feature modul
 
 # --------------------------------------------------------------------------- shared helpers
 def resolve_kernel(kernel, bandwidth, X, owner, *, spectral=True):
-    """The Kernel for ``(kernel, bandwidth)`` by the library's rule, and the bandwidth used.
-
-    A Kernel object carries its bandwidth (``bandwidth`` must be None); a name
-    takes ``bandwidth``, and without one the median heuristic on X
-    (:func:`kernelkit.median_bandwidth`). Returns ``(kernel, bandwidth_)``
-    (``bandwidth_``: the kernel's ``bandwidth`` attribute, or None when it has none).
-    """
-    kernel = check_param(kernel.lower() if isinstance(kernel, str) else kernel, "kernel", owner, _KERNEL)
-    bandwidth = check_param(bandwidth, "bandwidth", owner, _BANDWIDTH)
-    if isinstance(kernel, Kernel):
-        if bandwidth is not None:
-            raise kernel_bandwidth_error(owner, bandwidth)
-        return kernel, getattr(kernel, "bandwidth", None)
-    if kernel in ("linear", "polynomial"):
-        if spectral:
-            raise param_error("kernel", owner, _SPECTRAL, kernel,
-                              hint=f"The {kernel} kernel is not shift-invariant; use NystroemFeatures, which "
-                                   "takes any kernel.")
-        if bandwidth is not None:
-            raise param_error("bandwidth", owner, f"None for the {kernel!r} kernel (it has no bandwidth)", bandwidth)
-        return make_kernel(kernel), None
-    if bandwidth is None:
-        from .. import median_bandwidth
-        bandwidth = median_bandwidth(X)
-    k = make_kernel(kernel, bandwidth=bandwidth)
+    """``(kernel, bandwidth_)`` by the library's rule (:func:`kernelkit.compress._resolve.resolve_kernel`);
+    ``bandwidth_`` is the kernel's ``bandwidth`` attribute, or None when it has none. ``spectral``: the
+    names 'linear' and 'polynomial' are refused (they have no spectral density), else built."""
+    from ..compress._resolve import resolve_kernel as _rule
+    dot = ((_SPECTRAL, "The {} kernel is not shift-invariant; use NystroemFeatures, which takes any kernel.")
+           if spectral else "allow")
+    if spectral and isinstance(kernel, str) and kernel.lower() in ("linear", "polynomial"):
+        dot = (_SPECTRAL, dot[1].format(kernel.lower()))
+    k = _rule(kernel, bandwidth, X, owner, dot_names=dot, bandwidth_first=True)
     return k, getattr(k, "bandwidth", None)
 
 

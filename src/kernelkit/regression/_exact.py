@@ -31,11 +31,10 @@ from .._sklearn import EstimatorNotFittedError
 from sklearn.utils.validation import check_array, validate_data
 
 from .._options import get_options
-from .._validation import (InstanceOf, OneOf, Real, check_param, check_params, check_weights,
-                           kernel_bandwidth_error, param_error)
-from ..compress._resolve import median_bandwidth
+from .._validation import InstanceOf, OneOf, Real, check_param, check_params, check_weights, param_error
+from ..compress._resolve import median_bandwidth, resolve_kernel
 from ..engine import kernel_block, kernel_sum
-from ..kernels import KERNEL_NAMES, Kernel, make_kernel, sqdist
+from ..kernels import KERNEL_NAMES, Kernel, sqdist
 
 __all__ = ["KernelRidge"]
 
@@ -97,24 +96,12 @@ def _weighted_median_bandwidth(X, w, max_points=2000):
 
 
 def _resolve_kernel(kernel, bandwidth, X, w, owner, *, positive=False):
-    """``(kernel_, bandwidth_)``: the Kernel object as given (bandwidth must be None), or the name built
-    with ``bandwidth`` (None: the weighted median heuristic on X)."""
-    k = check_param(kernel.lower() if isinstance(kernel, str) else kernel, "kernel", owner, _KERNEL)
-    if isinstance(k, Kernel):
-        if bandwidth is not None:
-            raise kernel_bandwidth_error(owner, bandwidth)
-        out = k
-    elif k in ("linear", "polynomial"):
-        if positive:
-            raise param_error("kernel", owner, "a positive kernel (a radial kernel name or a positive Kernel "
-                                               "object)", kernel, hint="Local regression weighs points by k.")
-        if bandwidth is not None:
-            raise param_error("bandwidth", owner, f"None for the {k!r} kernel (it has no bandwidth)", bandwidth,
-                              hint=f"Pass other parameters on the object, e.g. kernelkit.{k.title()}(...).")
-        out = make_kernel(k)
-    else:
-        h = check_param(bandwidth, "bandwidth", owner, Real(low=0, low_open=True) | None)
-        out = make_kernel(k, bandwidth=_weighted_median_bandwidth(X, w) if h is None else h)
+    """``(kernel_, bandwidth_)`` by the library's rule (:func:`kernelkit.compress._resolve.resolve_kernel`),
+    the default bandwidth of a name being the weighted median heuristic; ``positive``: local regression's
+    kernels must be positive."""
+    dot = (("a positive kernel (a radial kernel name or a positive Kernel object)",
+            "Local regression weighs points by k.") if positive else "allow")
+    out = resolve_kernel(kernel, bandwidth, X, owner, dot_names=dot, median=lambda X: _weighted_median_bandwidth(X, w))
     if positive and not out.is_positive:
         raise param_error("kernel", owner, "a positive kernel (every k(x, y) > 0: radial kernels, their sums "
                                            "and positive scalings)", out,
