@@ -37,14 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kernelkit as kk  # noqa: E402
 from kernelkit.regression import FalkonRegressor  # noqa: E402
+from _datasets import friedman  # noqa: E402
 from _results import write_results  # noqa: E402
-
-
-def friedman(n, d, rng):
-    X = rng.uniform(size=(n, d))
-    y = (10 * np.sin(np.pi * X[:, 0] * X[:, 1]) + 20 * (X[:, 2] - 0.5) ** 2 + 10 * X[:, 3] + 5 * X[:, 4]
-         + rng.normal(size=n))
-    return X, y
 
 
 def _gauss(A, B, sigma):

@@ -9,7 +9,8 @@ Sections (printed as tables, written as JSON to benchmarks/results/features.json
 
 1. Kernel-approximation error, Gaussian kernel, d in {16, 32, 64}, D = 4096 frequencies (8192 features),
    n = 300 points from N(0, I_d / d) with the bandwidth at the median pairwise distance: the max and the
-   root-mean-square of |Z Z^T - K| over all pairs (K exact, from kernel(X, X)), mean over --reps seeds, for
+   root-mean-square of |Z Z^T - K| over all pairs and the relative Frobenius error ||Z Z^T - K||_F / ||K||_F
+   (K exact, from kernel(X, X)), mean over --reps seeds, for
    RandomFourierFeatures and OrthogonalRandomFeatures (and StructuredOrthogonalFeatures); the ratio
    ORF / RFF is what Yu et al. (2016) predict to be below 1.
 2. Transform time at d = 1024, n = 2,000 points, D = 4096: StructuredOrthogonalFeatures (fast
@@ -43,25 +44,30 @@ def accuracy(dims, D, n, reps):
         X = np.random.default_rng(d).standard_normal((n, d)) / np.sqrt(d)
         k = kk.Gaussian(kk.median_bandwidth(X))
         K = k(X)
+        k_fro = float(np.linalg.norm(K))
         row = {"d": d, "D": D, "n": n, "bandwidth": k.bandwidth}
         for name, cls in MAPS.items():
-            mx, rms = [], []
+            mx, rms, fro = [], [], []
             for s in range(reps):
                 Z = cls(k, D, random_state=s).fit_transform(X)
                 E = Z @ Z.T - K
                 mx.append(float(np.abs(E).max()))
                 rms.append(float(np.sqrt(np.mean(E ** 2))))
+                fro.append(float(np.linalg.norm(E) / k_fro))
             row[f"{name}_max"], row[f"{name}_rms"] = float(np.mean(mx)), float(np.mean(rms))
+            row[f"{name}_relfro"], row[f"{name}_relfro_sd"] = float(np.mean(fro)), float(np.std(fro))
         row["orf/rff_rms"] = row["orf_rms"] / row["rff_rms"]
         row["orf/rff_max"] = row["orf_max"] / row["rff_max"]
         row["sorf/orf_rms"] = row["sorf_rms"] / row["orf_rms"]
+        row["orf/rff_relfro"] = row["orf_relfro"] / row["rff_relfro"]
         rows.append(row)
     print(f"\n1. Gaussian kernel approximation error, D = {D} frequencies, n = {n}, mean over {reps} seeds")
     print(f"{'d':>5} {'rff rms':>10} {'orf rms':>10} {'sorf rms':>10} {'orf/rff rms':>12} {'orf/rff max':>12} "
-          f"{'sorf/orf rms':>13}")
+          f"{'sorf/orf rms':>13} {'rff relF':>9} {'orf relF':>9} {'orf/rff relF':>13}")
     for r in rows:
         print(f"{r['d']:>5} {r['rff_rms']:>10.2e} {r['orf_rms']:>10.2e} {r['sorf_rms']:>10.2e} "
-              f"{r['orf/rff_rms']:>12.3f} {r['orf/rff_max']:>12.3f} {r['sorf/orf_rms']:>13.3f}")
+              f"{r['orf/rff_rms']:>12.3f} {r['orf/rff_max']:>12.3f} {r['sorf/orf_rms']:>13.3f} "
+              f"{r['rff_relfro']:>9.2e} {r['orf_relfro']:>9.2e} {r['orf/rff_relfro']:>13.3f}")
     return rows
 
 

@@ -33,21 +33,39 @@ def _time(fn):
     return out, time.perf_counter() - t0
 
 
-def run(n, d, m, alpha, seed):
+def make_data(n, d, m, seed):
+    """The benchmark's data: ``(X, y, Xt)``, X (n, d) and Xt (m, d) standard normal, y = sin x1 + x2 x3 / 2 + N(0, 0.01)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     y = np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2] + 0.1 * rng.standard_normal(n)
     Xt = rng.standard_normal((m, d))
-    sigma = kk.median_bandwidth(X)
-    rows = []
+    return X, y, Xt
+
+
+def fit_kernelkit(X, y, Xt, alpha, sigma):
+    """kernelkit's KernelRidge (memory budget raised to hold the n x n matrix): ``(pred, fit_s, predict_s, model)``."""
+    n = X.shape[0]
     with kk.options(memory=max(10**9, 24 * n * n)):
         ours = KernelRidge("gaussian", alpha, bandwidth=sigma)
         _, t_fit = _time(lambda: ours.fit(X, y))
         pred, t_pred = _time(lambda: ours.predict(Xt))
-    rows.append(dict(package="kernelkit", fit_s=t_fit, predict_s=t_pred, max_rel_diff=0.0))
+    return pred, t_fit, t_pred, ours
+
+
+def fit_sklearn(X, y, Xt, alpha, sigma):
+    """scikit-learn's KernelRidge with the same kernel (rbf, gamma = 1 / (2 sigma^2)): ``(pred, fit_s, predict_s)``."""
     ref = SkKernelRidge(alpha=alpha, kernel="rbf", gamma=1.0 / (2 * sigma ** 2))
-    _, t_fit_r = _time(lambda: ref.fit(X, y))
-    pred_r, t_pred_r = _time(lambda: ref.predict(Xt))
+    _, t_fit = _time(lambda: ref.fit(X, y))
+    pred, t_pred = _time(lambda: ref.predict(Xt))
+    return pred, t_fit, t_pred
+
+
+def run(n, d, m, alpha, seed):
+    X, y, Xt = make_data(n, d, m, seed)
+    sigma = kk.median_bandwidth(X)
+    pred, t_fit, t_pred, _ = fit_kernelkit(X, y, Xt, alpha, sigma)
+    rows = [dict(package="kernelkit", fit_s=t_fit, predict_s=t_pred, max_rel_diff=0.0)]
+    pred_r, t_fit_r, t_pred_r = fit_sklearn(X, y, Xt, alpha, sigma)
     diff = float(np.max(np.abs(pred_r - pred) / np.maximum(np.abs(pred_r), 1e-300)))
     rows.append(dict(package="scikit-learn", fit_s=t_fit_r, predict_s=t_pred_r, max_rel_diff=diff))
     return dict(n=n, d=d, m=m, alpha=alpha, sigma=sigma, rows=rows,

@@ -56,6 +56,25 @@ def test_every_runnable_build_matches_the_reference(restore_clone, clone, case, 
 
 
 @pytest.mark.parametrize("clone", RUNNABLE)
+@pytest.mark.parametrize("case", ["gauss", "matern52+rq", "poly"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_every_build_runs_the_one_pass_normal_product(restore_clone, clone, case, dtype):
+    from kernelkit.engine import prepare_normal
+    _fused.select_clone(clone)
+    kernel = CASES[case]
+    rng = np.random.default_rng(12)
+    X, C = rng.normal(size=(389, 17)), rng.normal(size=(53, 17))
+    V, w = rng.normal(size=(53, 2)), rng.uniform(size=(389, 2))
+    K = kk.kernel_block(kernel, X, C)                        # (n, M) float64
+    ref = K.T @ (w * (K @ V))
+    scale = np.abs(K).T @ (w * (np.abs(K) @ np.abs(V)))
+    for memory in (None, 6000):
+        N = prepare_normal(kernel, C.astype(dtype), X.astype(dtype), backend="fused", memory=memory)
+        assert N.one_pass
+        assert np.all(np.abs(N(V, w) - ref) <= 8 * RTOL[dtype] * scale)
+
+
+@pytest.mark.parametrize("clone", RUNNABLE)
 def test_every_build_gives_subnormals_and_zero_below(restore_clone, clone):
     _fused.select_clone(clone)
     x = np.array([-700.0, -720.0, -740.0, -744.0, -746.0, -800.0, -np.inf])

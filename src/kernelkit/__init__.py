@@ -29,10 +29,13 @@ _LAZY = {
     **{name: "kernelkit.compress" for name in ("kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp",
                                                "standard_thin", "kernel_herding", "mmd", "median_bandwidth")},
     **{name: "kernelkit.regression" for name in ("KernelRidge", "FalkonRegressor", "FalkonClassifier",
-                                                 "NadarayaWatson", "LocalLinearRegression")},
+                                                 "NadarayaWatson", "LocalLinearRegression",
+                                                 "GaussianProcessRegressor")},
     **{name: "kernelkit.features" for name in ("RandomFourierFeatures", "OrthogonalRandomFeatures",
                                                "StructuredOrthogonalFeatures", "PositiveRandomFeatures",
-                                               "NystroemFeatures", "RandomFeaturesRidge")},
+                                               "NystroemFeatures", "RandomFeaturesRidge",
+                                               "KernelPCA", "KernelKMeans")},
+    **{name: "kernelkit.ntk" for name in ("NNGP", "NTK", "empirical_ntk")},
 }
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",

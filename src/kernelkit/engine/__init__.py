@@ -19,10 +19,10 @@ from ..exceptions import InvalidValueError
 
 from ._components import (Component, Modulated, MAX_COMPONENTS, compile_components, kernel_components,
                           register_family)
-from ._prepared import PreparedSum, prepare_sum
+from ._prepared import PreparedNormal, PreparedSum, prepare_normal, prepare_sum
 
 __all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available", "cpu_features",
-           "prepare_sum",
+           "prepare_sum", "prepare_normal", "PreparedNormal",
            "PreparedSum", "register_family", "kernel_components", "compile_components", "Component", "Modulated",
            "MAX_COMPONENTS"]
 

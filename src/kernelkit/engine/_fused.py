@@ -283,6 +283,32 @@ def run_sum(pl, W, progress):
     return out
 
 
+#: bytes of kernel rows one thread keeps between the two phases of a normal product (in cache)
+_NORMAL_ROWS_BYTES = 512 * 1024
+
+
+def normal_plan(kernel, C, X, opts, p):
+    """A :class:`Plan` for ``V -> K(C, X) diag(Wq) K(X, C) V`` (points C, queries X), or None when
+    this backend cannot run it (modulated components). Its query blocks keep jb x M kernel values
+    per thread, about ``_NORMAL_ROWS_BYTES``."""
+    spec = _compile(kernel)
+    if spec is None or spec[1] or not spec[0]:
+        return None
+    pl = plan(spec[0], C, X, opts, None, p)
+    padded = -(-pl.X.shape[0] // pl.nb) * pl.nb
+    pl.jb = max(6, min(pl.jb, _NORMAL_ROWS_BYTES // (padded * pl.X.itemsize) // 6 * 6))
+    return pl
+
+
+def run_normal(pl, V, Wq):
+    """``K(C, X) diag(Wq) K(X, C) V`` for a :func:`normal_plan` (float64, shape (M, p)); Wq (n, p) or None."""
+    V = np.ascontiguousarray(V, dtype=pl.X.dtype)
+    Wq = None if Wq is None else np.ascontiguousarray(Wq, dtype=pl.X.dtype)
+    out = np.zeros((pl.X.shape[0], V.shape[1]))
+    _ext.normal(pl.X, pl.Y, V, Wq, pl.c, pl.codes, pl.params, pl.gram, pl.nb, pl.jb, pl.threads, out)
+    return out
+
+
 def modulated_parts(mod, X, Y, W):
     """Per Modulated component: (rescaled X, rescaled Y, phase weights (n, 2p), query phases, w).
 

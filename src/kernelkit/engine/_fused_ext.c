@@ -219,6 +219,60 @@ static PyObject *py_block(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* normal(X, Y, V, Wq, center, codes, params, gram, nb, jb, nthreads, out):
+ * out = K^T diag(Wq) K V with K[a, i] = k(Y[a], X[i]); X (n, d) points with weights V (n, p), Y (m, d)
+ * queries with weights Wq (m, p) or None (ones), all of one dtype; out (n, p) float64 zeros on entry. */
+static PyObject *py_normal(PyObject *self, PyObject *args) {
+    int gram, nb, jb, nthreads;
+    PyObject *Xo, *Yo, *Vo, *Qo, *Co, *codes, *params, *outo;
+    if (!PyArg_ParseTuple(args, "OOOOOOOiiiiO", &Xo, &Yo, &Vo, &Qo, &Co, &codes, &params, &gram, &nb, &jb,
+                          &nthreads, &outo))
+        return NULL;
+    kspec ks;
+    if (parse_spec(codes, params, &ks)) return NULL;
+    if (!PyArray_Check(Xo)) { PyErr_SetString(PyExc_TypeError, "fused normal: X must be an array"); return NULL; }
+    const int typenum = PyArray_TYPE((PyArrayObject *)Xo);
+    if (typenum != NPY_FLOAT32 && typenum != NPY_FLOAT64) {
+        PyErr_SetString(PyExc_TypeError, "fused normal: float32 or float64 only");
+        return NULL;
+    }
+    if (check_arr(Xo, typenum, 2, "X") || check_arr(Yo, typenum, 2, "Y") || check_arr(Vo, typenum, 2, "V")
+        || (Qo != Py_None && check_arr(Qo, typenum, 2, "Wq")) || check_arr(outo, NPY_FLOAT64, 2, "out"))
+        return NULL;
+    if (Co != Py_None && check_arr(Co, typenum, 1, "center")) return NULL;
+    PyArrayObject *X = (PyArrayObject *)Xo, *Y = (PyArrayObject *)Yo, *V = (PyArrayObject *)Vo, *O = (PyArrayObject *)outo;
+    const int64_t n = PyArray_DIM(X, 0), m = PyArray_DIM(Y, 0);
+    const int d = (int)PyArray_DIM(X, 1), p = (int)PyArray_DIM(V, 1);
+    if (PyArray_DIM(Y, 1) != d || n < 1 || m < 1 || d < 1 || p < 1 || PyArray_DIM(V, 0) != n
+        || (Qo != Py_None && (PyArray_DIM((PyArrayObject *)Qo, 0) != m || PyArray_DIM((PyArrayObject *)Qo, 1) != p))
+        || PyArray_DIM(O, 0) != n || PyArray_DIM(O, 1) != p
+        || (Co != Py_None && PyArray_DIM((PyArrayObject *)Co, 0) != d)) {
+        PyErr_SetString(PyExc_ValueError, "fused normal: shapes of X, Y, V, Wq, center and out do not agree");
+        return NULL;
+    }
+    if (nb < KK_TILE_MULT || nb % KK_TILE_MULT || jb < MR || jb % MR || nthreads < 1) {
+        PyErr_SetString(PyExc_ValueError, "fused normal: bad tile sizes or thread count");
+        return NULL;
+    }
+    const void *C = Co == Py_None ? NULL : PyArray_DATA((PyArrayObject *)Co);
+    const void *Q = Qo == Py_None ? NULL : PyArray_DATA((PyArrayObject *)Qo);
+    double *out = (double *)PyArray_DATA(O);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT32) {
+        job_f32 J = {(const float *)PyArray_DATA(X), (const float *)PyArray_DATA(Y), (const float *)PyArray_DATA(V),
+                     (const float *)C, n, m, d, p, nb, jb, gram, OP_SUM, 0, &ks, NULL, NULL, NULL};
+        rc = run_normal_f32(&J, nthreads, (const float *)Q, out);
+    } else {
+        job_f64 J = {(const double *)PyArray_DATA(X), (const double *)PyArray_DATA(Y), (const double *)PyArray_DATA(V),
+                     (const double *)C, n, m, d, p, nb, jb, gram, OP_SUM, 0, &ks, NULL, NULL, NULL};
+        rc = run_normal_f64(&J, nthreads, (const double *)Q, out);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* vexp(x, out): out = exp(x) elementwise with the engine's vectorised exp (x <= 0; same dtype, 1-D). */
 static PyObject *py_vexp(PyObject *self, PyObject *args) {
     PyObject *xo, *oo;
@@ -259,6 +313,7 @@ static PyMethodDef methods[] = {
     {"cpu_features", py_cpu_features, METH_NOARGS, "Instruction-set features of this CPU (dict of bools)."},
     {"run", py_run, METH_VARARGS, "Fused kernel reduction (see kernelkit/engine/_fused.py)."},
     {"block", py_block, METH_VARARGS, "Dense kernel block (see kernelkit/engine/_fused.py)."},
+    {"normal", py_normal, METH_VARARGS, "Normal product K^T diag(Wq) K V (see kernelkit/engine/_fused.py)."},
     {"vexp", py_vexp, METH_VARARGS, "Elementwise exp(x), x <= 0, with the engine's vectorised exp."},
     {NULL, NULL, 0, NULL},
 };

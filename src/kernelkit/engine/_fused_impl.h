@@ -491,6 +491,140 @@ KK_CLONES static int FN(run_block)(const FN(job) *J, int nthreads, R *K) {
     return failed ? -1 : 0;
 }
 
+/* Normal product out = K^T diag(Wq) K V for K[a, i] = k(y_a, x_i): points x_i = J->X (the centres,
+ * packed once with V = J->W as their weights), queries y_a = J->Y (the data), data weights Wq (m, p)
+ * or NULL (ones). Per block of jb queries: phase 1 computes the block's kernel rows against every
+ * centre tile once, keeping them in `buf` (jb x Mp values, sized by the caller to stay in cache) while
+ * reducing u_a = sum_i k(y_a, x_i) V[i]; phase 2 reuses the kept rows for g_i += k(y_a, x_i) Wq_a u_a.
+ * Each kernel value is computed once (two kernel sums compute it twice). Accumulation: u in float64
+ * across tiles; g in R over at most NORMAL_FLUSH rows, then into a per-thread float64 total.
+ * out (n x p, float64) must be zero on entry. Returns 0 or -1 (allocation failure). */
+#define NORMAL_FLUSH 256
+KK_CLONES static int FN(run_normal)(FN(job) *J, int nthreads, const R *Wq, double *out) {
+    const int64_t n = J->n, m = J->m, nb = J->nb, jb = J->jb, d = J->d, p = J->p;
+    const int64_t ntiles = (n + nb - 1) / nb, Mp = ntiles * nb, nqb = (m + jb - 1) / jb;
+    J->Xp = (R *)malloc(sizeof(R) * Mp * d);
+    J->nxp = (R *)malloc(sizeof(R) * Mp);
+    J->Wp = (R *)malloc(sizeof(R) * Mp * p);
+    if (!J->Xp || !J->nxp || !J->Wp) {
+        free(J->Xp); free(J->nxp); free(J->Wp);
+        J->Xp = J->nxp = J->Wp = NULL;
+        return -1;
+    }
+    for (int64_t t = 0; t < ntiles; t++) {
+        const int64_t i0 = t * nb;
+        const int len = (int)(n - i0 < nb ? n - i0 : nb);
+        FN(pack_x)(J->X, i0, len, (int)d, (int)nb, J->c, J->Xp + t * d * nb, J->nxp + t * nb);
+        FN(pack_w)(J->W, i0, len, (int)p, (int)nb, (R)0, J->Wp + t * p * nb);
+    }
+    const kspec *ks = J->ks;
+    const int gauss1 = ks->n == 1 && ks->code[0] == K_GAUSS;
+    const R g = gauss1 ? (R)ks->p[0] : (R)0;
+    /* tile t: largest |x - c| of its centres, for the Gaussian's row bound */
+    R *rx = (R *)malloc(sizeof(R) * ntiles);
+    double *part = (double *)calloc((size_t)nthreads * (size_t)(Mp * p), sizeof(double));
+    if (!rx || !part) {
+        free(rx); free(part); free(J->Xp); free(J->nxp); free(J->Wp);
+        J->Xp = J->nxp = J->Wp = NULL;
+        return -1;
+    }
+    for (int64_t t = 0; t < ntiles; t++) rx[t] = gauss1 ? SQRT(FN(kk_row_max)(J->nxp + t * nb, (int)nb)) : (R)0;
+    int failed = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : failed)
+    {
+        const int tid = omp_get_thread_num();
+        FN(work) w;
+        R *buf = (R *)malloc(sizeof(R) * (size_t)(jb * Mp));
+        R *gblk = (R *)calloc((size_t)(Mp * p), sizeof(R));
+        double *u = (double *)malloc(sizeof(double) * (size_t)(jb * p));
+        if (FN(work_alloc)(&w, J) || !buf || !gblk || !u) failed = 1;
+        double *gacc = part + (int64_t)tid * Mp * p;
+        int rows = 0;   /* rows accumulated in gblk since the last flush */
+#pragma omp for schedule(static)   /* fixed blocks per thread: the same sums on every call */
+        for (int64_t b = 0; b < nqb; b++) {
+            if (failed) continue;
+            const int64_t j0 = b * jb;
+            const int jlen = (int)(m - j0 < jb ? m - j0 : jb);
+            FN(pack_y)(J->Y, j0, jlen, (int)d, (int)jb, J->c, w.Yb, w.ny);
+            for (int64_t e = 0; e < jb * p; e++) u[e] = 0;
+            /* phase 1: kernel rows of this query block, kept in buf; u = K V */
+            for (int64_t t = 0; t < ntiles; t++) {
+                const int64_t i0 = t * nb;
+                const int len = (int)(n - i0 < nb ? n - i0 : nb);
+                const R *Xt = J->Xp + t * d * nb, *nx = J->nxp + t * nb, *Wt = J->Wp + t * p * nb;
+                FN(tile)(J->gram, Xt, (int)nb, w.Yb, (int)d, (int)jb, w.T);
+                for (int a = 0; a < jlen; a++) {
+                    const R *tr = w.T + (int64_t)a * nb;
+                    R *val = buf + (int64_t)a * Mp + i0;
+                    const R ny = w.ny[a];
+                    if (gauss1) {   /* exp(-g r^2) (the weight w_0 is applied to u and to the result) */
+                        const R ry = rx[t] + SQRT(ny);
+                        if (-g * (ry * ry) >= EXP_FAST_LO) {
+                            if (J->gram) {
+#pragma omp simd
+                                for (int i = 0; i < (int)nb; i++) {
+                                    R v = nx[i] + ny - (R)2 * tr[i];
+                                    val[i] = FN(kexp_normal)(-g * (v > 0 ? v : (R)0));
+                                }
+                            } else {
+#pragma omp simd
+                                for (int i = 0; i < (int)nb; i++) val[i] = FN(kexp_normal)(-g * tr[i]);
+                            }
+                        } else {
+                            const R *r2 = FN(row_r2)(J->gram, tr, nx, ny, w.r2, (int)nb);
+                            if (-g * FN(kk_row_max)(r2, (int)nb) >= EXP_FAST_LO) {
+#pragma omp simd
+                                for (int i = 0; i < (int)nb; i++) val[i] = FN(kexp_normal)(-g * r2[i]);
+                            } else {
+#pragma omp simd
+                                for (int i = 0; i < (int)nb; i++) val[i] = FN(kexp)(-g * r2[i]);
+                            }
+                        }
+                    } else {
+                        FN(row_values)(ks, J->gram, tr, nx, ny, w.r2, val, w.tmp, w.pw, (int)nb);
+                        for (int i = len; i < (int)nb; i++) val[i] = 0;   /* padding centres (inf * 0) */
+                    }
+                    for (int q = 0; q < (int)p; q++) u[a * p + q] += (double)FN(row_dot)(val, Wt + (int64_t)q * nb, (int)nb);
+                }
+            }
+            /* phase 2: g += K_block^T (Wq u), from the kept rows */
+            for (int a = 0; a < jlen; a++) {
+                const R *row = buf + (int64_t)a * Mp;
+                for (int q = 0; q < (int)p; q++) {
+                    double sa = u[a * p + q] * (gauss1 ? ks->w[0] : 1.0);
+                    if (Wq) sa *= (double)Wq[(j0 + a) * p + q];
+                    const R s = (R)sa;
+                    if (s == 0) continue;
+                    R *gq = gblk + (int64_t)q * Mp;
+#pragma omp simd
+                    for (int64_t i = 0; i < Mp; i++) gq[i] += s * row[i];
+                }
+            }
+            rows += jlen;
+            if (rows >= NORMAL_FLUSH) {
+                for (int64_t e = 0; e < Mp * p; e++) { gacc[e] += (double)gblk[e]; gblk[e] = 0; }
+                rows = 0;
+            }
+        }
+        if (!failed)
+            for (int64_t e = 0; e < Mp * p; e++) gacc[e] += (double)gblk[e];
+        free(buf); free(gblk); free(u); free(w.Xt);
+    }
+    if (!failed) {
+        const double w0 = gauss1 ? ks->w[0] : 1.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t q = 0; q < p; q++) {
+                double s = 0;
+                for (int t = 0; t < nthreads; t++) s += part[(int64_t)t * Mp * p + q * Mp + i];
+                out[i * p + q] = s * w0;
+            }
+    }
+    free(rx); free(part); free(J->Xp); free(J->nxp); free(J->Wp);
+    J->Xp = J->nxp = J->Wp = NULL;
+    return failed ? -1 : 0;
+}
+#undef NORMAL_FLUSH
+
 /* out[i] = exp(x[i]) for x <= 0 (the engine's exp, exposed for tests and the benchmark): in
  * chunks of 256, each with the one-factor exp when its smallest argument allows, as in the rows
  * of a kernel sum */

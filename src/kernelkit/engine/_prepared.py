@@ -8,15 +8,20 @@ the float32 range check, the backend choice, and for the fused backend the
 component table, distance mode, centre and tile sizes. Each call then only
 checks the weights and runs the reduction (the compiled code still packs its
 tiles per call: O((n + m) d), against the O(n m d) of the sum itself).
+
+``prepare_normal(kernel, C, X)`` prepares the product with the normal
+matrix, :math:`V \\mapsto K_{CX}\\,\\mathrm{diag}(w)\\,K_{XC}\\,V`, the whole cost of
+Nystrom solvers (Falkon): the fused backend computes each kernel value once
+per product (two kernel sums compute it twice).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_pair, check_weights
+from .._validation import check_pair, check_weights, param_error
 
-__all__ = ["PreparedSum", "prepare_sum"]
+__all__ = ["PreparedSum", "prepare_sum", "PreparedNormal", "prepare_normal"]
 
 
 class PreparedSum:
@@ -154,3 +159,153 @@ def prepare_sum(kernel, X, Y=None, *, memory=None, threads=None, backend=None, p
     """
     from . import _opts
     return PreparedSum(kernel, X, Y, _opts(memory, threads, backend, progress))
+
+
+class PreparedNormal:
+    r"""The linear map :math:`V \mapsto K_{CX}\,\mathrm{diag}(w)\,K_{XC}\,V`, prepared for many calls.
+
+    With :math:`K_{XC}[i, j] = k(x_i, c_j)` (n x M: data points x_i, centres
+    c_j), ``N(V, w)`` returns, for every column q of V,
+
+    .. math::
+
+        \mathrm{out}_{j q} = \sum_{i=1}^n k(c_j, x_i)\, w_{i q} \sum_{l=1}^M k(x_i, c_l)\, V_{l q} ,
+
+    the product with the weighted normal matrix of least squares on kernel
+    features (Nystrom / Falkon). Build it with :func:`prepare_normal`.
+
+    The fused backend runs it as one pass over the data: for each block of
+    data points it computes the block's kernel values against every centre
+    once, keeps them in cache (about 512 kB per thread), reduces
+    :math:`u = K_{XC} V` from them and then accumulates :math:`K_{CX} (w \circ u)`
+    from the same values, so each kernel value is computed once per product;
+    two kernel sums compute it twice. Other backends (and kernels the fused
+    backend cannot run in one pass, such as spectral mixtures) use two
+    prepared kernel sums. Precision: float32 inputs give float32 kernel
+    values and products, accumulated as the kernel sums are (see
+    :func:`kernelkit.kernel_sum`); the result is float64.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The kernel k.
+    C : array of shape (M, d)
+        Centres c_j.
+    X : array of shape (n, d)
+        Data points x_i.
+    opts : Options
+        Resolved options (see :func:`kernelkit.get_options`).
+
+    Attributes
+    ----------
+    shape : (M, M)
+        The shape of the matrix it applies.
+    backend : str
+        The backend that runs ("fused", "numpy" or "torch").
+    one_pass : bool
+        True when the fused one-pass product runs (else two prepared kernel sums).
+    """
+
+    def __init__(self, kernel, C, X, opts):
+        from . import _check_kernel, _fused_backend, _working
+        _check_kernel(kernel, "prepare_normal")
+        C, X = check_pair(C, X, owner="prepare_normal", x_name="C", y_name="X")
+        kernel._check_features(X.shape[1], "prepare_normal")
+        self.kernel, self._opts = kernel, opts
+        self.n, self.M = X.shape[0], C.shape[0]
+        self.shape = (self.M, self.M)
+        self._C0, self._X0 = C, X
+        self._plans = {}
+        fused = _fused_backend() if opts.backend in ("auto", "fused") else None
+        self._fused = fused
+        Cw, Xw = _working(kernel, C, X)
+        self._C, self._X = Cw, Xw
+        self._sums = None
+        if fused is None or fused.normal_plan(kernel, Cw[:1], Xw[:1], opts, 1) is None:
+            self._fused = None
+            self._two_sums()
+        self.one_pass = self._fused is not None
+        self.backend = "fused" if self.one_pass else self._sums[0].backend
+
+    def _two_sums(self):
+        if self._sums is None:
+            o = self._opts
+            self._sums = (PreparedSum(self.kernel, self._C0, self._X0, o), PreparedSum(self.kernel, self._X0, self._C0, o))
+        return self._sums
+
+    def __repr__(self):
+        return (f"PreparedNormal({self.kernel!r}, M={self.M}, n={self.n}, backend={self.backend!r}, "
+                f"one_pass={self.one_pass})")
+
+    def __call__(self, V, weights=None):
+        """``K_CX diag(w) K_XC V``.
+
+        Parameters
+        ----------
+        V : array of shape (M,) or (M, p)
+            Coefficients on the centres.
+        weights : array of shape (n,) or (n, p), optional
+            Data weights w (any sign; one column per column of V, or one for
+            all). Default: ones.
+
+        Returns
+        -------
+        out : float64 array of shape (M,) or (M, p)
+        """
+        from . import _big
+        V = check_weights(V, self.M, "V", "PreparedNormal")
+        squeeze = V.ndim == 1
+        V = V.reshape(self.M, -1)
+        p = V.shape[1]
+        w = check_weights(weights, self.n, "weights", "PreparedNormal")
+        if w is not None:
+            w = w.reshape(self.n, -1)
+            if w.shape[1] not in (1, p):
+                raise param_error("weights", "PreparedNormal", f"1 or {p} columns (one per column of V)", w,
+                                  shown=f"{w.shape[1]} columns")
+            if w.shape[1] != p:
+                w = np.repeat(w, p, axis=1)
+        if self._fused is None or (self._X.dtype == np.float32 and (_big(V) or _big(w))):
+            KXC, KCX = self._two_sums()
+            u = np.asarray(KXC(V), dtype=np.float64)
+            if w is not None:
+                u = u * w
+            out = np.asarray(KCX(u), dtype=np.float64)
+        else:
+            if p not in self._plans:
+                self._plans[p] = self._fused.normal_plan(self.kernel, self._C, self._X, self._opts, p)
+            out = self._fused.run_normal(self._plans[p], V, w)
+        return out[:, 0] if squeeze else out
+
+
+def prepare_normal(kernel, C, X, *, memory=None, threads=None, backend=None, progress=None):
+    r"""Prepare :math:`V \mapsto K_{CX}\,\mathrm{diag}(w)\,K_{XC}\,V` for many V (Nystrom normal equations).
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The kernel k.
+    C : array of shape (M, d)
+        Centres (data units).
+    X : array of shape (n, d)
+        Data points (data units).
+    memory, threads, backend, progress : optional
+        Options of :func:`kernelkit.options`, fixed for every later call.
+
+    Returns
+    -------
+    PreparedNormal
+        Call it with V (M,) or (M, p) and optional data weights.
+
+    Examples
+    --------
+    >>> import numpy as np, kernelkit as kk
+    >>> X = np.random.default_rng(0).normal(size=(500, 3)); C = X[:40]
+    >>> N = kk.engine.prepare_normal(kk.Gaussian(1.0), C, X)
+    >>> v = np.ones(40)
+    >>> u = kk.kernel_sum(kk.Gaussian(1.0), C, X, v)
+    >>> bool(np.allclose(N(v), kk.kernel_sum(kk.Gaussian(1.0), X, C, u)))
+    True
+    """
+    from . import _opts
+    return PreparedNormal(kernel, C, X, _opts(memory, threads, backend, progress))

@@ -14,6 +14,7 @@ _LAZY = {
     "RandomFourierFeatures": "._fourier", "OrthogonalRandomFeatures": "._fourier",
     "StructuredOrthogonalFeatures": "._fourier", "PositiveRandomFeatures": "._positive",
     "NystroemFeatures": "._nystroem", "RandomFeaturesRidge": "._ridge",
+    "KernelPCA": "._kpca", "KernelKMeans": "._kkmeans",
 }
 
 __all__ = list(_LAZY)

@@ -31,7 +31,7 @@ from .._options import get_options
 from .._random import generator
 from .._validation import (InstanceOf, Integral, OneOf, Real, check_param, check_params, check_points,
                            check_weights, param_error)
-from ..engine import kernel_sum, prepare_sum
+from ..engine import kernel_block, kernel_sum, prepare_normal, prepare_sum
 from ..engine._tiling import progress_bar
 from ..kernels import KERNEL_NAMES, Kernel
 from ._centers import CENTER_METHODS, select_centers
@@ -147,13 +147,17 @@ class _FalkonSystem:
         self.n, self.M = X.shape[0], C.shape[0]
         self.indices = indices
         # K_nM v = sum over centres (sources C) for every data point (queries X); K_nM^T u: sources X, queries C
-        self.K_nM = prepare_sum(kernel, C, X, memory=opts.memory, threads=opts.threads, backend=opts.backend,
-                                progress=False)
+        # K_nM^T W K_nM v in one pass (each kernel value once), K_nM^T r for the right-hand side
+        self.normal = prepare_normal(kernel, C, X, memory=opts.memory, threads=opts.threads, backend=opts.backend,
+                                     progress=False)
         self.K_Mn = prepare_sum(kernel, X, C, memory=opts.memory, threads=opts.threads, backend=opts.backend,
                                 progress=False)
+        self.K_nM = prepare_sum(kernel, C, X, memory=opts.memory, threads=opts.threads, backend=opts.backend,
+                                progress=False)   # the classifier's decision values on the data
         C64 = C.astype(np.float64)
-        self.K_MM = np.asarray(kernel(C64, C64), dtype=np.float64)
-        self.K_MM = (self.K_MM + self.K_MM.T) / 2
+        # the M x M matrices are held whatever the budget (3 M^2 float64 values, see the module docstring)
+        K_MM = kernel_block(kernel, C64, memory=max(opts.memory, 2 * 8 * self.M * self.M + 1))
+        self.K_MM = (K_MM + K_MM.T) / 2
         self.T = self._chol_T(_EPS[dtype])
         self.A = None
 
@@ -178,9 +182,11 @@ class _FalkonSystem:
         self.mu = mu
         self.W = W
         D = wbar[self.indices] if self.indices is not None else np.full(M, s / n)
-        G = (n / (s * M)) * (self.T * D[None, :]) @ self.T.T
+        # G = (n / (s M)) T D T^T + (mu / s) I: one symmetric rank-M update (upper triangle, half a GEMM)
+        TD = np.asfortranarray(self.T * np.sqrt(np.maximum(D, 0))[None, :])
+        G = scipy.linalg.blas.dsyrk(n / (s * M), TD, lower=0)
         G[np.diag_indices(M)] += mu / s
-        self.A = scipy.linalg.cholesky((G + G.T) / 2, lower=False, check_finite=False)
+        self.A = scipy.linalg.cholesky(G, lower=False, check_finite=False)
 
     def B(self, beta):
         return _tri(self.T, _tri(self.A, beta))
@@ -193,10 +199,7 @@ class _FalkonSystem:
 
     def op(self, beta):
         a = self.B(beta)
-        u = np.asarray(self.K_nM(a), dtype=np.float64)
-        if self.W is not None:
-            u *= self.W
-        g = np.asarray(self.K_Mn(u), dtype=np.float64) + self.mu * (self.K_MM @ a)
+        g = self.normal(a, self.W) + self.mu * (self.K_MM @ a)
         return self._Bt(g) / self.s
 
     def rhs(self, R):
