@@ -282,3 +282,31 @@ def test_bad_inputs():
     X0 = X.copy()
     FalkonRegressor(n_centers=10, random_state=0).fit(X, y)
     assert np.array_equal(X, X0)
+
+
+@pytest.mark.parametrize("Est", [FalkonRegressor, FalkonClassifier])
+def test_lengthscales_scale_the_inputs(Est):
+    """ARD: lengthscales l give the model of the isotropic kernel on x / l (unit bandwidth by default)."""
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(300, 3)) * np.array([1.0, 10.0, 0.1])
+    y = np.sin(X[:, 0]) + np.cos(X[:, 1] / 10) + (0 if Est is FalkonRegressor else 0.1 * rng.normal(size=300))
+    if Est is FalkonClassifier:
+        y = (y > np.median(y)).astype(int)
+    ls = np.array([0.7, 7.0, 0.07])
+    X0 = X.copy()
+    kw = dict(penalty=1e-4, n_centers=50, random_state=3, max_iter=40)
+    m = Est(lengthscales=ls, **kw).fit(X, y)
+    ref = Est(bandwidth=1.0, **kw).fit(X / ls, y)
+    np.testing.assert_array_equal(X, X0)   # not scaled in place
+    Xt = rng.normal(size=(20, 3)) * np.array([1.0, 10.0, 0.1])
+    f = m.decision_function(Xt) if Est is FalkonClassifier else m.predict(Xt)
+    fr = ref.decision_function(Xt / ls) if Est is FalkonClassifier else ref.predict(Xt / ls)
+    np.testing.assert_allclose(f, fr, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(m.centers_, ref.centers_ * ls, rtol=1e-12)   # centres in data units
+    assert m.bandwidth_ == 1.0 and m.lengthscales_.shape == (3,)
+    # given centres are in data units too
+    mc = Est(lengthscales=ls, centers=m.centers_, **{**kw, "n_centers": "auto"}).fit(X, y)
+    np.testing.assert_allclose(mc.centers_, m.centers_, rtol=1e-12)
+    for bad in ([1.0, 2.0], [1.0, -1.0, 2.0], [1.0, np.nan, 1.0], "wide"):
+        with pytest.raises(ValueError, match="lengthscales"):
+            Est(lengthscales=bad, **kw).fit(X, y)
