@@ -169,10 +169,12 @@ def test_normal_product_is_deterministic():
     """The same product on every call (fixed blocks per thread), so fits are repeatable."""
     from kernelkit.engine import prepare_normal
     rng = np.random.default_rng(14)
-    X = rng.normal(size=(3001, 9)).astype(np.float32)
+    X = rng.normal(size=(6001, 9)).astype(np.float32)
     C = X[:301]
     N = prepare_normal(kk.Gaussian(1.5), C, X, threads=2)
-    V, w = rng.normal(size=301), rng.uniform(size=3001)
+    if N.one_pass:
+        assert N._fused.normal_plan(N.kernel, N._C, N._X, N._opts, 1).threads == 2   # large enough for two
+    V, w = rng.normal(size=301), rng.uniform(size=6001)
     first = N(V, w)
     for _ in range(3):
         np.testing.assert_array_equal(N(V, w), first)

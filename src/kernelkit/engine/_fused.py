@@ -285,6 +285,8 @@ def run_sum(pl, W, progress):
 
 #: bytes of kernel rows one thread keeps between the two phases of a normal product (in cache)
 _NORMAL_ROWS_BYTES = 512 * 1024
+#: kernel values below which a normal product runs on one thread
+_NORMAL_ONE_THREAD = 1 << 20
 
 
 def normal_plan(kernel, C, X, opts, p):
@@ -297,6 +299,10 @@ def normal_plan(kernel, C, X, opts, p):
     pl = plan(spec[0], C, X, opts, None, p)
     padded = -(-pl.X.shape[0] // pl.nb) * pl.nb
     pl.jb = max(6, min(pl.jb, _NORMAL_ROWS_BYTES // (padded * pl.X.itemsize) // 6 * 6))
+    # small products run on one thread: waking a second one costs more than the work (and much more on a
+    # loaded machine); otherwise at most one thread per query block
+    blocks = -(-pl.Y.shape[0] // pl.jb)
+    pl.threads = 1 if padded * pl.Y.shape[0] < _NORMAL_ONE_THREAD else max(1, min(pl.threads, blocks))
     return pl
 
 

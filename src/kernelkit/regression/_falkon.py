@@ -149,7 +149,6 @@ class _FalkonSystem:
     def __init__(self, kernel, X, C, indices, opts, dtype):
         self.n, self.M = X.shape[0], C.shape[0]
         self.indices = indices
-        # K_nM v = sum over centres (sources C) for every data point (queries X); K_nM^T u: sources X, queries C
         # K_nM^T W K_nM v in one pass (each kernel value once), K_nM^T r for the right-hand side
         self.normal = prepare_normal(kernel, C, X, memory=opts.memory, threads=opts.threads, backend=opts.backend,
                                      progress=False)
@@ -178,7 +177,8 @@ class _FalkonSystem:
                                 f"{jitter:.3g} on its diagonal")
 
     def set_weights(self, W, mu):
-        """Build A for weights W (n, p) or None (unit) and penalty mu."""
+        """Build A for weights W (n, p) or None (unit) and penalty mu: a float, or one per column of the
+        right-hand sides (an array of shape (p,): a regularisation path, one factor A_j per column)."""
         n, M = self.n, self.M
         wbar = np.ones(n) if W is None else W.mean(axis=1)
         self.s = s = max(float(wbar.sum()), np.finfo(float).tiny)
@@ -188,17 +188,32 @@ class _FalkonSystem:
         # G = (n / (s M)) T D T^T + (mu / s) I: one symmetric rank-M update (upper triangle, half a GEMM)
         TD = np.asfortranarray(self.T * np.sqrt(np.maximum(D, 0))[None, :])
         G = scipy.linalg.blas.dsyrk(n / (s * M), TD, lower=0)
-        G[np.diag_indices(M)] += mu / s
-        self.A = scipy.linalg.cholesky(G, lower=False, check_finite=False)
+        if np.ndim(mu) == 0:
+            G[np.diag_indices(M)] += mu / s
+            self.A = scipy.linalg.cholesky(G, lower=False, check_finite=False)
+            self._A_cols = None
+        else:
+            diag = G[np.diag_indices(M)].copy()
+            self._A_cols = []
+            for m in np.asarray(mu, dtype=np.float64):
+                G[np.diag_indices(M)] = diag + m / s
+                self._A_cols.append(scipy.linalg.cholesky(G, lower=False, check_finite=False))
+            self.A = None
+
+    def _per_A(self, x, f):
+        """f(A, x) with this system's A, or column by column with the path's A_j."""
+        if self._A_cols is None:
+            return f(self.A, x)
+        return np.stack([f(A, x[:, j]) for j, A in enumerate(self._A_cols)], axis=1)
 
     def B(self, beta):
-        return _tri(self.T, _tri(self.A, beta))
+        return _tri(self.T, self._per_A(beta, _tri))
 
     def Binv(self, alpha):
-        return self.A @ (self.T @ alpha)
+        return self._per_A(self.T @ alpha, lambda A, x: A @ x)
 
     def _Bt(self, x):
-        return _tri(self.A, _tri(self.T, x, trans=True), trans=True)
+        return self._per_A(_tri(self.T, x, trans=True), lambda A, v: _tri(A, v, trans=True))
 
     def op(self, beta):
         a = self.B(beta)
@@ -556,15 +571,7 @@ class FalkonRegressor(RegressorMixin, _FalkonBase):
         """
         t0 = time.perf_counter()
         owner = self._owner
-        params = self._check_common(X)
-        _check_y_finite(y, owner + ".fit")
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True, multi_output=True,
-                             reset=True)
-        X = check_points(X, "X", owner + ".fit")
-        y = np.asarray(y, dtype=np.float64)
-        squeeze = y.ndim == 1
-        Y = y.reshape(len(y), -1)
-        X, w, system, opts = self._prepare(X, sample_weight, params)
+        X, Y, squeeze, w, system, opts, params = self._start(X, y, sample_weight)
         mu = params["penalty"] * (X.shape[0] if w is None else float(w.sum()))
         system.set_weights(None if w is None else w[:, None], mu)
         R = Y if w is None else Y * w[:, None]
@@ -580,6 +587,40 @@ class FalkonRegressor(RegressorMixin, _FalkonBase):
         self._sor = None
         self._X_fit = X  # for the SoR variance (a reference, not a copy)
         return self
+
+    def _start(self, X, y, sample_weight):
+        """Validated (X, Y (n, p), squeeze, weights, system, options, params) for a fit."""
+        owner = self._owner
+        params = self._check_common(X)
+        _check_y_finite(y, owner + ".fit")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True, multi_output=True,
+                             reset=True)
+        X = check_points(X, "X", owner + ".fit")
+        y = np.asarray(y, dtype=np.float64)
+        squeeze = y.ndim == 1
+        X, w, system, opts = self._prepare(X, sample_weight, params)
+        return X, y.reshape(len(y), -1), squeeze, w, system, opts, params
+
+    def _fit_path(self, X, y, penalties, sample_weight=None):
+        """Coefficients for every penalty of a path, sharing the centres, the kernel matrices and the normal
+        products: all penalties are columns of one conjugate-gradient solve (each with its own
+        preconditioner factor A_j; as many factors at a time as the memory budget holds, 8 M^2 bytes each).
+        ``self.penalty`` is ignored. Returns a list of coefficient arrays (M,) or (M, p), one per penalty."""
+        X, Y, squeeze, w, system, opts, params = self._start(X, y, sample_weight)
+        s = X.shape[0] if w is None else float(w.sum())
+        q, M = Y.shape[1], system.M
+        group = int(max(1, opts.memory // (8 * M * M)))
+        coefs = []
+        for g0 in range(0, len(penalties), group):
+            lams = np.asarray(penalties[g0:g0 + group], dtype=np.float64)
+            system.set_weights(None if w is None else w[:, None], np.repeat(lams * s, q))
+            R = np.tile(Y if w is None else Y * w[:, None], (1, len(lams)))
+            beta, _ = system.solve(R, params["max_iter"], params["tol"])
+            alpha = system.B(beta)
+            for j in range(len(lams)):
+                a = alpha[:, j * q:(j + 1) * q]
+                coefs.append(a[:, 0].copy() if squeeze else a.copy())
+        return coefs
 
     def predict(self, X, return_std=False):
         """Predictions :math:`f(x) = \\sum_j \\alpha_j k(x, c_j)` (one kernel sum).
