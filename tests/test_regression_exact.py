@@ -504,3 +504,65 @@ def test_bad_inputs_local():
             cls().predict(X)
     with pytest.raises(InvalidValueError, match="'ridge'"):
         LocalLinearRegression(ridge=-1.0).fit(X, y)
+
+
+# --------------------------------------------------------------------------- the conjugate-gradient solver
+def _krr_data(n, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2] + 0.1 * rng.standard_normal(n)
+    return X, y, rng.standard_normal((50, d))
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("alpha", [1.0, 1e-2])
+def test_pcg_solver_equals_cholesky(weighted, alpha):
+    from kernelkit.regression import KernelRidge
+    X, y, Xt = _krr_data(900)
+    Y = np.stack([y, np.cos(X[:, 3])], axis=1)
+    w = np.random.default_rng(1).uniform(0, 2, size=900) if weighted else None
+    if weighted:
+        w[:20] = 0.0   # points outside the fit
+    ref = KernelRidge(alpha=alpha, bandwidth=1.5, solver="cholesky").fit(X, Y, sample_weight=w)
+    m = KernelRidge(alpha=alpha, bandwidth=1.5, solver="pcg").fit(X, Y, sample_weight=w)
+    assert m.solver_ == "pcg" and m.pcg_info_["converged"] and m.pcg_info_["residual"] <= 1e-13
+    assert ref.pcg_info_ is None
+    p, pr = m.predict(Xt), ref.predict(Xt)
+    np.testing.assert_allclose(p, pr, rtol=1e-8, atol=1e-10 * np.abs(pr).max())
+    # the posterior std needs the factor: formed on the first request
+    np.testing.assert_allclose(m.predict(Xt, return_std=True)[1], ref.predict(Xt, return_std=True)[1], rtol=1e-6,
+                               atol=1e-9)
+
+
+def test_pcg_solver_without_the_dense_matrix_and_its_limits():
+    import warnings as _w
+    from sklearn.exceptions import ConvergenceWarning
+    from kernelkit.regression import KernelRidge
+    X, y, Xt = _krr_data(1200, seed=2)
+    with kk.options(memory=16 * 1200 * 1200 - 1):   # the n x n matrix does not fit: only CG can fit
+        with pytest.raises(ValueError, match="solver='pcg'"):
+            KernelRidge(alpha=0.5, bandwidth=1.0, solver="cholesky").fit(X, y)
+        m = KernelRidge(alpha=0.5, bandwidth=1.0, solver="pcg").fit(X, y)
+        with pytest.raises(ValueError, match="return_std"):
+            m.predict(Xt, return_std=True)
+    ref = KernelRidge(alpha=0.5, bandwidth=1.0, solver="cholesky").fit(X, y)
+    np.testing.assert_allclose(m.predict(Xt), ref.predict(Xt), rtol=1e-8, atol=1e-12)
+    # too few iterations: "pcg" warns and keeps the iterate, "auto" falls back to the Cholesky solve
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        bad = KernelRidge(alpha=1e-6, bandwidth=1.0, solver="pcg", max_iter=2).fit(X, y)
+    assert not bad.pcg_info_["converged"] and bad.pcg_info_["iterations"] == 2
+    import kernelkit.regression._exact as ex
+    old = ex._PCG_MIN_N
+    try:
+        ex._PCG_MIN_N = 1000
+        with _w.catch_warnings():
+            _w.simplefilter("error", ConvergenceWarning)
+            auto = KernelRidge(alpha=1e-6, bandwidth=1.0, max_iter=2).fit(X, y)
+        assert auto.solver_ in ("mixed", "float64") and auto.pcg_info_["converged"] is False
+        auto_ok = KernelRidge(alpha=0.5, bandwidth=1.0).fit(X, y)
+        assert auto_ok.solver_ == "pcg"
+    finally:
+        ex._PCG_MIN_N = old
+    for bad_kw in (dict(solver="lu"), dict(tol=0.0), dict(max_iter=0)):
+        with pytest.raises(ValueError, match=next(iter(bad_kw))):
+            KernelRidge(**bad_kw).fit(X[:50], y[:50])
