@@ -61,8 +61,10 @@ class Options:
         kernel values, distances, partial sums). Inputs and outputs are not
         counted. Default 1 GB.
     threads : int
-        Number of CPU threads the engine may use. Default: all cores visible
-        to the process.
+        Number of CPU threads the engine may use. Default (0): all cores
+        visible to the process, except that the compiled engine runs calls
+        of fewer than 2^18 kernel values on one thread (waking more costs
+        more than the work). A positive value is used as given.
     backend : str
         ``"auto"`` (fused CPU path when it supports the kernel, else NumPy),
         ``"fused"``, ``"numpy"`` (blocked NumPy/BLAS reference) or ``"torch"``.

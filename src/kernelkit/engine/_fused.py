@@ -248,6 +248,8 @@ def plan(plain, X, Y, opts, mode, p, extra_per_query=0):
     gram, centre = _mode(codes, X.shape[1], mode, huge)
     c = X.mean(axis=0, dtype=np.float64).astype(dtype) if centre else None
     threads = opts.resolved_threads()
+    if not opts.threads and X.shape[0] * Y.shape[0] < _ONE_THREAD_PAIRS:
+        threads = 1   # automatic thread count: a second thread costs more than so little work
     nb, jb = _tiles(X.shape[1], p, X.itemsize, opts.memory / 2, threads, extra_per_query)
     # pack all of X (and W) into tiles once when that fits the other half of the budget
     packed = X.itemsize * (-(-X.shape[0] // nb) * nb) * (X.shape[1] + 1 + p)
@@ -285,8 +287,10 @@ def run_sum(pl, W, progress):
 
 #: bytes of kernel rows one thread keeps between the two phases of a normal product (in cache)
 _NORMAL_ROWS_BYTES = 512 * 1024
-#: kernel values below which a normal product runs on one thread
+#: kernel values below which a normal product runs on one thread (automatic thread count)
 _NORMAL_ONE_THREAD = 1 << 20
+#: pairs below which a reduction or block runs on one thread (automatic thread count; about 0.1 ms of work)
+_ONE_THREAD_PAIRS = 1 << 18
 
 
 def normal_plan(kernel, C, X, opts, p):
@@ -299,10 +303,11 @@ def normal_plan(kernel, C, X, opts, p):
     pl = plan(spec[0], C, X, opts, None, p)
     padded = -(-pl.X.shape[0] // pl.nb) * pl.nb
     pl.jb = max(6, min(pl.jb, _NORMAL_ROWS_BYTES // (padded * pl.X.itemsize) // 6 * 6))
-    # small products run on one thread: waking a second one costs more than the work (and much more on a
-    # loaded machine); otherwise at most one thread per query block
+    # with the automatic thread count, small products run on one thread (waking a second one costs more than
+    # the work, and much more on a loaded machine); at most one thread per query block
     blocks = -(-pl.Y.shape[0] // pl.jb)
-    pl.threads = 1 if padded * pl.Y.shape[0] < _NORMAL_ONE_THREAD else max(1, min(pl.threads, blocks))
+    small = not opts.threads and padded * pl.Y.shape[0] < _NORMAL_ONE_THREAD
+    pl.threads = 1 if small else max(1, min(pl.threads, blocks))
     return pl
 
 

@@ -670,6 +670,11 @@ class FalkonRegressor(RegressorMixin, _FalkonBase):
 FalkonRegressor.__doc__ = FalkonRegressor.__doc__.replace("%(params)s", _DOC_PARAMS.strip("\n").lstrip())
 
 
+#: CG iterations per Newton step on the penalty path (before the final penalty); relative change of the
+#: objective at which the Newton steps stop
+_PATH_CG_ITER, _NEWTON_RTOL = 5, 1e-7
+
+
 def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
@@ -692,8 +697,10 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
     regressor's preconditioned conjugate gradients, the preconditioner
     rebuilt from D at the centres (as LogisticFalkon does). As in
     LogisticFalkon, the penalty follows a decreasing path: the first Newton
-    steps use ``max(penalty, 1e-3) / 10^t`` until it reaches ``penalty``,
-    then up to ``newton_iter`` steps in all at ``penalty``. More than two
+    steps use ``max(penalty, 1e-3) / 10^t`` until it reaches ``penalty``
+    (with at most 5 CG iterations each: their solutions only start the next
+    step), then up to ``newton_iter`` steps in all at ``penalty``, each with
+    up to ``max_iter`` CG iterations. More than two
     classes: one-vs-rest (one column per class, solved together), with
     ``predict_proba`` the normalised one-vs-rest sigmoids. Penalty scaling
     as :class:`FalkonRegressor` (:math:`\lambda` multiplies an average loss).
@@ -702,12 +709,13 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
     ----------
     %(params)s
     max_iter : int, default 20
-        Maximum CG iterations per Newton step.
+        Maximum CG iterations per Newton step at the final penalty.
     tol : float >= 0, default 1e-6
         Relative residual at which each Newton step's CG stops.
     newton_iter : int, default 12
         Maximum number of Newton steps (including the penalty path's). It
-        stops earlier when the objective changes by less than 1e-9 relative.
+        stops earlier when, at the final penalty, the objective changes by
+        less than 1e-7 relative from one step to the next.
 
     Attributes
     ----------
@@ -797,7 +805,9 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
                 mu = lam_t * s
                 system.set_weights(np.maximum(D, 1e-12 * sw[:, None]), mu)
                 beta0 = system.Binv(alpha)
-                beta, hist = system.solve(D * F - G, params["max_iter"], params["tol"], beta0=beta0)
+                # inexact Newton on the penalty path (its solutions are only starting points)
+                cg_iter = params["max_iter"] if lam_t == lam else min(params["max_iter"], _PATH_CG_ITER)
+                beta, hist = system.solve(D * F - G, cg_iter, params["tol"], beta0=beta0)
                 alpha = system.B(beta)
                 F = np.asarray(system.K_nM(alpha), dtype=np.float64).reshape(F.shape)
                 loss = float(np.sum(sw[:, None] * np.logaddexp(0.0, -Ypm * F))) / s
@@ -809,7 +819,7 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
                     if self.callback(FalkonIteration(t, a, hist[-1] if hist else 0.0, time.perf_counter() - t0,
                                                      lambda Z, a=a: self._predict_with(Z, a))):
                         break
-                if lam_t == lam and last is not None and abs(last - obj) <= 1e-9 * max(abs(obj), 1e-300):
+                if lam_t == lam and last is not None and abs(last - obj) <= _NEWTON_RTOL * max(abs(obj), 1e-300):
                     break
                 last = obj if lam_t == lam else None
         self.classes_ = classes
