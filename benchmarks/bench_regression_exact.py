@@ -34,7 +34,7 @@ def _time(fn):
 
 
 def make_data(n, d, m, seed):
-    """The benchmark's data: ``(X, y, Xt)``, X (n, d) and Xt (m, d) standard normal, y = sin x1 + x2 x3 / 2 + N(0, 0.01)."""
+    """The data: ``(X, y, Xt)``, X (n, d) and Xt (m, d) standard normal, y = sin x1 + x2 x3 / 2 + N(0, 0.01)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     y = np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2] + 0.1 * rng.standard_normal(n)

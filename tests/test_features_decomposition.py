@@ -160,27 +160,29 @@ def test_kpca_random_features_match_dense_reference():
 
 
 def test_kpca_nystroem_subset_close_and_below_exact():
-    """M = 100 uniform centres of n = 400 (d = 3, sigma = 1.5): the top-10 eigenvalues are below the exact
-    ones (Weyl: K_c - K^_c is PSD) and within 3% of them (top 5: 1%), for 3 seeds. Measured: at most 1.4% and
-    0.3%. The leading components span the same space (principal angles' cosines > 0.99)."""
-    X, sigma = _points(400, 3, seed=1), 1.5
+    """M = 80 uniform centres of n = 300 (d = 3, sigma = 1.5): the top-10 eigenvalues are below the exact
+    ones (Weyl: K_c - K^_c is PSD) and within 3% of them (top 5: 1.5%), for 3 seeds. Measured: at most 0.9%
+    and 0.6%. The 3 leading components span the same space (principal angles' cosines > 0.999; measured
+    > 0.99999)."""
+    X, sigma = _points(300, 3, seed=1), 1.5
     sk = SkKernelPCA(10, kernel="rbf", gamma=_gamma(sigma), eigen_solver="dense")
     Ts = sk.fit_transform(X)
     exact = sk.eigenvalues_
     for seed in range(3):
-        kpca = KernelPCA(10, bandwidth=sigma, n_features=100, random_state=seed)
+        kpca = KernelPCA(10, bandwidth=sigma, n_features=80, random_state=seed)
         T = kpca.fit_transform(X)
         lam = kpca.eigenvalues_
         assert np.all(lam <= exact * (1 + 1e-10)), (lam, exact)
         rel = (exact - lam) / exact
-        assert rel.max() < 0.03 and rel[:5].max() < 0.01, rel
+        assert rel.max() < 0.03 and rel[:5].max() < 0.015, rel
         U, Us = np.linalg.qr(T[:, :3])[0], np.linalg.qr(Ts[:, :3])[0]
-        assert np.linalg.svd(U.T @ Us, compute_uv=False).min() > 0.99
+        assert np.linalg.svd(U.T @ Us, compute_uv=False).min() > 0.999
 
 
 def test_kpca_float32():
     """float32 X: float32 embedding, eigenvalues within 1e-4 relative of float64 (same centres, M = 60) and the
-    embedding within 1e-3 of its scale (Nystroem float32 rounding is amplified by the conditioning of K_CC)."""
+    embedding within 1e-3 of its scale (measured: 3e-6 and 4e-5; Nystroem float32 rounding is amplified by
+    the conditioning of K_CC, so the tolerance holds for moderate M only)."""
     X = _points(200, 3, seed=5)
     a = KernelPCA(5, bandwidth=1.5, n_features=60, random_state=0).fit(X)
     b = KernelPCA(5, bandwidth=1.5, n_features=60, random_state=0).fit(X.astype(np.float32))
@@ -256,12 +258,12 @@ def test_kkmeans_exact_features_match_exact_kernel_kmeans():
     X, kern = _blobs(), kk.Gaussian(1.0)
     K = kern(X)
     ny = NystroemFeatures(kern, 91, random_state=0).fit(X)
-    src = _FeatureRows(ny, X, 10, True, np.float64)
     for seed in range(3):
-        C0 = _kmeans_plusplus(src, 3, np.random.default_rng(seed))
-        labels, inertia, C, _ = _lloyd(src, C0, 300, 0.0)
+        with _FeatureRows(ny, X, 10, True, np.float64, threads=2) as src:
+            C0 = _kmeans_plusplus(src, 3, np.random.default_rng(seed))
+            labels, inertia, C, _ = _lloyd(src, C0, 300, 0.0)
         Z = ny.transform(X)
-        start = _sqdist(Z, C0, (C0 ** 2).sum(axis=1)).argmin(axis=1)
+        start = _sqdist(Z, (Z ** 2).sum(axis=1), C0, (C0 ** 2).sum(axis=1)).argmin(axis=1)
         np.testing.assert_array_equal(labels, exact_kernel_kmeans(K, start))
         np.testing.assert_allclose(inertia, exact_objective(K, labels), rtol=1e-9)
     km = KernelKMeans(3, kernel=kern, n_features=91, n_init=3, tol=0.0, random_state=0).fit(X)
@@ -287,18 +289,21 @@ def test_kkmeans_nystroem_objective_bound():
 
 @pytest.mark.parametrize("how", ["chunk_size", "memory"])
 def test_kkmeans_streamed_equals_kept(how):
-    """Features recomputed chunk by chunk (a 4 KB budget: they do not fit) against features kept in memory:
-    same labels, inertia to 1e-10, centres to 1e-10; the counting map shows the recomputation."""
+    """Features recomputed chunk by chunk (a 4 KB budget: they do not fit), one thread, against features kept
+    in memory, all threads: same labels, inertia to 1e-10, centres to 1e-10; the counting map shows the
+    recomputation (at least one full pass per k-means++ centre and per Lloyd iteration)."""
     X = _blobs(101, seed=2)
     fm = _Counting(NystroemFeatures(kk.Gaussian(1.0), 15))
     kept = KernelKMeans(3, features=fm, n_init=2, random_state=0).fit(X)
     _Counting.calls.clear()
+    # one thread for the streamed fit: the result must not depend on it (and the engine's thread start-up
+    # on many tiny kernel blocks would dominate the test's time)
     if how == "chunk_size":
-        with kk.options(memory=4000):
-            streamed = KernelKMeans(3, features=fm, n_init=2, chunk_size=9, random_state=0).fit(X)
-        size = 9
+        with kk.options(memory=4000, threads=1):
+            streamed = KernelKMeans(3, features=fm, n_init=2, chunk_size=25, random_state=0).fit(X)
+        size = 25
     else:
-        with kk.options(memory=4000):
+        with kk.options(memory=4000, threads=1):
             streamed = KernelKMeans(3, features=fm, n_init=2, random_state=0).fit(X)
         size = 4000 // (8 * (2 * 15 + 6))
     full = sum(c == size for c in _Counting.calls)
@@ -327,6 +332,17 @@ def test_kkmeans_float32_and_api():
     assert loose.n_iter_ <= one.n_iter_
     rff = KernelKMeans(3, features=RandomFourierFeatures(kk.Gaussian(1.0), 200), random_state=0).fit(X)
     assert adjusted_rand_score(a.labels_, rff.labels_) > 0.8
+
+
+def test_kkmeans_one_cluster_is_total_variance():
+    """k = 1: the inertia is sum_i |z_i - mean|^2 = tr(Z_c^T Z_c), the sum of all of KernelPCA's eigenvalues
+    on the same features (two estimators, one identity)."""
+    X = _blobs(70, seed=5)
+    fm = NystroemFeatures(kk.Gaussian(1.0), 30, random_state=0)
+    km = KernelKMeans(1, features=fm).fit(X)
+    kpca = KernelPCA(features=fm).fit(X)
+    assert kpca.n_components_ == 30 and km.n_iter_ == 2 and not km.labels_.any()
+    np.testing.assert_allclose(km.inertia_, kpca.eigenvalues_.sum(), rtol=1e-10)
 
 
 def test_kkmeans_duplicates_and_empty_clusters():

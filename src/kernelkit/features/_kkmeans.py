@@ -13,15 +13,15 @@ X chunk by chunk at every pass.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import scipy.sparse
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import validate_data
 
 from .._options import get_options
 from .._random import generator, seed_sequence
-from .._validation import Integral, Real, check_param, check_params, param_error
+from .._validation import Integral, Real, check_params, param_error
 from .._sklearn import EstimatorNotFittedError
 from ._decomposition import chunk_rows, features64, make_feature_map
 
@@ -31,25 +31,60 @@ _CONSTRAINTS = {"n_clusters": Integral(low=1), "n_init": Integral(low=1), "max_i
                 "tol": Real(low=0), "chunk_size": Integral(low=1) | None}
 
 
-class _FeatureRows:
-    """The features of the rows of X in float64, chunk by chunk: read from a kept array, or recomputed."""
+#: rows per task of a pass (the distances and sums of a block stay in cache)
+_BLOCK = 4096
 
-    def __init__(self, features, X, rows, keep, dtype):
+
+class _FeatureRows:
+    """The features of the rows of X in float64, chunk by chunk: read from a kept array, or recomputed.
+
+    :meth:`map` runs a function on blocks of rows in ``threads`` threads, each with a single-threaded BLAS
+    (as scikit-learn's k-means: small GEMMs in parallel, instead of one multi-threaded GEMM per chunk whose
+    thread synchronisation dominates for k = a few centres). Use it as a context manager (the thread pool)."""
+
+    def __init__(self, features, X, rows, keep, dtype, threads=1):
         self.features, self.X, self.rows, self.n = features, X, rows, X.shape[0]
-        self.Z = None
+        self.threads = threads
+        self.Z = self.norms = None
         if keep:
             D = int(np.asarray(features.transform(X[:1])).shape[1])
-            self.Z = np.empty((self.n, D), dtype=dtype)
+            self.Z, self.norms = np.empty((self.n, D), dtype=dtype), np.empty(self.n)
             for a in range(0, self.n, rows):
-                self.Z[a:a + rows] = features.transform(X[a:a + rows])
+                Z = np.asarray(features.transform(X[a:a + rows]))
+                self.Z[a:a + rows] = Z
+                Z = Z.astype(np.float64, copy=False)
+                self.norms[a:a + rows] = np.einsum("ij,ij->i", Z, Z)
+
+    def __enter__(self):
+        from threadpoolctl import ThreadpoolController
+        self._controller = ThreadpoolController()
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def chunks(self):
-        """``(start, features of rows start..start + rows)`` for every chunk (float64; read only)."""
+        """``(start, features of rows start..start + rows, their squared norms)`` for every chunk (float64;
+        read only)."""
         for a in range(0, self.n, self.rows):
             if self.Z is not None:
-                yield a, self.Z[a:a + self.rows].astype(np.float64, copy=False)
+                yield a, self.Z[a:a + self.rows].astype(np.float64, copy=False), self.norms[a:a + self.rows]
             else:
-                yield a, features64(self.features, self.X[a:a + self.rows])
+                Z = features64(self.features, self.X[a:a + self.rows])
+                yield a, Z, np.einsum("ij,ij->i", Z, Z)
+
+    def map(self, fn):
+        """``[fn(start, Z, zz) for every block of at most _BLOCK rows]``, in row order (Z, zz as in chunks)."""
+        out = []
+        for a, Z, zz in self.chunks():      # features computed here, with the BLAS threads of the map
+            def task(b, a=a, Z=Z, zz=zz):
+                return fn(a + b, Z[b:b + _BLOCK], zz[b:b + _BLOCK])
+            with self._controller.limit(limits=1, user_api="blas"):
+                starts = range(0, len(Z), _BLOCK)
+                out += list(self._pool.map(task, starts)) if self._pool else [task(b) for b in starts]
+        return out
 
     def take(self, idx):
         """The features of the rows ``idx``, shape (len(idx), D), float64."""
@@ -58,11 +93,11 @@ class _FeatureRows:
         return features64(self.features, self.X[idx])
 
 
-def _sqdist(Z, C, cc):
-    """||z_i - c_j||^2 for the rows of Z and C (cc = ||c_j||^2), clipped at 0; shape (len(Z), len(C))."""
+def _sqdist(Z, zz, C, cc):
+    """||z_i - c_j||^2 for the rows of Z and C (zz, cc their squared norms), clipped at 0; shape (len(Z), len(C))."""
     d = Z @ C.T
     d *= -2.0
-    d += np.einsum("ij,ij->i", Z, Z)[:, None]
+    d += zz[:, None]
     d += cc
     return np.maximum(d, 0.0, out=d)
 
@@ -70,9 +105,9 @@ def _sqdist(Z, C, cc):
 def _mean_variance(src, D):
     """Mean over the D feature columns of their variance (the scale of ``tol``)."""
     s, ss = np.zeros(D), 0.0
-    for _, Z in src.chunks():
+    for _, Z, zz in src.chunks():
         s += Z.sum(axis=0)
-        ss += float(np.einsum("ij,ij->", Z, Z))
+        ss += float(zz.sum())
     mean = s / src.n
     return max(ss / src.n - float(mean @ mean), 0.0) / D
 
@@ -85,11 +120,15 @@ def _kmeans_plusplus(src, k, rng):
     C = np.empty((k, first.shape[1]))
     C[0] = first[0]
 
-    def dist_to(cands):
+    def dist_to(cands, d2=None):
+        """min(d2, squared distances to the candidates), shape (n, len(cands))."""
         out = np.empty((n, len(cands)))
         cc = np.einsum("ij,ij->i", cands, cands)
-        for a, Z in src.chunks():
-            out[a:a + len(Z)] = _sqdist(Z, cands, cc)
+
+        def block(a, Z, zz):
+            d = _sqdist(Z, zz, cands, cc)
+            out[a:a + len(Z)] = d if d2 is None else np.minimum(d, d2[a:a + len(Z), None], out=d)
+        src.map(block)
         return out
 
     d2 = dist_to(C[:1])[:, 0]
@@ -98,35 +137,54 @@ def _kmeans_plusplus(src, k, rng):
         cum = np.cumsum(d2)
         pick = np.minimum(np.searchsorted(cum, rng.uniform(size=trials) * cum[-1], side="right"), n - 1)
         cands = src.take(pick)
-        new = np.minimum(dist_to(cands), d2[:, None])
+        new = dist_to(cands, d2)
         best = int(new.sum(axis=0).argmin())
         C[c], d2 = cands[best], new[:, best].copy()
     return C
 
 
-def _assign(src, C, want_sums=True):
-    """One pass: nearest centre of every row, the total squared distance, and (for the update) the sum
-    and count of the rows of each cluster and the k rows farthest from their centre."""
+def _assign(src, C, want_sums=True, previous=None):
+    """One pass: nearest centre of every row, its squared distance, and (for the update) the sum and the
+    count of the rows of each cluster, or with ``previous = (labels, sums, counts)`` of an earlier pass,
+    their changes (only the rows whose label changed are summed). Returns (labels, dist, sums, counts,
+    number of labels changed)."""
     k, D = C.shape
     cc = np.einsum("ij,ij->i", C, C)
-    labels = np.empty(src.n, dtype=np.intp)
-    sums, counts, inertia = np.zeros((k, D)), np.zeros(k, dtype=np.int64), 0.0
-    far_d, far_z = np.empty(0), np.empty((0, D))
-    for a, Z in src.chunks():
-        d = _sqdist(Z, C, cc)
+    labels, dist = np.empty(src.n, dtype=np.intp), np.empty(src.n)
+    old = None if previous is None else previous[0]
+
+    def block(a, Z, zz):
+        m = len(Z)
+        d = _sqdist(Z, zz, C, cc)
         lab = d.argmin(axis=1)
-        dmin = d[np.arange(len(Z)), lab]
-        labels[a:a + len(Z)] = lab
-        inertia += float(dmin.sum())
-        if want_sums:
-            onehot = scipy.sparse.csr_matrix((np.ones(len(Z)), (lab, np.arange(len(Z)))), shape=(k, len(Z)))
-            sums += onehot @ Z
-            counts += np.bincount(lab, minlength=k)
-            top = np.argsort(dmin)[::-1][:k]
-            far_d, far_z = np.concatenate([far_d, dmin[top]]), np.vstack([far_z, Z[top]])
-            keep = np.argsort(far_d, kind="stable")[::-1][:k]
-            far_d, far_z = far_d[keep], far_z[keep]
-    return labels, inertia, sums, counts, far_z
+        labels[a:a + m], dist[a:a + m] = lab, d[np.arange(m), lab]
+        if not want_sums:
+            return None
+        if old is None:                          # every row: one GEMM, as costly as the distances
+            W, rows = np.zeros((k, m)), np.arange(m)
+            W[lab, rows] = 1.0
+            return W @ Z, np.bincount(lab, minlength=k), m
+        moved = np.flatnonzero(lab != old[a:a + m])
+        if not len(moved):
+            return None
+        new_lab, old_lab, rows = lab[moved], old[a + moved], np.arange(len(moved))
+        W = np.zeros((k, len(moved)))
+        W[new_lab, rows] = 1.0
+        W[old_lab, rows] -= 1.0
+        return W @ Z[moved], np.bincount(new_lab, minlength=k) - np.bincount(old_lab, minlength=k), len(moved)
+
+    parts = src.map(block)
+    if previous is None:
+        sums, counts = np.zeros((k, D)), np.zeros(k, dtype=np.int64)
+    else:
+        sums, counts = previous[1].copy(), previous[2].copy()
+    changed = 0
+    for part in parts:                           # in row order: the same sums whatever the threads
+        if part is not None:
+            sums += part[0]
+            counts += part[1]
+            changed += part[2]
+    return labels, dist, sums, counts, (src.n if previous is None else changed)
 
 
 def _lloyd(src, C, max_iter, tol):
@@ -134,21 +192,25 @@ def _lloyd(src, C, max_iter, tol):
 
     Stops when the labels stop changing (the centres are then the means of their clusters) or when the
     centres move by at most ``tol`` in total squared distance (then one more pass assigns the labels);
-    in every case the labels are the nearest centres and the inertia is measured to those centres."""
+    in every case the labels are the nearest centres and the inertia is measured to those centres. The
+    cluster sums are updated with the rows that changed cluster (exact up to rounding, and cheaper once
+    few labels change)."""
     previous = None
     for it in range(1, max_iter + 1):
-        labels, inertia, sums, counts, far_z = _assign(src, C)
-        if previous is not None and np.array_equal(labels, previous):
-            return labels, inertia, C, it
+        labels, dist, sums, counts, changed = _assign(src, C, previous=previous)
+        if previous is not None and changed == 0:
+            return labels, float(dist.sum()), C, it
         new = sums / np.maximum(counts, 1)[:, None]
         empty = np.flatnonzero(counts == 0)
-        new[empty] = far_z[:len(empty)]             # an empty cluster restarts at the farthest points
+        if len(empty):                              # an empty cluster restarts at the farthest points
+            far = np.argsort(dist, kind="stable")[::-1][:len(empty)]
+            new[empty] = src.take(far)
         shift = float(((new - C) ** 2).sum())
-        C, previous = new, labels
+        C, previous = new, (labels, sums, counts)
         if shift <= tol:
             break
-    labels, inertia, *_ = _assign(src, C, want_sums=False)
-    return labels, inertia, C, it
+    labels, dist, *_ = _assign(src, C, want_sums=False)
+    return labels, float(dist.sum()), C, it
 
 
 class KernelKMeans(ClusterMixin, BaseEstimator):
@@ -190,11 +252,18 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
     **Streaming.** The features of all n points are kept (n x D numbers in
     the dtype of the features) when they fit the memory budget of
     :func:`kernelkit.options`; otherwise they are recomputed from X chunk by
-    chunk at every pass (one pass per k-means++ centre and per Lloyd
-    iteration), so that memory stays O(chunk_size D + k D + n) whatever n,
-    at the price of recomputing the map. Both paths give the same result (up
-    to rounding). Cost per pass: n D k flops for the distances, plus, when
-    recomputing, the map (Nystroem: n M d kernel evaluations and n M^2 flops).
+    chunk at every pass (one pass for the scale of ``tol``, one per k-means++
+    centre and one per Lloyd iteration), so that memory stays
+    O(chunk_size (D + k) + k D + n (3 + ln k)) numbers whatever n, at the
+    price of recomputing the map. Both paths give the same result (up to
+    rounding). Cost per pass: 2 n D k flops for the distances (one GEMM) and
+    2 n' D k for the cluster sums, n' the number of points that changed
+    cluster (n in the first iteration), plus, when recomputing, the map
+    (Nystroem: n M d kernel evaluations and 2 n M^2 flops). A pass runs on
+    blocks of 4096 rows in the threads of :func:`kernelkit.options`, each
+    with a single-threaded BLAS (as scikit-learn's KMeans: a multi-threaded
+    GEMM with k columns spends its time synchronising); the result does not
+    depend on the number of threads.
 
     Parameters
     ----------
@@ -309,14 +378,15 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
         D = Z1.shape[1]
         rows = chunk_rows(p["chunk_size"], D, owner, extra=2 * k)
         keep = n * D * Z1.dtype.itemsize <= get_options().memory
-        src = _FeatureRows(features, X, rows, keep, Z1.dtype)
-        tol = p["tol"] * _mean_variance(src, D)
-        best = None
-        for _ in range(p["n_init"]):
-            C = _kmeans_plusplus(src, k, rng)
-            run = _lloyd(src, C, p["max_iter"], tol)
-            if best is None or run[1] < best[1]:
-                best = run
+        threads = get_options().resolved_threads()
+        with _FeatureRows(features, X, rows, keep, Z1.dtype, threads) as src:
+            tol = p["tol"] * _mean_variance(src, D)
+            best = None
+            for _ in range(p["n_init"]):
+                C = _kmeans_plusplus(src, k, rng)
+                run = _lloyd(src, C, p["max_iter"], tol)
+                if best is None or run[1] < best[1]:
+                    best = run
         self.labels_, self.inertia_, self.cluster_centers_, self.n_iter_ = best
         self.inertia_ = float(self.inertia_)
         self.features_ = features
@@ -340,5 +410,5 @@ class KernelKMeans(ClusterMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         k, D = self.cluster_centers_.shape
         rows = chunk_rows(self.chunk_size, D, type(self).__name__, extra=2 * k)
-        src = _FeatureRows(self.features_, X, rows, False, None)
-        return _assign(src, self.cluster_centers_, want_sums=False)[0]
+        with _FeatureRows(self.features_, X, rows, False, None, get_options().resolved_threads()) as src:
+            return _assign(src, self.cluster_centers_, want_sums=False)[0]

@@ -132,6 +132,16 @@ class KernelPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     n_features_in_ : int
         d.
 
+    Notes
+    -----
+    float32 X gives float32 features (the feature maps' dtype rule), which
+    are accumulated in float64. Nystroem features in float32 carry rounding
+    errors amplified by the conditioning of :math:`K_{CC}` (its small
+    eigenvalues), growing with M: for 200 standard normal points in d = 3
+    (sigma = 1.5) the top-5 eigenvalues agree with float64 to 3e-6 relative
+    with 60 centres, but only to 5e-3 with M = n = 200. Pass float64 X when
+    M is large and accuracy matters.
+
     Examples
     --------
     >>> import numpy as np
