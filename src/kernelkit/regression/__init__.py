@@ -18,6 +18,8 @@ _LAZY = {
     "NadarayaWatson": "._local", "LocalLinearRegression": "._local",
     "FalkonRegressor": "._falkon", "FalkonClassifier": "._falkon", "FalkonIteration": "._falkon",
     "select_centers": "._centers",
+    "validation_search": "._search", "ValidationSearch": "._search",
+    "GaussianProcessRegressor": "._gp",
 }
 
 __all__ = list(_LAZY)

@@ -31,9 +31,9 @@ __all__ = ["validation_search", "ValidationSearch"]
 
 
 class ValidationSearch:
-    """The outcome of :func:`validation_search`.
+    """The outcome of :func:`validation_search` (built by it; the parameters are the attributes).
 
-    Attributes
+    Parameters
     ----------
     best_params : dict
         The grid point with the lowest validation score.
