@@ -77,3 +77,11 @@ def test_regression_step_fits_and_reports_its_error(capsys):
     line = next(l for l in out.splitlines() if "test MSE / Var(y)" in l)
     falkon = float(line.split("Falkon ")[1].split(";")[0])
     assert 0 < falkon < 0.3, line   # the constant predictor scores 1.0
+
+
+def test_ntk_step_predicts_the_toy_function(capsys):
+    from kernelkit.cli import main
+    assert main(["demo", "ntk", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    rmse = [float(l.split("RMSE against sin(x) ")[1].split(",")[0]) for l in out.splitlines() if "RMSE" in l]
+    assert len(rmse) == 3 and all(0 < r < 0.2 for r in rmse), out   # noise sd 0.05; sin itself has RMSE 0.7

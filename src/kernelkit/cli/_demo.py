@@ -24,6 +24,7 @@ STEPS = [
     ("thin", "Kernel thinning", "kernelkit.cli._thin", "demo_step"),
     ("private", "Private kernel sums", "kernelkit.cli._private", "demo_step"),
     ("regression", "Kernel ridge regression (Falkon)", "kernelkit.cli._demo_steps", "regression_step"),
+    ("ntk", "Neural tangent kernels (infinite width)", "kernelkit.cli._demo_steps", "ntk_step"),
 ]
 
 
