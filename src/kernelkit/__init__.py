@@ -46,11 +46,17 @@ __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", 
            "BudgetExceededError", *_LAZY]
 
 
+#: subpackages reachable as attributes (``kk.regression``) without importing them first
+_SUBMODULES = ("density", "compress", "privacy", "regression", "features", "ntk", "dask")
+
+
 def __getattr__(name):
     if name in _LAZY:
         value = getattr(_importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"kernelkit.{name}")
     raise AttributeError(f"module 'kernelkit' has no attribute {name!r}")
 
 

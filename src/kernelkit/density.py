@@ -377,6 +377,9 @@ class KernelDensity(DensityMixin, BaseEstimator):
 
     def score_samples(self, X):
         """Log density at each row of X (log of 1/data-units^d), shape (m,)."""
+        if type(X).__module__.split(".")[0] == "dask":  # dask queries: a lazy dask array (kernelkit.dask)
+            from .dask._methods import score_samples
+            return score_samples(self, X)
         self._check_fitted("score_samples")
         Y = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Y = check_points(Y, "X", "KernelDensity.score_samples")

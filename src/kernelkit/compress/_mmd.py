@@ -67,6 +67,10 @@ def mmd(X, Y, kernel="gaussian", weights_x=None, weights_y=None, *, bandwidth=No
         MMD (in the units of sqrt(k), dimensionless for radial kernels),
         computed in float64; rounding below zero is clipped to 0.
     """
+    if any(type(a).__module__.split(".")[0] == "dask" for a in (X, Y, weights_x, weights_y)):
+        from ..dask._methods import mmd as dask_mmd  # a lazy 0-d dask array (kernelkit.dask)
+        return dask_mmd(X, Y, kernel, weights_x, weights_y, bandwidth=bandwidth, squared=squared, memory=memory,
+                        threads=threads)
     squared = check_param(squared, "squared", "mmd", OneOf(False, True))
     if not isinstance(kernel, str):  # a Kernel (or a wrong type) is checked before the data
         kernel = check_kernel(resolve_kernel(kernel, bandwidth, None, "mmd"), "mmd")

@@ -118,8 +118,16 @@ def _cast(out, dtype):
         return out.astype(dtype, copy=False)
 
 
+def _dask_input(*arrays):
+    """True if one of ``arrays`` is a dask collection (told by its type's module; dask is not imported)."""
+    return any(type(a).__module__.split(".")[0] == "dask" for a in arrays)
+
+
 def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend=None, progress=None):
     r"""Weighted kernel sums :math:`out_{j,:} = \sum_i k(x_i, y_j)\, W_{i,:}`.
+
+    Dask arrays (X, Y or weights) give a lazy dask array, computed by tasks
+    that run this engine on blocks (:mod:`kernelkit.dask`, docs/dask.md).
 
     Parameters
     ----------
@@ -145,6 +153,9 @@ def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend
         kernel constants do not fit float32 (a Gaussian bandwidth below about
         4e-20, for instance) are computed in float64.
     """
+    if _dask_input(X, Y, weights):  # a task graph over the blocks: kernelkit.dask
+        from ..dask import _graph
+        return _graph.kernel_sum(kernel, X, Y, weights, memory=memory, threads=threads, backend=backend)
     _check_kernel(kernel, "kernel_sum")
     X, Y = check_pair(X, Y, owner="kernel_sum")
     kernel._check_features(X.shape[1], "kernel_sum")
@@ -164,7 +175,8 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
 
     Exact in the log domain: nothing underflows even when every k(x_i, y_j)
     is below the smallest float64 (high-dimensional kernel density
-    estimation). Only for positive kernels (``kernel.is_positive``).
+    estimation). Only for positive kernels (``kernel.is_positive``). Dask
+    arrays give a lazy dask array (:mod:`kernelkit.dask`).
 
     Parameters
     ----------
@@ -182,6 +194,9 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
     -------
     out : array of shape (m,) or (m, p), float64 or float32 as the inputs.
     """
+    if _dask_input(X, Y, log_weights):
+        from ..dask import _graph
+        return _graph.kernel_logsumexp(kernel, X, Y, log_weights, memory=memory, threads=threads, backend=backend)
     _check_kernel(kernel, "kernel_logsumexp")
     if not kernel.is_positive:
         raise param_error("kernel", "kernel_logsumexp", "a positive kernel (log k must exist)", kernel)
@@ -201,6 +216,8 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
 def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, progress=None):
     """The k largest kernel values k(x_i, y_j) over i, for every query y_j.
 
+    Dask arrays (X or Y) give two lazy dask arrays (:mod:`kernelkit.dask`).
+
     Parameters
     ----------
     kernel : Kernel
@@ -216,6 +233,9 @@ def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, pro
     indices : int64 array of shape (m, k)
         Rows of X.
     """
+    if _dask_input(X, Y):
+        from ..dask import _graph
+        return _graph.kernel_topk(kernel, X, Y, k, memory=memory, threads=threads, backend=backend)
     _check_kernel(kernel, "kernel_topk")
     X, Y = check_pair(X, Y, owner="kernel_topk")
     kernel._check_features(X.shape[1], "kernel_topk")

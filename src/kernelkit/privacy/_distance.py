@@ -151,7 +151,10 @@ class PrivateDistanceSum:
         epsilon, delta, neighbouring = check_privacy_params(self, owner)
         params = check_params(vars(self), _CONSTRAINTS, owner)
         L, frac = params["levels"], params["count_fraction"]
-        X = check_points(X, "X", owner)
+        dask_rows = type(X).__module__.split(".")[0] == "dask"  # exact sums by tasks, noise here
+        if dask_rows:
+            from ..dask._methods import private_rows, sum_row_blocks
+        X = private_rows(X, owner) if dask_rows else check_points(X, "X", owner)
         d = X.shape[1]
         radius, center = check_domain(self.radius, self.center, d, owner)
         if radius > MAX_RADIUS:
@@ -193,13 +196,14 @@ class PrivateDistanceSum:
         if self.accountant is not None:
             self.accountant.spend(epsilon, delta, label=f"{owner} tree counts and sums")
 
-        def leaves(a, b):
-            Z = self._project(X[a:b], center, radius, directions)
+        def leaves(rows):
+            Z = self._project(rows, center, radius, directions)
             idx = np.clip(np.floor((Z + radius) / h), 0, n_leaves - 1).astype(np.int64)
             flat = idx + (np.arange(m, dtype=np.int64) * n_leaves)[None, :]
             return np.bincount(flat.ravel(), minlength=m * n_leaves)
 
-        parts = map_row_blocks(leaves, X.shape[0], m * 40)
+        parts = (sum_row_blocks(leaves, X, m * 40, owner) if dask_rows
+                 else map_row_blocks(lambda a, b: leaves(X[a:b]), X.shape[0], m * 40))
         leaf_counts = (np.sum(parts, axis=0) if parts else np.zeros(m * n_leaves)).astype(np.int64)
         leaf_counts = leaf_counts.reshape(m, n_leaves)
         # every record of a leaf has the leaf's value v: the sums are exact integer products
@@ -259,6 +263,9 @@ class PrivateDistanceSum:
         std : array, if ``return_std``
             Standard deviation of the DP noise in each answer.
         """
+        if type(Y).__module__.split(".")[0] == "dask":  # lazy dask answers (kernelkit.dask)
+            from ..dask._methods import private_query
+            return private_query(self, Y, return_std)
         self._check_fitted()
         owner = f"{type(self).__name__}.query"
         return_std = check_param(return_std, "return_std", owner, OneOf(False, True))

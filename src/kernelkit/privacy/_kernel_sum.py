@@ -174,7 +174,10 @@ class PrivateKernelSum:
         params = check_params(vars(self), _CONSTRAINTS, owner)
         n_features = params["n_features"]
         auto_size = n_features == "auto"
-        X = check_points(X, "X", owner, min_rows=min_rows)
+        dask_rows = type(X).__module__.split(".")[0] == "dask"  # exact sums by tasks, noise here
+        if dask_rows:
+            from ..dask._methods import private_rows, sum_row_blocks
+        X = private_rows(X, owner, min_rows) if dask_rows else check_points(X, "X", owner, min_rows=min_rows)
         d = X.shape[1]
         radius, center = check_domain(self.radius, self.center, d, owner)
         reduced_dim = None
@@ -205,13 +208,14 @@ class PrivateKernelSum:
 
         inv_gamma = np.float32(1.0 / gamma)
 
-        def block_sum(a, b):
-            F = fmap.transform(clip_to_ball(X[a:b], center, radius))
+        def block_sum(rows):
+            F = fmap.transform(clip_to_ball(rows, center, radius))
             F *= inv_gamma
             np.rint(F, out=F)
             return F.sum(axis=0, dtype=np.float64)  # exact: integers below 2^53 (n < 2^33 records)
 
-        parts = map_row_blocks(block_sum, X.shape[0], fmap.row_bytes())
+        parts = (sum_row_blocks(block_sum, X, fmap.row_bytes(), owner) if dask_rows
+                 else map_row_blocks(lambda a, b: block_sum(X[a:b]), X.shape[0], fmap.row_bytes()))
         stat = np.rint(np.sum(parts, axis=0)).astype(np.int64) if parts else np.zeros(fmap.n_cells, np.int64)
         noisy, std_units, mechanism = release_integer_sums(stat, sens_l1, sens_l2, eps_sums, delta,
                                                            self._noise_factor)
@@ -339,6 +343,9 @@ class PrivateKernelSum:
             Estimates of ``sum_x k(x, y_j)``.
         std : array of shape (m,), if ``return_std``
         """
+        if type(Y).__module__.split(".")[0] == "dask":  # lazy dask answers (kernelkit.dask)
+            from ..dask._methods import private_query
+            return private_query(self, Y, return_std)
         self._check_fitted()
         owner = f"{type(self).__name__}.query"
         return_std = check_param(return_std, "return_std", owner, OneOf(False, True, "noise", "total"))
