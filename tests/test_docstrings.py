@@ -79,6 +79,8 @@ def test_doctests_are_collected():
 @pytest.mark.parametrize("name", sorted(DOCTESTS))
 def test_doctest(name):
     test = next(t for t in _doctests(MODULES[DOCTESTS[name]]) if t.name == name)  # fresh globals
+    if any("import torch" in ex.source for ex in test.examples):   # examples of the optional torch paths
+        pytest.importorskip("torch")
     runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
     report = []
     with np.printoptions(**PRINT_OPTIONS), kernelkit.options():

@@ -35,7 +35,7 @@ _LAZY = {
                                                "StructuredOrthogonalFeatures", "PositiveRandomFeatures",
                                                "NystroemFeatures", "RandomFeaturesRidge",
                                                "KernelPCA", "KernelKMeans")},
-    **{name: "kernelkit.ntk" for name in ("NNGP", "NTK", "empirical_ntk")},
+    **{name: "kernelkit.ntk" for name in ("NNGP", "NTK", "empirical_ntk", "EmpiricalNTK")},
 }
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",

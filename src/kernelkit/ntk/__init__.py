@@ -17,7 +17,7 @@ _LAZY = {
     "NNGP": "._infinite", "NTK": "._infinite",
     "gradient_descent_mse": "._predict",
     # empirical NTKs of torch models (_empirical.py)
-    "empirical_ntk": "._empirical",
+    "empirical_ntk": "._empirical", "EmpiricalNTK": "._empirical",
 }
 
 __all__ = list(_LAZY)
