@@ -120,3 +120,8 @@ def torch_namespace():
 
         _TORCH = _TorchNamespace()
     return _TORCH
+
+
+def any_dask(*arrays):
+    """True if one of ``arrays`` is a dask collection, told by its type's module (dask is not imported)."""
+    return any(type(a).__module__.split(".")[0] == "dask" for a in arrays)

@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import validate_data
 
+from ._xp import any_dask
 from ._random import generator
 from ._validation import (InstanceOf, Integral, OneOf, Real, check_param, check_params, check_points,
                           check_weights, describe, kernel_bandwidth_error, param_error)
@@ -377,7 +378,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
 
     def score_samples(self, X):
         """Log density at each row of X (log of 1/data-units^d), shape (m,)."""
-        if type(X).__module__.split(".")[0] == "dask":  # dask queries: a lazy dask array (kernelkit.dask)
+        if any_dask(X):  # dask queries: a lazy dask array (kernelkit.dask)
             from .dask._methods import score_samples
             return score_samples(self, X)
         self._check_fitted("score_samples")

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from .._xp import any_dask
 from .._validation import OneOf, check_pair, check_param, check_weights, param_error
 from ..engine import kernel_sum
 from ._resolve import resolve_kernel
@@ -67,7 +68,7 @@ def mmd(X, Y, kernel="gaussian", weights_x=None, weights_y=None, *, bandwidth=No
         MMD (in the units of sqrt(k), dimensionless for radial kernels),
         computed in float64; rounding below zero is clipped to 0.
     """
-    if any(type(a).__module__.split(".")[0] == "dask" for a in (X, Y, weights_x, weights_y)):
+    if any_dask(X, Y, weights_x, weights_y):
         from ..dask._methods import mmd as dask_mmd  # a lazy 0-d dask array (kernelkit.dask)
         return dask_mmd(X, Y, kernel, weights_x, weights_y, bandwidth=bandwidth, squared=squared, memory=memory,
                         threads=threads)

@@ -38,8 +38,8 @@ def is_dask(x):
     -------
     bool
     """
-    mod = type(x).__module__
-    return mod == "dask" or mod.startswith("dask.")
+    from .._xp import any_dask
+    return any_dask(x)
 
 
 def require_dask():

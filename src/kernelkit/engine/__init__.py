@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._xp import any_dask
 from .._options import get_options
 from .._validation import check_pair, check_weights, check_int, param_error
 from ..kernels import Kernel, fits_float32
@@ -120,7 +121,7 @@ def _cast(out, dtype):
 
 def _dask_input(*arrays):
     """True if one of ``arrays`` is a dask collection (told by its type's module; dask is not imported)."""
-    return any(type(a).__module__.split(".")[0] == "dask" for a in arrays)
+    return any_dask(*arrays)
 
 
 def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend=None, progress=None):

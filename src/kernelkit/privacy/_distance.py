@@ -50,6 +50,7 @@ import math
 
 import numpy as np
 
+from .._xp import any_dask
 from .._validation import Integral, OneOf, Real, check_param, check_params, check_points, param_error
 from ._common import (NotFittedError, check_domain, check_noise_scale, check_privacy_params, clip_to_ball,
                       clip_to_box, load_state, map_row_blocks, public_generator, release_integer_sums, save_state,
@@ -151,7 +152,7 @@ class PrivateDistanceSum:
         epsilon, delta, neighbouring = check_privacy_params(self, owner)
         params = check_params(vars(self), _CONSTRAINTS, owner)
         L, frac = params["levels"], params["count_fraction"]
-        dask_rows = type(X).__module__.split(".")[0] == "dask"  # exact sums by tasks, noise here
+        dask_rows = any_dask(X)  # exact sums by tasks, noise here
         if dask_rows:
             from ..dask._methods import private_rows, sum_row_blocks
         X = private_rows(X, owner) if dask_rows else check_points(X, "X", owner)
@@ -263,7 +264,7 @@ class PrivateDistanceSum:
         std : array, if ``return_std``
             Standard deviation of the DP noise in each answer.
         """
-        if type(Y).__module__.split(".")[0] == "dask":  # lazy dask answers (kernelkit.dask)
+        if any_dask(Y):  # lazy dask answers (kernelkit.dask)
             from ..dask._methods import private_query
             return private_query(self, Y, return_std)
         self._check_fitted()

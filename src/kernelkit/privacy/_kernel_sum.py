@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._xp import any_dask
 from .._validation import Integral, OneOf, check_param, check_params, check_points, param_error
 from ..kernels import make_kernel
 from . import _noise
@@ -174,7 +175,7 @@ class PrivateKernelSum:
         params = check_params(vars(self), _CONSTRAINTS, owner)
         n_features = params["n_features"]
         auto_size = n_features == "auto"
-        dask_rows = type(X).__module__.split(".")[0] == "dask"  # exact sums by tasks, noise here
+        dask_rows = any_dask(X)  # exact sums by tasks, noise here
         if dask_rows:
             from ..dask._methods import private_rows, sum_row_blocks
         X = private_rows(X, owner, min_rows) if dask_rows else check_points(X, "X", owner, min_rows=min_rows)
@@ -343,7 +344,7 @@ class PrivateKernelSum:
             Estimates of ``sum_x k(x, y_j)``.
         std : array of shape (m,), if ``return_std``
         """
-        if type(Y).__module__.split(".")[0] == "dask":  # lazy dask answers (kernelkit.dask)
+        if any_dask(Y):  # lazy dask answers (kernelkit.dask)
             from ..dask._methods import private_query
             return private_query(self, Y, return_std)
         self._check_fitted()
