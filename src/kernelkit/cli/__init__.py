@@ -48,6 +48,8 @@ def build_parser():
                ".parquet (with pyarrow), posteriordb draws (.json or .json.zip).",
     )
     parser.add_argument("--version", action="version", version=f"kernelkit {__version__}")
+    from ._cluster import add_options
+    add_options(parser)   # --scheduler ADDRESS / --local-cluster N, before the command
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in VERB_MODULES:   # (a verb that fails to import is a bug: it is not skipped)
         importlib.import_module(f"kernelkit.cli.{name}").register(sub)
@@ -72,8 +74,11 @@ def main(argv=None):
     if getattr(args, "run", None) is None:
         parser.print_help()
         return 2
+    from ._cluster import cluster_session
     try:
-        return int(args.run(args) or 0)
+        with cluster_session(args) as client:
+            args.dask_client = client
+            return int(args.run(args) or 0)
     except USER_ERRORS as exc:
         print(f"kernelkit {args.command}: error: {exc}", file=sys.stderr)
         return 2

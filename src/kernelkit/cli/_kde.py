@@ -73,10 +73,17 @@ def run(args):
     t0 = time.perf_counter()
     kde.fit(X)
     t_fit = time.perf_counter() - t0
-    logp = kde.score_samples(Y)
+    client = getattr(args, "dask_client", None)
+    if client is not None:   # --scheduler / --local-cluster: the queries are scored by task graphs
+        from ._cluster import rows_to_dask
+        logp = np.asarray(kde.score_samples(rows_to_dask(Y, client)).compute())
+    else:
+        logp = kde.score_samples(Y)
     t_all = time.perf_counter() - t0
     n, d = X.shape
     say(f"kernelkit kde: {n:,} points x {d} columns from {args.data}")
+    if client is not None:
+        say(f"   queries scored on the dask cluster at {client.scheduler.address} ({len(client.nthreads())} workers)")
     say(f"   kernel {kde.kernel_!r} at bandwidth {kde.bandwidth_:.4g} (data units, {args.bandwidth})")
     say(f"   {Y.shape[0]:,} queries: mean log density {float(np.mean(logp)):.4f}; "
         f"fit {t_fit:.2f} s, total {t_all:.2f} s")

@@ -34,6 +34,7 @@ from .._options import get_options
 from .._random import generator
 from .._validation import (InstanceOf, Integral, OneOf, Real, check_param, check_params, check_points,
                            check_weights, param_error)
+from .._xp import any_dask
 from ..engine import kernel_block, kernel_sum, prepare_normal, prepare_sum
 from ..engine._tiling import progress_bar
 from ..kernels import KERNEL_NAMES, Kernel
@@ -146,16 +147,19 @@ class _FalkonSystem:
     the solution, and with M = n the solution is exact kernel ridge regression.
     """
 
-    def __init__(self, kernel, X, C, indices, opts, dtype):
+    def __init__(self, kernel, X, C, indices, opts, dtype, operators=None):
         self.n, self.M = X.shape[0], C.shape[0]
         self.indices = indices
-        # K_nM^T W K_nM v in one pass (each kernel value once), K_nM^T r for the right-hand side
-        self.normal = prepare_normal(kernel, C, X, memory=opts.memory, threads=opts.threads, backend=opts.backend,
-                                     progress=False)
-        self.K_Mn = prepare_sum(kernel, X, C, memory=opts.memory, threads=opts.threads, backend=opts.backend,
-                                progress=False)
-        self.K_nM = prepare_sum(kernel, C, X, memory=opts.memory, threads=opts.threads, backend=opts.backend,
-                                progress=False)   # the classifier's decision values on the data
+        if operators is not None:   # X a dask array: the products run on the cluster (kernelkit.dask._regression)
+            self.normal, self.K_Mn, self.K_nM = operators.normal, operators.K_Mn, operators.K_nM
+        else:
+            # K_nM^T W K_nM v in one pass (each kernel value once), K_nM^T r for the right-hand side
+            self.normal = prepare_normal(kernel, C, X, memory=opts.memory, threads=opts.threads,
+                                         backend=opts.backend, progress=False)
+            self.K_Mn = prepare_sum(kernel, X, C, memory=opts.memory, threads=opts.threads, backend=opts.backend,
+                                    progress=False)
+            self.K_nM = prepare_sum(kernel, C, X, memory=opts.memory, threads=opts.threads, backend=opts.backend,
+                                    progress=False)   # the classifier's decision values on the data
         C64 = C.astype(np.float64)
         # the M x M matrices are held whatever the budget (3 M^2 float64 values, see the module docstring)
         K_MM = kernel_block(kernel, C64, memory=max(opts.memory, 2 * 8 * self.M * self.M + 1))
@@ -184,7 +188,7 @@ class _FalkonSystem:
         self.s = s = max(float(wbar.sum()), np.finfo(float).tiny)
         self.mu = mu
         self.W = W
-        D = wbar[self.indices] if self.indices is not None else np.full(M, s / n)
+        D = np.asarray(wbar[self.indices]) if self.indices is not None else np.full(M, s / n)  # (dask W: gathered)
         # G = (n / (s M)) T D T^T + (mu / s) I: one symmetric rank-M update (upper triangle, half a GEMM)
         TD = np.asfortranarray(self.T * np.sqrt(np.maximum(D, 0))[None, :])
         G = scipy.linalg.blas.dsyrk(n / (s * M), TD, lower=0)
@@ -559,9 +563,10 @@ class FalkonRegressor(RegressorMixin, _FalkonBase):
         Parameters
         ----------
         X : array of shape (n, d)
-            Training points (data units).
+            Training points (data units). A dask array (row chunks) runs the
+            CG products on the cluster (see docs/dask.md, "Falkon regression").
         y : array of shape (n,) or (n, p)
-            Targets (finite).
+            Targets (finite); NumPy or dask with a dask X.
         sample_weight : array of shape (n,), optional
             Non-negative weights of the squared errors, positive sum.
 
@@ -571,7 +576,11 @@ class FalkonRegressor(RegressorMixin, _FalkonBase):
         """
         t0 = time.perf_counter()
         owner = self._owner
-        X, Y, squeeze, w, system, opts, params = self._start(X, y, sample_weight)
+        if any_dask(X, y, sample_weight):   # data on a dask cluster: the products run there
+            from ..dask._regression import falkon_start
+            X, Y, squeeze, w, system, opts, params = falkon_start(self, X, y, sample_weight)
+        else:
+            X, Y, squeeze, w, system, opts, params = self._start(X, y, sample_weight)
         mu = params["penalty"] * (X.shape[0] if w is None else float(w.sum()))
         system.set_weights(None if w is None else w[:, None], mu)
         R = Y if w is None else Y * w[:, None]
@@ -637,6 +646,9 @@ class FalkonRegressor(RegressorMixin, _FalkonBase):
         y : ndarray of shape (m,) or (m, p)
         std : ndarray of shape (m,), only with return_std
         """
+        if any_dask(X, getattr(self, "_X_fit", None)):   # dask X: a lazy dask array
+            from ..dask._regression import falkon_predict
+            return falkon_predict(self, X, return_std)
         f = self._decision(X)
         if not return_std:
             return f
