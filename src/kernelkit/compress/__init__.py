@@ -45,6 +45,7 @@ import time
 import numpy as np
 
 from .._validation import Integral, OneOf, Real, check_param, check_points
+from .._xp import any_dask
 from ..kernels import Kernel
 from ._baselines import kernel_herding, standard_thin
 from ._compresspp import compress_indices, compresspp_indices
@@ -133,7 +134,8 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", ra
     ----------
     X : array of shape (n, d)
         Input points (units of the data), float32 or float64; never modified.
-        The walk itself runs in float64.
+        The walk itself runs in float64. A dask array (or dask weights) runs
+        Compress++ over its row chunks: :func:`kernelkit.dask.compresspp`.
     size : int in [1, n]
         Number of output points (any value: see the module docs for how all n
         points are used when n is not size times a power of 2).
@@ -182,6 +184,11 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", ra
     (64,)
     """
     owner = "kernel_thin"
+    if any_dask(X, weights):  # Compress++ over the chunks, where they live (kernelkit.dask.compresspp)
+        from ..dask._compress import kernel_thin as dask_thin
+        return dask_thin(X, size, kernel, bandwidth=bandwidth, method=method, delta=delta, g=g, alpha=alpha,
+                         random_state=resolve_seed_alias(random_state, seed, owner), weights=weights,
+                         return_result=return_result, with_mmd=with_mmd)
     X = check_points(X, "X", owner)
     n, d = X.shape
     size = check_param(size, "size", owner, Integral(low=1, high=n))

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 from ._graph import GraphOptions, graph_context, is_dask, task_resources
 from . import _graph
+from ._regression import DaskFalkonSystem
 
 __all__ = ["kernel_sum", "kernel_logsumexp", "kernel_topk", "graph_options", "task_resources", "GraphOptions",
-           "is_dask"]
+           "is_dask", "compresspp",
+           "DaskFalkonSystem"]
 
 
 def graph_options(*, pairs_per_task=None, fan_in=None, memory_fraction=None):
@@ -154,3 +156,80 @@ def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, pai
     """
     return _graph.kernel_topk(kernel, X, Y, k, memory=memory, threads=threads, backend=backend,
                               pairs_per_task=pairs_per_task, fan_in=fan_in, memory_fraction=memory_fraction)
+
+
+def compresspp(X, size, kernel, *, bandwidth=None, g=4, delta=0.5, random_state=None, weights=None,
+               return_result=False, with_mmd=False):
+    r"""Compress++ of a row-chunked dask array: each chunk compressed where it lives, then merged and thinned.
+
+    Chunk j (:math:`n_j` rows, share :math:`\pi_j = n_j / n`, or its share of
+    the weights) is one bin of Compress++: a task runs Compress on it, with
+    leaves of :math:`\lceil 4^{g+1}\,\mathrm{size}^2 n_j / n^2 \rceil`
+    points, and keeps about :math:`2^{g+1}\,\mathrm{size}\,\pi_j`
+    rows. The client joins the kept rows, each weighing
+    :math:`\pi_j / |C_j|`, into a pool of about :math:`2^{g+1}` size points,
+    and kernel-thins the pool to ``size`` (as local Compress++ thins its
+    four bins' union). The triangle inequality bounds the result:
+
+    .. math::
+
+        \mathrm{MMD}(\mathbb{P}_n, C) \le \sum_j \pi_j\, \mathrm{MMD}(\mathbb{P}_j, Q_j)
+        + \mathrm{MMD}(Q, C),
+
+    with :math:`Q_j` chunk j's kept rows, Q the weighted pool and C the output.
+    The last term is local Compress++'s final thinning term. For P equal
+    chunks the first is at most P/4 (worst case) and typically
+    :math:`\sqrt{P/4}` times local Compress++'s pool term (the halvings are
+    symmetrized and the chunks use independent seeds). Both are small next to
+    the final term while :math:`2^{g+1} \gg P`. The module
+    ``kernelkit.dask._compress`` has the full argument. ``kernelkit.compresspp``
+    and ``kernelkit.kernel_thin(method='compress++' | 'compress' | 'auto')``
+    hand dask inputs over to this function.
+
+    Parameters
+    ----------
+    X : dask array of shape (n, d)
+        Input points (units of the data), chunked by rows; the chunks are the
+        partitions (empty chunks are skipped). Values are checked in the tasks.
+    size : int in [1, n]
+        Number of output points.
+    kernel : Kernel or str
+        Target kernel. A name needs ``bandwidth`` here (the median heuristic
+        would need the whole data).
+    bandwidth : float > 0, optional
+        Bandwidth of a kernel given by name (units of the data).
+    g : int in [0, 20]
+        Oversampling: the pool has about ``2^(g+1) size`` points, as in
+        local Compress++. For P > 4 chunks,
+        ``g + ceil(log4(P / 4))`` restores local Compress++'s pool term.
+    delta : float in (0, 1]
+        Failure probability (dimensionless): ``delta / 2`` is split over the
+        chunks and ``delta / 2`` goes to the final thinning.
+    random_state : None, int >= 0, SeedSequence or Generator
+        ``SeedSequence(random_state).spawn(2)``: one stream spawned into one
+        child per chunk (by position), one for the final thinning, so the
+        result does not depend on the scheduler.
+    weights : NumPy or dask array of shape (n,), optional
+        Non-negative weights of the target measure (rechunked like X).
+    return_result : bool
+        Return a :class:`kernelkit.compress.ThinningResult`.
+    with_mmd : bool
+        Also compute the exact MMD to the input (``n^2`` kernel evaluations,
+        as a dask graph); implies ``return_result``.
+
+    Returns
+    -------
+    indices : int64 NumPy array of shape (size,), or ThinningResult
+        Rows of the whole X (computed now, not lazy).
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, kernelkit as kk
+    >>> X = da.from_array(np.random.default_rng(0).standard_normal((4096, 2)), chunks=1024)
+    >>> idx = kk.compresspp(X, 64, kk.Gaussian(2.0), random_state=0)
+    >>> idx.shape
+    (64,)
+    """
+    from ._compress import kernel_thin
+    return kernel_thin(X, size, kernel, bandwidth=bandwidth, method="compress++", g=g, delta=delta,
+                       random_state=random_state, weights=weights, return_result=return_result, with_mmd=with_mmd)
