@@ -7,7 +7,7 @@ in each docstring.
 
 from __future__ import annotations
 
-import importlib as _importlib
+from .._lazy import lazy_exports
 
 # public name -> module defining it (imported on first use)
 _LAZY = {
@@ -20,13 +20,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(_importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kernelkit.features' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -10,7 +10,7 @@ product goes through the engine (:mod:`kernelkit.engine`).
 
 from __future__ import annotations
 
-import importlib as _importlib
+from .._lazy import lazy_exports
 
 # public name -> module defining it (imported on first use: `import kernelkit.regression` stays light)
 _LAZY = {
@@ -25,13 +25,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(_importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kernelkit.regression' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

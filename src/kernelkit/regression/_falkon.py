@@ -10,10 +10,12 @@ Nystrom centres :math:`c_j`. Its whole cost is the product
 conjugate gradient iteration (:func:`kernelkit.engine.prepare_normal`: each
 block of data rows is evaluated against every centre once, kept in cache and
 used for both factors), so the n x M matrix is never formed. (A dense
-:math:`K_{nM}` would not be faster: at n = 20,000, M = 5,000, d = 20 in
-float32 the two matrix-vector products with it read 400 MB and took 0.19 s on
-the 2-core test machine, against 0.10 s for the one-pass product, and
-building it costs more than a product.) Only M x M
+:math:`K_{nM}` is not used. Measured at n = 20,000, M = 5,000, d = 20 in
+float32 on the 2-core test machine: the two matrix-vector products with it
+(400 MB) took 0.033 s against 0.097 s for the one-pass product, but building
+it took 0.71 s, so it pays only after about 11 iterations, and it needs
+n M values of memory: 4 GB at the n = 200,000 of the benchmark, beyond the
+default 1 GB budget.) Only M x M
 matrices are held: K_MM and the two triangular factors of the
 preconditioner, 3 M^2 float64 values.
 """

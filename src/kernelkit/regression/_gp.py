@@ -72,13 +72,13 @@ import numpy as np
 import scipy.linalg
 import scipy.linalg.lapack
 import scipy.optimize
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import validate_data
 
 from .._options import get_options, options
 from .._random import generator
-from .._sklearn import EstimatorNotFittedError
+from .._sklearn import EstimatorNotFittedError, RegressorMixin
 from .._validation import InstanceOf, Integral, OneOf, Real, check_param, check_params, param_error
 from ..compress._resolve import median_bandwidth
 from ..engine import kernel_block, kernel_sum
@@ -891,21 +891,3 @@ class GaussianProcessRegressor(RegressorMixin, BaseEstimator):
         Kx *= s2
         return scipy.linalg.solve_triangular(self._factor, Kx, trans="T", lower=False, check_finite=False)
 
-    def score(self, X, y, sample_weight=None):
-        r"""Coefficient of determination :math:`R^2 = 1 - \sum w (y - \hat y)^2 / \sum w (y - \bar y)^2`.
-
-        Parameters
-        ----------
-        X : array of shape (m, d)
-            Test points.
-        y : array of shape (m,) or (m, t)
-            True targets (averaged uniformly over targets).
-        sample_weight : array of shape (m,), optional
-            Weights of the test points.
-
-        Returns
-        -------
-        score : float
-            At most 1 (unitless); 0 for the constant prediction of the mean.
-        """
-        return super().score(X, y, sample_weight=sample_weight)

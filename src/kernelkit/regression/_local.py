@@ -22,10 +22,11 @@ statsmodels' ``KernelReg`` (``reg_type='lc'`` / ``'ll'``) is the peer.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
 from .._options import get_options
+from .._sklearn import RegressorMixin
 from .._validation import Integral, OneOf, Real, check_param, check_params, kernel_bandwidth_error, param_error
 from ..engine import kernel_logsumexp, kernel_sum
 from ..kernels import Kernel, make_kernel
@@ -230,24 +231,6 @@ class _LocalRegression(RegressorMixin, BaseEstimator):
         out = out.astype(dt, copy=False)
         return out[:, 0] if self._squeeze else out
 
-    def score(self, X, y, sample_weight=None):
-        r"""Coefficient of determination :math:`R^2 = 1 - \sum w (y - \hat y)^2 / \sum w (y - \bar y)^2`.
-
-        Parameters
-        ----------
-        X : array of shape (m, d)
-            Test points.
-        y : array of shape (m,) or (m, n_targets)
-            True targets (averaged uniformly over targets).
-        sample_weight : array of shape (m,), optional
-            Weights of the test points.
-
-        Returns
-        -------
-        score : float
-            At most 1 (unitless); 0 for the constant prediction of the mean.
-        """
-        return super().score(X, y, sample_weight=sample_weight)
 
 
 _COMMON_PARAMS = r"""    kernel : str or Kernel, default "gaussian"
