@@ -3,7 +3,7 @@
 A kernel family writes its formula once, against a namespace ``xp`` that
 offers the few functions kernels need (``exp``, ``log``, ``log1p``, ``sqrt``,
 ``sin``, ``cos``, ``rint``, ``where``, ``isinf``, ``minimum`` against a
-scalar, ``sqdist``). :data:`NUMPY` runs it on NumPy arrays (the reference and
+scalar, ``sqdist``, ``l1dist``). :data:`NUMPY` runs it on NumPy arrays (the reference and
 the NumPy backend); :func:`torch_namespace` on torch tensors (the torch
 backend, CPU or CUDA). torch is imported only by :func:`torch_namespace`.
 """
@@ -45,6 +45,11 @@ class _NumpyNamespace:
     def sqdist(X, Y):
         from .kernels import sqdist
         return sqdist(X, Y)
+
+    @staticmethod
+    def l1dist(X, Y):
+        from .kernels import l1dist
+        return l1dist(X, Y)
 
     @staticmethod
     def matmul_t(X, Y):
@@ -105,6 +110,11 @@ def torch_namespace():
                 x2 = (X * X).sum(1)[:, None]
                 y2 = (Y * Y).sum(1)[None, :]
                 return torch.clamp(x2 + y2 - 2.0 * (X @ Y.T), min=0.0)
+
+            @staticmethod
+            def l1dist(X, Y):
+                """sum_k |x_k - y_k| (exact differences)."""
+                return torch.cdist(X, Y, p=1.0)
 
             @staticmethod
             def matmul_t(X, Y):

@@ -44,6 +44,7 @@ do not fit float32 are evaluated in float64 and returned as float32.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -58,8 +59,11 @@ __all__ = [
     "Kernel", "RadialKernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
     "Linear", "Polynomial", "Periodic", "SpectralMixture", "SumKernel", "ScaledKernel", "ProductKernel",
     "make_kernel",
-    "sqdist", "KERNEL_NAMES",
+    "sqdist", "l1dist", "DISTANCES", "KERNEL_NAMES",
 ]
+
+#: the distances a radial kernel can be a function of (``distance=`` of Gaussian, Laplace, Matern, RQ, IMQ)
+DISTANCES = ("euclidean", "l1")
 
 
 #: usable range of every radial bandwidth (data units); see the module docstring
@@ -105,10 +109,12 @@ def _fits(value, dtype, margin=0):
     return a == 0 or math.ldexp(tiny, margin) <= a <= math.ldexp(fmax, -margin)
 
 
-def r2_bound(X, Y):
-    """An upper bound on every ||X[i] - Y[j]||^2 (a float): d (max - min)^2 over all coordinates."""
+def r2_bound(X, Y, distance="euclidean"):
+    """An upper bound on every squared distance r(X[i], Y[j])^2 (a float), with s = max - min over all
+    coordinates: d s^2 for the Euclidean distance, (d s)^2 for the L1 distance."""
     span = max(float(X.max()), float(Y.max())) - min(float(X.min()), float(Y.min()))
-    return X.shape[1] * span * span
+    d = X.shape[1]
+    return (d * d if distance == "l1" else d) * span * span
 
 
 def fits_float32(kernel, X, Y):
@@ -123,7 +129,7 @@ def fits_float32(kernel, X, Y):
     """
     if not all(_fits(c, np.float32, margin=26) for c in kernel._dtype_constants()):
         return False   # (decided without a pass over the data)
-    r2max = r2_bound(X, Y)
+    r2max = r2_bound(X, Y, getattr(kernel, "distance", "euclidean"))
     return r2max <= _F32_MAX / 4 and kernel._fits_dtype(np.float32, r2max)
 
 
@@ -163,6 +169,40 @@ def sqdist(X, Y):
     if X is Y:  # exact zeros on the diagonal (the Gram trick leaves ~eps |x|^2 there)
         np.fill_diagonal(D, 0)
     return D
+
+
+def l1dist(X, Y):
+    """L1 (Manhattan) distances ``D[i, j] = sum_k |X[i, k] - Y[j, k]|`` (dense, exact differences).
+
+    Computed by :func:`scipy.spatial.distance.cdist` in float64 (no n x m x d temporary), returned in
+    the dtype of X.
+
+    Parameters
+    ----------
+    X, Y : arrays of shape (n, d) and (m, d)
+        Already validated arrays of one dtype.
+    """
+    from scipy.spatial.distance import cdist
+    with np.errstate(over="ignore"):
+        return cdist(X, Y, "cityblock").astype(X.dtype, copy=False)
+
+
+def _check_distance(value, owner):
+    if value not in DISTANCES:
+        raise param_error("distance", owner, f"one of {{{', '.join(map(repr, DISTANCES))}}}", value)
+    return value
+
+
+def _euclidean_only(method):
+    """Decorator: the method (a spectral density, a power kernel, a normalising constant, a sampler) is
+    known for the Euclidean form of the kernel only; on ``distance="l1"`` it raises NotSupportedError."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.distance != "euclidean":
+            raise NotSupportedError(f"{method.__name__} is only available for kernels of the Euclidean distance; "
+                                    f"{self!r} is a function of the {self.distance.upper()} distance.")
+        return method(self, *args, **kwargs)
+    return wrapper
 
 
 class _FrozenAfterInit(type):
@@ -327,23 +367,44 @@ class Kernel(metaclass=_FrozenAfterInit):
 
 
 class RadialKernel(Kernel):
-    """k(x, y) = phi(||x - y||) with phi(0) = 1; subclasses define phi.
+    """k(x, y) = phi(r(x, y)) with phi(0) = 1; subclasses define phi.
 
     Parameters
     ----------
     bandwidth : float in [1e-150, 1e150]
         Length scale, in the units of the data.
+    distance : {"euclidean", "l1"}
+        The distance r: Euclidean ``||x - y||_2`` (default), or L1 (Manhattan) ``||x - y||_1``
+        (then ``Laplace(h, distance="l1")`` is the product of one-dimensional Laplace kernels,
+        exp(-sum_k |x_k - y_k| / h)). The profile phi is the same function of r; the engine's
+        fused, NumPy and torch backends all honour the distance. An L1 kernel other than the Laplace
+        (and Matern nu = 1/2) one need not be positive definite in d >= 2 (the Gaussian of the L1
+        distance is not): fine for similarities and top-k, not for methods that need a Gram matrix
+        to be positive semi-definite. Spectral densities, power kernels and normalising constants are
+        defined for the Euclidean form only.
     """
 
     is_radial = True
     is_positive = True
     is_stationary = True
 
-    def __init__(self, bandwidth=1.0):
+    def __init__(self, bandwidth=1.0, *, distance="euclidean"):
         self.bandwidth = _check_bandwidth(bandwidth, type(self).__name__)
+        self.distance = _check_distance(distance, type(self).__name__)
 
     def _params(self):
-        return {"bandwidth": self.bandwidth}
+        return {"bandwidth": self.bandwidth, **self._distance_param()}
+
+    def _distance_param(self):
+        """``{"distance": "l1"}`` for an L1 kernel, else {} (Euclidean kernels keep their spec and repr)."""
+        return {} if self.distance == "euclidean" else {"distance": self.distance}
+
+    def _dist2(self, X, Y, xp=NUMPY):
+        """Squared distances r(X[i], Y[j])^2 of this kernel's distance, on arrays of ``xp``."""
+        if self.distance == "l1":
+            D = xp.l1dist(X, Y)
+            return D * D
+        return xp.sqdist(X, Y)
 
     def _working_r2(self, r2):
         """(r2, upcast): float32 ``r2`` becomes float64 when the kernel's constants do not fit float32."""
@@ -379,7 +440,7 @@ class RadialKernel(Kernel):
         raise NotImplementedError
 
     def _xp_block(self, X, Y, xp, log=False):
-        lg = self._log_profile(xp.sqdist(X, Y), xp)
+        lg = self._log_profile(self._dist2(X, Y, xp), xp)
         return lg if log else xp.exp(lg)
 
     def _as_working(self, X, Y):
@@ -392,12 +453,12 @@ class RadialKernel(Kernel):
     def _block(self, X, Y):
         Xw, Yw, up = self._as_working(X, Y)
         with np.errstate(over="ignore" if up else None):
-            return self.profile(sqdist(Xw, Yw)).astype(X.dtype, copy=False)
+            return self.profile(self._dist2(Xw, Yw)).astype(X.dtype, copy=False)
 
     def log_block(self, X, Y):
         Xw, Yw, up = self._as_working(X, Y)
         with np.errstate(over="ignore" if up else None):
-            return self.log_profile(sqdist(Xw, Yw)).astype(X.dtype, copy=False)
+            return self.log_profile(self._dist2(Xw, Yw)).astype(X.dtype, copy=False)
 
     def _diag(self, X):
         return np.ones(X.shape[0], dtype=X.dtype)
@@ -442,18 +503,22 @@ class Gaussian(RadialKernel):
     def _dtype_constants(self):
         return (0.5 / self.bandwidth ** 2,)
 
+    @_euclidean_only
     def log_integral(self, d):
         """log of (2 pi sigma^2)^(d/2)."""
         d = self._check_d(d, "log_integral")
         return 0.5 * d * math.log(2 * math.pi * self.bandwidth ** 2)
 
+    @_euclidean_only
     def sample_density(self, n, d, random_state=None, *, rng=UNSET):
         return _rng(random_state, rng, "Gaussian.sample_density").standard_normal((n, d)) * self.bandwidth
 
+    @_euclidean_only
     def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
         """D frequencies in R^d from N(0, I / sigma^2), shape (D, d)."""
         return _rng(random_state, rng, "Gaussian.spectral_sample").standard_normal((D, d)) / self.bandwidth
 
+    @_euclidean_only
     def power(self, alpha, d=None):
         """Gaussian with variance alpha * sigma^2 (any dimension)."""
         alpha = check_positive(alpha, "alpha", "Gaussian.power")
@@ -492,9 +557,9 @@ class Matern(RadialKernel):
 
     family = "matern"
 
-    def __init__(self, nu=1.5, bandwidth=1.0):
+    def __init__(self, nu=1.5, bandwidth=1.0, *, distance="euclidean"):
         self.nu = check_positive(nu, "nu", "Matern")
-        super().__init__(bandwidth)
+        super().__init__(bandwidth, distance=distance)
         if self.nu not in _MATERN_CLOSED and self.nu > MATERN_NU_MAX:
             raise InvalidValueError(
                 f"The 'nu' parameter of Matern must be <= {MATERN_NU_MAX:g} unless it is 0.5, 1.5 or 2.5 "
@@ -506,7 +571,7 @@ class Matern(RadialKernel):
                            (lo * lo) * ell2 / 2, (hi * hi) * ell2 / 2)
 
     def _params(self):
-        return {"nu": self.nu, "bandwidth": self.bandwidth}
+        return {"nu": self.nu, "bandwidth": self.bandwidth, **self._distance_param()}
 
     @property
     def _lambda(self):
@@ -533,6 +598,7 @@ class Matern(RadialKernel):
                                     "scipy's Bessel functions, on NumPy arrays only; use backend='numpy' or 'auto'.")
         return _matern_log_general(nu, s)
 
+    @_euclidean_only
     def log_integral(self, d):
         """log of 2^d pi^(d/2) Gamma(nu + d/2) / (Gamma(nu) lambda^d)."""
         d = self._check_d(d, "log_integral")
@@ -541,6 +607,7 @@ class Matern(RadialKernel):
         return (d * math.log(2) + 0.5 * d * math.log(math.pi) + gammaln(nu + d / 2) - gammaln(nu)
                 - d * math.log(self._lambda))
 
+    @_euclidean_only
     def sample_density(self, n, d, random_state=None, *, rng=UNSET):
         # A Matern profile is a normal variance mixture: x = sqrt(W) z with
         # W ~ Gamma(shape nu + d/2, scale 2 / lambda^2).
@@ -548,12 +615,14 @@ class Matern(RadialKernel):
         w = rng.gamma(self.nu + d / 2, 2.0 / self._lambda ** 2, size=(n, 1))
         return np.sqrt(w) * rng.standard_normal((n, d))
 
+    @_euclidean_only
     def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
         """D frequencies: multivariate t, 2 nu degrees of freedom, scale 1/ell."""
         rng = _rng(random_state, rng, f"{type(self).__name__}.spectral_sample")
         chi2 = np.maximum(rng.chisquare(2 * self.nu, size=(D, 1)), _F64.tiny)  # (a small nu can draw 0)
         return rng.standard_normal((D, d)) * np.sqrt(2 * self.nu / chi2) / self.bandwidth
 
+    @_euclidean_only
     def power(self, alpha, d=None):
         """alpha-power kernel: Matern(nu' = alpha (nu + d/2) - d/2, same lambda).
 
@@ -636,11 +705,11 @@ class Laplace(Matern):
 
     family = "laplace"
 
-    def __init__(self, bandwidth=1.0):
-        super().__init__(nu=0.5, bandwidth=bandwidth)
+    def __init__(self, bandwidth=1.0, *, distance="euclidean"):
+        super().__init__(nu=0.5, bandwidth=bandwidth, distance=distance)
 
     def _params(self):
-        return {"bandwidth": self.bandwidth}
+        return {"bandwidth": self.bandwidth, **self._distance_param()}
 
     def _log_profile(self, r2, xp=NUMPY):
         return -xp.sqrt(r2) / self.bandwidth
@@ -648,6 +717,7 @@ class Laplace(Matern):
     def _dtype_constants(self):
         return (self.bandwidth, 1.0 / self.bandwidth, self.bandwidth ** 2)
 
+    @_euclidean_only
     def sample_density(self, n, d, random_state=None, *, rng=UNSET):
         # radial density r^(d-1) exp(-r / ell): r ~ Gamma(d, ell)
         rng = _rng(random_state, rng, "Laplace.sample_density")
@@ -673,8 +743,8 @@ class RationalQuadratic(RadialKernel):
 
     family = "rq"
 
-    def __init__(self, bandwidth=1.0, alpha=1.0):
-        super().__init__(bandwidth)
+    def __init__(self, bandwidth=1.0, alpha=1.0, *, distance="euclidean"):
+        super().__init__(bandwidth, distance=distance)
         self.alpha = check_positive(alpha, "alpha", type(self).__name__)
         lo, hi = DERIVED_RANGE
         ell2 = self.bandwidth ** 2
@@ -682,7 +752,7 @@ class RationalQuadratic(RadialKernel):
                            (lo * lo) / ell2 / 2, (hi * hi) / ell2 / 2)
 
     def _params(self):
-        return {"bandwidth": self.bandwidth, "alpha": self.alpha}
+        return {"bandwidth": self.bandwidth, "alpha": self.alpha, **self._distance_param()}
 
     @property
     def _c2(self):  # r^2 scale: k = (1 + r^2 / c2)^(-alpha)
@@ -708,6 +778,7 @@ class RationalQuadratic(RadialKernel):
             out = xp.where(big, -self._exponent * (xp.log(xp.where(big, r2, 1.0)) - math.log(c2)), out)
         return out
 
+    @_euclidean_only
     def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
         """D frequencies: w ~ N(0, tau I), tau ~ Gamma(shape beta, scale 2 / c^2)."""
         rng = _rng(random_state, rng, f"{type(self).__name__}.spectral_sample")
@@ -723,6 +794,7 @@ class RationalQuadratic(RadialKernel):
                 f"got {self._exponent}); pick a larger exponent or another kernel.")
         return d, dof
 
+    @_euclidean_only
     def log_integral(self, d):
         """log of (pi c^2)^(d/2) Gamma(beta - d/2) / Gamma(beta) (finite for beta > d/2)."""
         from scipy.special import gammaln
@@ -730,6 +802,7 @@ class RationalQuadratic(RadialKernel):
         b = self._exponent
         return 0.5 * d * math.log(math.pi * self._c2) + gammaln(b - d / 2) - gammaln(b)
 
+    @_euclidean_only
     def power(self, alpha, d=None):
         r"""alpha-power kernel: only alpha = 1 (the kernel itself) is exact.
 
@@ -759,6 +832,7 @@ class RationalQuadratic(RadialKernel):
             "powers are not transforms of known kernels). Use the kernel itself (alpha=1, target KT) "
             "or a Gaussian/Matern/Laplace kernel, whose power kernels are exact.")
 
+    @_euclidean_only
     def sample_density(self, n, d, random_state=None, *, rng=UNSET):
         d, dof = self._t_dof(d, "sample_density")
         rng = _rng(random_state, rng, f"{type(self).__name__}.sample_density")
@@ -788,8 +862,8 @@ class IMQ(RationalQuadratic):
 
     family = "imq"
 
-    def __init__(self, bandwidth=1.0, beta=0.5):
-        RadialKernel.__init__(self, bandwidth)
+    def __init__(self, bandwidth=1.0, beta=0.5, *, distance="euclidean"):
+        RadialKernel.__init__(self, bandwidth, distance=distance)
         self.beta = check_positive(beta, "beta", "IMQ")
         lo, hi = DERIVED_RANGE
         ell2 = self.bandwidth ** 2
@@ -797,7 +871,7 @@ class IMQ(RationalQuadratic):
                            ell2 / (lo * lo) / 2)
 
     def _params(self):
-        return {"bandwidth": self.bandwidth, "beta": self.beta}
+        return {"bandwidth": self.bandwidth, "beta": self.beta, **self._distance_param()}
 
     @property
     def _c2(self):

@@ -25,7 +25,9 @@ periodic       exp(-q sin^2(pi p r))                       p = 1 / period, q = 2
 gauss_cos      exp(-p r^2) cos(2 pi q r)                   (a 1-D spectral-mixture term)
 =============  ==========================================  ==================
 
-(r = ||x - y||.) A ``Modulated`` component, ``w exp(-|s * (x - y)|^2 / 2)
+(r = ||x - y||, or ||x - y||_1 for kernels built with ``distance="l1"``: the
+fused engine then sums |x_k - y_k| in its direct distance pass and feeds r^2
+to the same closed forms.) A ``Modulated`` component, ``w exp(-|s * (x - y)|^2 / 2)
 cos(2 pi mu . (x - y))`` for vectors s and mu, is evaluated by the fused
 engine as Gaussian sums on rescaled data (the spectral mixture kernel in
 d >= 2); the walk does not compile it.
@@ -47,7 +49,7 @@ from .._validation import param_error
 from ..kernels import (Gaussian, IMQ, Kernel, Laplace, Linear, Matern, Periodic, Polynomial, RationalQuadratic,
                        ScaledKernel, SpectralMixture, SumKernel, r2_bound)
 
-__all__ = ["Component", "Modulated", "register_family", "kernel_components", "compile_components",
+__all__ = ["Component", "Modulated", "register_family", "kernel_components", "kernel_distance", "compile_components",
            "EVAL_METHODS", "uses_own_formula"]
 
 Component = namedtuple("Component", "name w p q deg")
@@ -136,7 +138,33 @@ def _entry(kernel):
     return None
 
 
-def kernel_components(kernel, scale=1.0):
+def _leaves(kernel):
+    """The parts of ``kernel`` once sums and positive scalings are flattened."""
+    if type(kernel) is ScaledKernel:
+        yield from _leaves(kernel.base)
+    elif type(kernel) is SumKernel:
+        for k in kernel.kernels:
+            yield from _leaves(k)
+    else:
+        yield kernel
+
+
+def kernel_distance(kernel):
+    """The distance the compiled components of ``kernel`` are functions of.
+
+    Returns
+    -------
+    {"euclidean", "l1", "mixed"}
+        "l1" when every part is a radial kernel of the L1 distance (``distance="l1"``), "mixed" when
+        only some are (no compiled path evaluates two distances at once), else "euclidean".
+    """
+    found = {getattr(k, "distance", "euclidean") for k in _leaves(kernel)}
+    if found == {"l1"}:
+        return "l1"
+    return "mixed" if "l1" in found else "euclidean"
+
+
+def kernel_components(kernel, scale=1.0, *, distance="euclidean"):
     """``[Component or Modulated, ...]`` with ``kernel = sum of them``, or None.
 
     Parameters
@@ -146,23 +174,30 @@ def kernel_components(kernel, scale=1.0):
         up in the family table.
     scale : float > 0
         Factor applied to every weight (used by the recursion).
+    distance : {"euclidean", "l1"}
+        The distance r the caller evaluates the components on. A part of
+        another distance has no components for it (the kernel-thinning walk,
+        which evaluates Euclidean distances only, asks with the default).
 
     Returns
     -------
     list or None
         None when some part of the kernel has no compiled form (Matern with
-        another nu, products, kernels without a table entry).
+        another nu, products, kernels without a table entry, parts of another
+        distance).
     """
     if type(kernel) is ScaledKernel:
-        return kernel_components(kernel.base, scale * kernel.scale)
+        return kernel_components(kernel.base, scale * kernel.scale, distance=distance)
     if type(kernel) is SumKernel:
         out = []
         for k in kernel.kernels:
-            sub = kernel_components(k, scale)
+            sub = kernel_components(k, scale, distance=distance)
             if sub is None:
                 return None
             out.extend(sub)
         return out
+    if getattr(kernel, "distance", "euclidean") != distance:
+        return None
     entry = _entry(kernel)
     comps = entry(kernel) if entry is not None else None
     if comps is None:

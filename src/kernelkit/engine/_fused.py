@@ -7,7 +7,8 @@ kernel into the extension's component table, picks the distance formula and
 the tile sizes, and drives the progress bar.
 
 Distances: for d <= ``DIRECT_MAX_D`` the squared distance is summed from
-coordinate differences (exact); above it, ``|x|^2 + |y|^2 - 2 x.y`` with both
+coordinate differences (exact); kernels of the L1 distance (``distance="l1"``)
+always sum |x_k - y_k| that way, then square the sum; above it, ``|x|^2 + |y|^2 - 2 x.y`` with both
 sets centred on the mean of X (the register-blocked x.y is what makes large d
 fast; centring removes most of the cancellation). Dot-product kernels
 (Linear, Polynomial) always use the x.y form without centring.
@@ -40,7 +41,8 @@ import os
 
 import numpy as np
 
-from ._components import Component, Modulated, code, compile_components, kernel_components, MAX_COMPONENTS
+from ._components import (Component, Modulated, code, compile_components, kernel_components, kernel_distance,
+                          MAX_COMPONENTS)
 from ._tiling import progress_bar
 from ..kernels import r2_bound
 from ..exceptions import InvalidValueError
@@ -171,7 +173,10 @@ def exp_nonpositive(x):
 
 def _compile(kernel):
     """(plain components, modulated components) of ``kernel``, or None when this backend cannot run it."""
-    comps = kernel_components(kernel)
+    distance = kernel_distance(kernel)
+    if distance == "mixed":
+        return None
+    comps = kernel_components(kernel, distance=distance)
     if comps is None:
         return None
     plain = [c for c in comps if isinstance(c, Component)]
@@ -195,8 +200,18 @@ def supports(kernel, op):
     return True
 
 
-def _mode(codes, d, mode, huge=False):
-    """(gram, centre) for this kernel and dimension; ``huge``: squared norms of the data could overflow."""
+#: the ``gram`` argument of the extension: distance pass of the micro-kernel
+DIRECT, GRAM, DIRECT_L1 = 0, 1, 2
+
+
+def _mode(codes, d, mode, huge=False, distance="euclidean"):
+    """(gram, centre) for this kernel and dimension; ``huge``: squared norms of the data could overflow.
+    ``gram`` is DIRECT, GRAM or DIRECT_L1 (L1 distances are always summed from coordinate differences)."""
+    if distance == "l1":
+        if mode == "gram":
+            raise InvalidValueError("The fused backend has no mode='gram' for kernels of the L1 distance "
+                                    "(|x - y|_1 has no x.y form); use mode='direct' or None.")
+        return DIRECT_L1, False
     has_dot = bool(np.any(codes == code("poly", 0)))
     if mode is None:
         # |x|^2 + |y|^2 - 2 x.y overflows (inf - inf) for huge data: exact differences then
@@ -205,7 +220,7 @@ def _mode(codes, d, mode, huge=False):
         raise InvalidValueError(f"The 'mode' of the fused backend must be 'direct' or 'gram'. Got {mode!r}.")
     if mode == "direct" and has_dot:
         raise InvalidValueError("The fused backend needs mode='gram' for dot-product kernels (Linear, Polynomial).")
-    return mode == "gram", (mode == "gram" and not has_dot)
+    return (GRAM if mode == "gram" else DIRECT), (mode == "gram" and not has_dot)
 
 
 def _tiles(d, p, itemsize, memory, threads, extra_per_query=0):
@@ -236,8 +251,9 @@ class Plan:
             setattr(self, k, v)
 
 
-def plan(plain, X, Y, opts, mode, p, extra_per_query=0):
-    """A :class:`Plan` for the plain components ``plain`` on X, Y with p weight columns."""
+def plan(plain, X, Y, opts, mode, p, extra_per_query=0, distance="euclidean"):
+    """A :class:`Plan` for the plain components ``plain`` on X, Y with p weight columns
+    (``distance``: the distance of the kernel, :func:`kernel_distance`)."""
     dtype = X.dtype if X.dtype == Y.dtype and X.dtype in (np.float32, np.float64) else np.float64
     X = np.ascontiguousarray(X, dtype=dtype)
     Y = np.ascontiguousarray(Y, dtype=dtype)
@@ -245,7 +261,7 @@ def plan(plain, X, Y, opts, mode, p, extra_per_query=0):
     has_dot = any(c.name == "poly" for c in plain)
     huge = (mode is None and X.shape[1] > DIRECT_MAX_D and not has_dot
             and r2_bound(X, Y) > float(np.finfo(dtype).max) / 4)
-    gram, centre = _mode(codes, X.shape[1], mode, huge)
+    gram, centre = _mode(codes, X.shape[1], mode, huge, distance)
     c = X.mean(axis=0, dtype=np.float64).astype(dtype) if centre else None
     threads = opts.resolved_threads()
     if not opts.threads and X.shape[0] * Y.shape[0] < _ONE_THREAD_PAIRS:
@@ -253,15 +269,15 @@ def plan(plain, X, Y, opts, mode, p, extra_per_query=0):
     nb, jb = _tiles(X.shape[1], p, X.itemsize, opts.memory / 2, threads, extra_per_query)
     # pack all of X (and W) into tiles once when that fits the other half of the budget
     packed = X.itemsize * (-(-X.shape[0] // nb) * nb) * (X.shape[1] + 1 + p)
-    return Plan(X=X, Y=Y, c=c, codes=codes, params=params, gram=int(gram), nb=nb, jb=jb, threads=threads,
+    return Plan(X=X, Y=Y, c=c, codes=codes, params=params, gram=gram, nb=nb, jb=jb, threads=threads,
                 prepack=int(packed <= opts.memory / 2))
 
 
 def _prepare(kernel, X, Y, opts, mode, p, extra_per_query=0):
     """The plan of ``kernel``'s plain components as a tuple
     (X, Y, centre, codes, params, gram, nb, jb, threads, prepack), for tests."""
-    pl = plan(_compile(kernel)[0], X, Y, opts, mode, p, extra_per_query)
-    return pl.X, pl.Y, pl.c, pl.codes, pl.params, bool(pl.gram), pl.nb, pl.jb, pl.threads, pl.prepack
+    pl = plan(_compile(kernel)[0], X, Y, opts, mode, p, extra_per_query, kernel_distance(kernel))
+    return pl.X, pl.Y, pl.c, pl.codes, pl.params, pl.gram == GRAM, pl.nb, pl.jb, pl.threads, pl.prepack
 
 
 def _query_chunks(n, m, enabled):
@@ -300,7 +316,7 @@ def normal_plan(kernel, C, X, opts, p):
     spec = _compile(kernel)
     if spec is None or spec[1] or not spec[0]:
         return None
-    pl = plan(spec[0], C, X, opts, None, p)
+    pl = plan(spec[0], C, X, opts, None, p, distance=kernel_distance(kernel))
     padded = -(-pl.X.shape[0] // pl.nb) * pl.nb
     pl.jb = max(6, min(pl.jb, _NORMAL_ROWS_BYTES // (padded * pl.X.itemsize) // 6 * 6))
     # with the automatic thread count, small products run on one thread (waking a second one costs more than
@@ -339,7 +355,7 @@ def kernel_sum(kernel, X, Y, W, opts, mode=None):
     p = W.shape[1]
     out = np.zeros((Y.shape[0], p))
     if plain:
-        out += run_sum(plan(plain, X, Y, opts, mode, p), W, opts.progress)
+        out += run_sum(plan(plain, X, Y, opts, mode, p, distance=kernel_distance(kernel)), W, opts.progress)
     for Xs, Ys, Wm, b, w in modulated_parts(mod, X, Y, W):
         S = run_sum(plan([_GAUSS_UNIT], Xs, Ys, opts, mode, 2 * p), Wm, opts.progress)
         out += w * (np.cos(b)[:, None] * S[:, :p] + np.sin(b)[:, None] * S[:, p:])
@@ -354,7 +370,7 @@ def kernel_block(kernel, X, Y, opts, mode=None):
     ``kernel.diag`` exactly (the Gram distance formula leaves rounding there).
     """
     same = Y is X
-    pl = plan(_compile(kernel)[0], Y, X, opts, mode, 0)
+    pl = plan(_compile(kernel)[0], Y, X, opts, mode, 0, distance=kernel_distance(kernel))
     K = np.empty((pl.Y.shape[0], pl.X.shape[0]), dtype=pl.X.dtype)
     _ext.block(pl.X, pl.Y, pl.c, pl.codes, pl.params, pl.gram, pl.nb, pl.jb, pl.threads, K)
     if same:
@@ -364,7 +380,7 @@ def kernel_block(kernel, X, Y, opts, mode=None):
 
 def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None):
     p = LW.shape[1]
-    pl = plan(_compile(kernel)[0], X, Y, opts, mode, p)
+    pl = plan(_compile(kernel)[0], X, Y, opts, mode, p, distance=kernel_distance(kernel))
     X, Y, c, codes, gram, nb, jb, threads, prepack = pl.X, pl.Y, pl.c, pl.codes, pl.gram, pl.nb, pl.jb, pl.threads, pl.prepack
     params = pl.params.copy()
     params[0, 0] = math.log(params[0, 0])  # the scale enters as log w
@@ -382,7 +398,7 @@ def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None):
 
 def kernel_topk(kernel, X, Y, k, opts, mode=None):
     # heaps: k values and indices per query of a block, per thread
-    pl = plan(_compile(kernel)[0], X, Y, opts, mode, 0, extra_per_query=16 * k)
+    pl = plan(_compile(kernel)[0], X, Y, opts, mode, 0, extra_per_query=16 * k, distance=kernel_distance(kernel))
     X, Y, c, codes, params, gram = pl.X, pl.Y, pl.c, pl.codes, pl.params, pl.gram
     nb, jb, threads, prepack = pl.nb, pl.jb, pl.threads, pl.prepack
     # even the smallest (6-query) blocks do not fit: the blocked path tiles over k

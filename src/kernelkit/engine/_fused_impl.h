@@ -14,7 +14,14 @@
  */
 
 typedef R FN(vec) __attribute__((vector_size(KK_VBYTES)));
+typedef IT FN(ivec) __attribute__((vector_size(KK_VBYTES)));
 #define VT FN(vec)
+#define VIT FN(ivec)
+/* |v| lane by lane: clear the sign bits (the integer view of the same bits) */
+KK_INLINE VT FN(vabs)(VT v) {
+    const IT nosign = (IT)(~(uint64_t)0 >> (65 - 8 * sizeof(R)));
+    return (VT)((VIT)v & nosign);
+}
 #define NR (2 * VLEN)        /* points per micro-tile: two vectors */
 #define NVR 2
 
@@ -64,8 +71,9 @@ KK_INLINE void FN(pack_y)(const R *Y, int64_t j0, int len, int d, int jb, const 
 }
 
 /* ---- micro-kernel: T[a, i] for a < jb (multiple of MR), i < nb (multiple of NR) ----
- * direct: T = sum_k (x_ik - y_ak)^2 (exact, for small d)
- * gram:   T = sum_k x_ik y_ak       (the GEMM part of |x|^2 + |y|^2 - 2 x.y) */
+ * gram = 0, direct: T = sum_k (x_ik - y_ak)^2   (exact, for small d)
+ * gram = 1, gram:   T = sum_k x_ik y_ak         (the GEMM part of |x|^2 + |y|^2 - 2 x.y)
+ * gram = 2, L1:     T = (sum_k |x_ik - y_ak|)^2 (the squared L1 distance, for kernels of it) */
 KK_INLINE void FN(tile)(int gram, const R *Xt, int nb, const R *Yb, int d, int jb, R *T) {
     /* point panels outside, query panels inside: one point panel (d * NR values)
      * stays in L1 while every query panel of the block passes over it */
@@ -77,13 +85,25 @@ KK_INLINE void FN(tile)(int gram, const R *Xt, int nb, const R *Yb, int d, int j
                 for (int b = 0; b < NVR; b++) acc[a][b] = (VT){0};
             const R *xp = xpanel;
             const R *yp = Yb + (int64_t)(a0 / MR) * d * MR;
-            if (gram) {
+            if (gram == 1) {
                 for (int k = 0; k < d; k++, xp += NR, yp += MR) {
                     VT x0 = FN(vload)(xp), x1 = FN(vload)(xp + VLEN);
                     for (int a = 0; a < MR; a++) {
                         acc[a][0] += x0 * yp[a];
                         acc[a][1] += x1 * yp[a];
                     }
+                }
+            } else if (gram == 2) {
+                for (int k = 0; k < d; k++, xp += NR, yp += MR) {
+                    VT x0 = FN(vload)(xp), x1 = FN(vload)(xp + VLEN);
+                    for (int a = 0; a < MR; a++) {
+                        acc[a][0] += FN(vabs)(x0 - yp[a]);
+                        acc[a][1] += FN(vabs)(x1 - yp[a]);
+                    }
+                }
+                for (int a = 0; a < MR; a++) {
+                    acc[a][0] *= acc[a][0];
+                    acc[a][1] *= acc[a][1];
                 }
             } else {
                 for (int k = 0; k < d; k++, xp += NR, yp += MR) {
@@ -103,10 +123,10 @@ KK_INLINE void FN(tile)(int gram, const R *Xt, int nb, const R *Yb, int d, int j
     }
 }
 
-/* squared distances of one row: direct rows already hold r^2 (returned as
+/* squared distances of one row: direct (and L1) rows already hold r^2 (returned as
  * is); gram rows hold x.y, turned into r^2 in `buf` */
 KK_INLINE const R *FN(row_r2)(int gram, const R *t, const R *nx, R ny, R *buf, int nb) {
-    if (!gram) return t;
+    if (gram != 1) return t;
 #pragma omp simd
     for (int i = 0; i < nb; i++) {
         R v = nx[i] + ny - (R)2 * t[i];
@@ -250,7 +270,8 @@ KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int j
             if (op != OP_TOPK) FN(pack_w)(J->W, i0, len, p, nb, op == OP_LSE ? (R)(-INFINITY) : (R)0, w->Wt);
         }
         FN(tile)(gram, Xt, nb, w->Yb, d, jb, w->T);
-        const int gauss1 = op == OP_SUM && p == 1 && J->ks->n == 1 && J->ks->code[0] == K_GAUSS;
+        /* (the one-pass Gaussian bounds r by |x| + |y|: Euclidean distances only) */
+        const int gauss1 = op == OP_SUM && p == 1 && J->ks->n == 1 && J->ks->code[0] == K_GAUSS && gram != 2;
         /* |x - c| <= rx for every point of the tile: |x - y|^2 <= (rx + |y - c|)^2 bounds a row */
         const R rx = gauss1 ? SQRT(FN(kk_row_max)(nx, nb)) : (R)0;
         for (int a = 0; a < jlen; a++) {
@@ -260,7 +281,7 @@ KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int j
                 const R g = (R)J->ks->p[0], ny = w->ny[a], ry = rx + SQRT(ny);
                 R s = 0;
                 if (-g * (ry * ry) >= EXP_FAST_LO) {   /* every result normal: the one-factor exp */
-                    if (gram) {
+                    if (gram == 1) {
 #pragma omp simd reduction(+ : s)
                         for (int i = 0; i < nb; i++) {
                             R v = nx[i] + ny - (R)2 * t[i];
@@ -518,7 +539,7 @@ KK_CLONES static int FN(run_normal)(FN(job) *J, int nthreads, const R *Wq, doubl
         FN(pack_w)(J->W, i0, len, (int)p, (int)nb, (R)0, J->Wp + t * p * nb);
     }
     const kspec *ks = J->ks;
-    const int gauss1 = ks->n == 1 && ks->code[0] == K_GAUSS;
+    const int gauss1 = ks->n == 1 && ks->code[0] == K_GAUSS && J->gram != 2;   /* (Euclidean bound on r) */
     const R g = gauss1 ? (R)ks->p[0] : (R)0;
     /* tile t: largest |x - c| of its centres, for the Gaussian's row bound */
     R *rx = (R *)malloc(sizeof(R) * ntiles);
@@ -560,7 +581,7 @@ KK_CLONES static int FN(run_normal)(FN(job) *J, int nthreads, const R *Wq, doubl
                     if (gauss1) {   /* exp(-g r^2) (the weight w_0 is applied to u and to the result) */
                         const R ry = rx[t] + SQRT(ny);
                         if (-g * (ry * ry) >= EXP_FAST_LO) {
-                            if (J->gram) {
+                            if (J->gram == 1) {
 #pragma omp simd
                                 for (int i = 0; i < (int)nb; i++) {
                                     R v = nx[i] + ny - (R)2 * tr[i];

@@ -102,7 +102,8 @@ class PreparedSum:
         if p not in self._plans:
             plain, mod = _fused._compile(self.kernel)
             self._plans[p] = (
-                _fused.plan(plain, self._X, self._Y, self._opts, None, p) if plain else None,
+                _fused.plan(plain, self._X, self._Y, self._opts, None, p,
+                            distance=_fused.kernel_distance(self.kernel)) if plain else None,
                 [(_fused.plan([_fused._GAUSS_UNIT], Xs, Ys, self._opts, None, 2 * p), b, w)
                  for Xs, Ys, _, b, w in _fused.modulated_parts(mod, self._X, self._Y, W)],
                 mod)

@@ -114,7 +114,10 @@ _FEATURE_POINTS = 1000
 
 # --------------------------------------------------------------------------- kernel families
 def _family(kernel):
-    """``(name, parameter)`` of a kernel whose lengthscale gradient is implemented, else None."""
+    """``(name, parameter)`` of a kernel whose lengthscale gradient is implemented, else None
+    (the gradient is written for the Euclidean distance: an L1 kernel is used as given)."""
+    if getattr(kernel, "distance", "euclidean") != "euclidean":
+        return None
     kind = type(kernel)
     if kind is Gaussian:
         return ("gaussian", None)
