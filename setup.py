@@ -16,6 +16,11 @@ from setuptools.command.build_ext import build_ext
 
 
 class OptionalBuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:   # the extensions are independent: compile them on every core
+            self.parallel = os.cpu_count() or 1
+
     def run(self):
         try:
             super().run()
