@@ -19,7 +19,7 @@ from ._graph import _as_points, require_dask
 
 def score_samples(kde, X):
     """``KernelDensity.score_samples`` for a dask array of queries: a lazy dask array of shape (m,)."""
-    from ..density import _F32_MAX, _fits, _scaled
+    from ..density._kde import _F32_MAX, _fits, _scaled
     owner = "KernelDensity.score_samples"
     kde._check_fitted("score_samples")
     Y = _as_points(X, "X", owner)

@@ -214,6 +214,22 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
     return out[:, 0] if squeeze else out
 
 
+def _logsumexp_max(kernel, X, Y, log_weights, *, memory=None, threads=None, backend=None, progress=None):
+    """``(kernel_logsumexp(...), max_i (log k(x_i, y_j) + L_i))`` in one pass, float64, shape (m,) each.
+
+    For diagnostics that need the largest term beside the sum (the density module). X, Y, log_weights
+    are validated arrays (log_weights of shape (n,)); fused and NumPy backends (others run the NumPy one).
+    """
+    opts = _opts(memory, threads, backend, progress)
+    LW = np.asarray(log_weights, dtype=np.float64).reshape(X.shape[0], 1)
+    X, Y = _working(kernel, X, Y, LW)
+    mod = _backend(opts, kernel, "logsumexp")
+    if getattr(mod, "__name__", "").rsplit(".", 1)[-1] != "_fused":
+        from . import _numpy as mod
+    out, top = mod.kernel_logsumexp(kernel, X, Y, LW, opts, return_max=True)
+    return np.asarray(out, np.float64)[:, 0], np.asarray(top, np.float64)[:, 0]
+
+
 def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, progress=None):
     """The k largest kernel values k(x_i, y_j) over i, for every query y_j.
 

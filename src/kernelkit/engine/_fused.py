@@ -378,7 +378,8 @@ def kernel_block(kernel, X, Y, opts, mode=None):
     return K
 
 
-def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None):
+def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None, return_max=False):
+    """log-sum-exp per query and column; with ``return_max`` also the largest term max_i (log k + LW)."""
     p = LW.shape[1]
     pl = plan(_compile(kernel)[0], X, Y, opts, mode, p, distance=kernel_distance(kernel))
     X, Y, c, codes, gram, nb, jb, threads, prepack = pl.X, pl.Y, pl.c, pl.codes, pl.gram, pl.nb, pl.jb, pl.threads, pl.prepack
@@ -393,7 +394,8 @@ def kernel_logsumexp(kernel, X, Y, LW, opts, mode=None):
                      sums[j0:j1], maxima[j0:j1])
             bar.update(j1 - j0)
     with np.errstate(divide="ignore"):
-        return np.where(sums > 0, maxima + np.log(sums), -np.inf)
+        out = np.where(sums > 0, maxima + np.log(sums), -np.inf)
+    return (out, np.where(sums > 0, maxima, -np.inf)) if return_max else out
 
 
 def kernel_topk(kernel, X, Y, k, opts, mode=None):

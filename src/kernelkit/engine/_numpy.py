@@ -28,8 +28,9 @@ def kernel_sum(kernel, X, Y, W, opts):
     return out
 
 
-def kernel_logsumexp(kernel, X, Y, LW, opts):
+def kernel_logsumexp(kernel, X, Y, LW, opts, return_max=False):
     n, m, p = X.shape[0], Y.shape[0], LW.shape[1]
+    top = np.empty((m, p), dtype=np.float64) if return_max else None
     bx, by = block_sizes(n, m, X.shape[1], opts.memory, bytes_per_pair=4 * 8, extra_per_x=8 * p)
     out = np.empty((m, p), dtype=np.float64)
     with progress_bar(m, opts.progress, "kernel_logsumexp") as bar:
@@ -51,8 +52,10 @@ def kernel_logsumexp(kernel, X, Y, LW, opts):
             safe = np.where(np.isfinite(run_max), run_max, 0.0)
             with np.errstate(divide="ignore"):
                 out[j0:j0 + mb] = safe + np.log(run_sum)
+            if return_max:
+                top[j0:j0 + mb] = run_max
             bar.update(mb)
-    return out
+    return (out, top) if return_max else out
 
 
 def kernel_topk(kernel, X, Y, k, opts):

@@ -1,17 +1,4 @@
-r"""Kernel density estimation, exact in the log domain, in any dimension.
-
-The estimate with data :math:`x_1..x_n`, weights :math:`w_i \ge 0` and a
-radial kernel :math:`k` of bandwidth :math:`h` is
-
-.. math::
-
-    \log p(y) = \operatorname{logsumexp}_i\big(\log k_h(x_i, y) + \log w_i\big)
-                - \log \textstyle\sum_i w_i - \log \int k_h(0, z)\,dz ,
-
-computed with :func:`kernelkit.kernel_logsumexp`: nothing underflows, so the
-log density stays exact at d = 32 or 64 where every kernel value is below the
-smallest float64.
-"""
+"""KernelDensity and the Scott / Silverman bandwidth rules (see the package docstring for the estimate)."""
 
 from __future__ import annotations
 
@@ -21,13 +8,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import validate_data
 
-from ._xp import any_dask
-from ._random import generator
-from ._validation import (InstanceOf, Integral, OneOf, Real, check_param, check_params, check_points,
+from .._xp import any_dask
+from .._random import generator
+from .._validation import (InstanceOf, Integral, OneOf, Real, check_param, check_params, check_points,
                           check_weights, describe, kernel_bandwidth_error, param_error)
-from .engine import kernel_logsumexp
-from .kernels import KERNEL_NAMES, Kernel, _fits, make_kernel
-from .exceptions import NotFittedError
+from ..engine import kernel_logsumexp
+from ..kernels import KERNEL_NAMES, Kernel, _fits, make_kernel
+from ..exceptions import NotFittedError
 
 __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman"]
 
@@ -379,27 +366,43 @@ class KernelDensity(DensityMixin, BaseEstimator):
     def score_samples(self, X):
         """Log density at each row of X (log of 1/data-units^d), shape (m,)."""
         if any_dask(X):  # dask queries: a lazy dask array (kernelkit.dask)
-            from .dask._methods import score_samples
+            from ..dask._methods import score_samples
             return score_samples(self, X)
         self._check_fitted("score_samples")
         Y = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Y = check_points(Y, "X", "KernelDensity.score_samples")
         out_dt = np.float32 if (Y.dtype == np.float32 and self._X.dtype == np.float32) else np.float64
+        kernel, Xs, Ys, log_w = self._scaled_problem(Y, out_dt)
+        lse = kernel_logsumexp(kernel, Xs, Ys, log_w, **self._engine_opts())
+        const = self._log_w_total + self._log_integral + self.n_features_in_ * math.log(self._scale)
+        with np.errstate(over="ignore"):
+            return (lse.astype(np.float64) - const).astype(out_dt, copy=False)
+
+    def _scaled_problem(self, Y, out_dt=np.float64, owner="KernelDensity.score_samples"):
+        """``(kernel_, X / h, Y / h, log weights)``: the sums the estimate is made of, in the working dtype
+        (``out_dt`` when the scaled data fit it, else float64). Y: validated queries."""
         h = self._scale
         ymax = float(np.max(np.abs(Y)))
         if not math.isfinite(ymax / h):
-            raise param_error("X", "KernelDensity.score_samples", f"at most {h * _F64_MAX:.3g} in absolute value "
+            raise param_error("X", owner, f"at most {h * _F64_MAX:.3g} in absolute value "
                               f"with bandwidth_={h:g} (the points divided by the bandwidth must stay finite "
                               "float64)", Y, shown=f"a largest |X| of {ymax:g}")
         # data / h must fit float32 to stay in float32 (bandwidth_ = 1e-30: 1e30 / 1e-30 does not)
         f32_ok = _fits(h, np.float32) and max(ymax, float(np.max(np.abs(self._X)))) / h <= _F32_MAX / 4
         dt = out_dt if f32_ok else np.float64
-        Xs = _scaled(self._X, h, dt)
-        Ys = _scaled(Y, h, dt)
-        lse = kernel_logsumexp(self.kernel_, Xs, Ys, self._log_w, **self._engine_opts())
-        const = self._log_w_total + self._log_integral + self.n_features_in_ * math.log(h)
-        with np.errstate(over="ignore"):
-            return (lse.astype(np.float64) - const).astype(out_dt, copy=False)
+        return self.kernel_, _scaled(self._X, h, dt), _scaled(Y, h, dt), self._log_w
+
+    def diagnose(self, Y, **options):
+        """Per-query effective number of points, largest-term share and regime (CLT / heavy-tailed /
+        extreme-value) at the queries Y: :func:`kernelkit.density.density_diagnostics` (its options too)."""
+        from ._diagnostics import density_diagnostics
+        return density_diagnostics(self, Y, **options)
+
+    def modes(self, seeds=None, **options):
+        """Modes of the estimate by mean shift from ``seeds`` (default: the data points):
+        :func:`kernelkit.density.mean_shift` (its options too)."""
+        from ._modes import mean_shift
+        return mean_shift(self, seeds, **options)
 
     def score(self, X, y=None):
         """Total log-likelihood of the rows of X (sum of score_samples)."""

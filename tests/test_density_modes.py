@@ -1,0 +1,121 @@
+"""Mean shift: against a slow loop reference, the shadow kernels, the projected variant, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+
+import kernelkit as kk
+from kernelkit.density._modes import shadow_kernel
+from kernelkit.exceptions import InvalidValueError, NotSupportedError
+
+
+def _loop_mean_shift(kernel, X, w, z, iters):
+    """Mean shift written out with the profile derivative by finite differences, one seed at a time."""
+    phi = lambda r2: float(kernel.profile(np.array([r2])).item())   # noqa: E731
+    z = np.array(z, dtype=np.float64)
+    for _ in range(iters):
+        num, den = np.zeros_like(z), 0.0
+        for x, wi in zip(X, w):
+            r2 = float(np.sum((x - z) ** 2))
+            eps = 1e-5 * max(r2, 1e-2)
+            lo = max(r2 - eps, 0.0)
+            g = -(phi(r2 + eps) - phi(lo)) / (r2 + eps - lo)
+            num += wi * g * x
+            den += wi * g
+        z = num / den
+    return z
+
+
+@pytest.mark.parametrize("kernel", [kk.Gaussian(1.0), kk.IMQ(1.0, 2.0), kk.RationalQuadratic(1.0, 2.0),
+                                    kk.Matern(2.5, 1.0), kk.Matern(1.5, 1.0)], ids=repr)
+def test_shadow_kernel_is_the_profile_derivative(kernel):
+    r2 = np.linspace(0.01, 9.0, 50)
+    eps = 1e-6
+    g = -(kernel.profile(r2 + eps) - kernel.profile(r2 - eps)) / (2 * eps)
+    s = shadow_kernel(kernel).profile(r2)
+    ratio = g / s
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)   # proportional: the constant cancels
+
+
+@pytest.mark.parametrize("name", ["gaussian", "matern52", "imq_obj"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_mean_shift_steps_match_the_loop_reference(name, dtype):
+    from kernelkit.density._modes import _iterate
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 0.5, (40, 2)), rng.normal(3, 0.5, (41, 2))]).astype(dtype)
+    w = rng.random(81)
+    kde = (kk.KernelDensity(kernel=kk.IMQ(0.7, 3.0)) if name == "imq_obj"
+           else kk.KernelDensity(kernel=name, bandwidth=0.7)).fit(X, sample_weight=w)
+    seeds = rng.normal(1.5, 1.5, (5, 2))
+    h = kde._scale
+    Xs = X.astype(np.float64) / h
+    Z, _, it = _iterate(shadow_kernel(kde.kernel_), Xs, seeds / h, w, np.log(w), {"memory": 4096}, 3, 1e-300)
+    assert it == 3
+    for j in range(5):
+        ref = _loop_mean_shift(kde.kernel_, Xs, w, seeds[j] / h, 3)
+        np.testing.assert_allclose(Z[j], ref, rtol=1e-7, atol=1e-7)
+
+
+def test_modes_of_a_mixture_and_their_density_increase():
+    rng = np.random.default_rng(1)
+    centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    X = np.concatenate([rng.normal(c, 0.6, (400, 2)) for c in centres])
+    kde = kk.KernelDensity(bandwidth=0.5).fit(X)
+    seeds = X[::7]
+    r = kde.modes(seeds)
+    assert r.modes.shape == (3, 2) and r.converged.all() and r.counts.sum() == seeds.shape[0]
+    found = r.modes[np.argsort(r.modes[:, 0] + 10 * r.modes[:, 1])]
+    np.testing.assert_allclose(found, centres[np.argsort(centres[:, 0] + 10 * centres[:, 1])], atol=0.2)
+    assert np.all(r.log_density >= kde.score_samples(seeds).max() - 1e-9 - 1.0)
+    # every seed ends no lower than it started (mean shift never decreases the density)
+    start = kde.score_samples(seeds)
+    assert np.all(r.log_density[r.labels] >= start - 1e-9)
+    # the gradient vanishes at a mode (finite differences of the log density)
+    e = 1e-5
+    for m in r.modes:
+        grad = [(kde.score_samples((m + e * np.eye(2)[k])[None]) - kde.score_samples((m - e * np.eye(2)[k])[None]))[0]
+                / (2 * e) for k in range(2)]
+        assert np.max(np.abs(grad)) < 1e-3
+
+
+def test_far_seeds_use_the_log_domain_and_float32():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    kde = kk.KernelDensity(bandwidth=0.3).fit(X)
+    far = np.array([[40.0, 0.0, 0.0]])   # exp(-(40/0.3)^2 / 2) underflows float64
+    r = kde.modes(far, max_iter=200)
+    assert np.all(np.isfinite(r.modes)) and np.linalg.norm(r.modes[0]) < 5
+
+
+def test_projected_mean_shift_reaches_the_modes_density():
+    rng = np.random.default_rng(3)
+    d = 60
+    C = 3 * rng.normal(size=(2, d))
+    X = np.concatenate([c + rng.normal(size=(300, d)) for c in C])
+    kde = kk.KernelDensity(bandwidth=5.0).fit(X)
+    seeds = X[::60]
+    exact = kde.modes(seeds)
+    approx = kde.modes(seeds, projection_dim=12, random_state=0)
+    refined = kde.modes(seeds, projection_dim=12, random_state=0, refine=5)
+    assert exact.modes.shape[0] == approx.modes.shape[0] == 2
+    # density ratio p(approx) / p(exact) close to 1 (log within 0.01 nats), refined closer still
+    assert np.max(np.abs(np.sort(approx.log_density) - np.sort(exact.log_density))) < 1e-2
+    assert (np.max(np.abs(np.sort(refined.log_density) - np.sort(exact.log_density)))
+            <= np.max(np.abs(np.sort(approx.log_density) - np.sort(exact.log_density))) + 1e-12)
+
+
+def test_bad_input():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(NotSupportedError, match="derivative at 0"):
+        kk.KernelDensity(kernel="laplace", bandwidth=1.0).fit(X).modes()
+    kde = kk.KernelDensity(bandwidth=1.0).fit(X)
+    with pytest.raises(InvalidValueError, match="'seeds'"):
+        kde.modes(np.zeros((2, 3)))
+    with pytest.raises(InvalidValueError, match="'tol'"):
+        kde.modes(tol=0)
+    with pytest.raises(InvalidValueError, match="'projection_dim'"):
+        kde.modes(projection_dim=0)
+    with pytest.raises(InvalidValueError, match="'max_iter'"):
+        kde.modes(max_iter=0)
+    assert math.isfinite(kde.modes(X[:3]).log_density[0])
