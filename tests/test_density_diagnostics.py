@@ -127,3 +127,50 @@ def test_bad_input():
     with pytest.raises(InvalidValueError, match="'scale'"):
         regime_thresholds(10, 4, scale=0.0)
     assert density_diagnostics is kk.density.density_diagnostics
+
+
+def _lscv_direct(X, h):
+    """LSCV(h) = int p^2 - 2 mean_j p_{-j}(x_j) for the Gaussian KDE, from dense matrices (small n, float64)."""
+    from scipy.stats import multivariate_normal
+    n, d = X.shape
+    D2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    A = np.exp(-D2 / (4 * h * h)).sum() / (n * n) / (4 * math.pi * h * h) ** (d / 2)
+    K = np.exp(-D2 / (2 * h * h)) / (2 * math.pi * h * h) ** (d / 2)
+    np.fill_diagonal(K, 0.0)
+    B = (K.sum(1) / (n - 1)).mean()
+    assert multivariate_normal(np.zeros(d), h * h * np.eye(d)).pdf(X[0] - X[1]) == pytest.approx(
+        np.exp(-D2[0, 1] / (2 * h * h)) / (2 * math.pi * h * h) ** (d / 2))
+    return A - 2 * B
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_lscv_matches_the_direct_criterion(d):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((150, d))
+    kde = kk.KernelDensity(bandwidth="lscv", cv_grid=9).fit(X)
+    ref = np.array([_lscv_direct(X, h) for h in kde.cv_bandwidths_])
+    np.testing.assert_allclose(kde.cv_scores_, ref / np.max(np.abs(ref)), rtol=1e-9, atol=1e-12)
+    assert kde.bandwidth_ == kde.cv_bandwidths_[int(np.argmin(ref))]
+
+
+def test_lscv_in_high_dimension_and_errors():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((400, 64))        # every kernel value underflows: the criterion is kept in logs
+    kde = kk.KernelDensity(bandwidth="lscv", cv_grid=6).fit(X)
+    assert np.all(np.isfinite(kde.cv_scores_)) and kde.bandwidth_ > 0
+    with pytest.raises(InvalidValueError, match="'lscv' with kernel='gaussian'"):
+        kk.KernelDensity(kernel="laplace", bandwidth="lscv").fit(X)
+
+
+def test_cli_kde_diagnose_prints_and_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from kernelkit.cli import main
+    rng = np.random.default_rng(7)
+    data, query = tmp_path / "x.csv", tmp_path / "q.csv"
+    np.savetxt(data, rng.standard_normal((500, 16)), delimiter=",")
+    np.savetxt(query, rng.standard_normal((40, 16)), delimiter=",")
+    png = tmp_path / "neff.png"
+    assert main(["kde", str(data), "--query", str(query), "--bandwidth", "0.4", "--diagnose", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "effective number of points" in out and "h_CLT" in out and "extreme-value 100.0%" in out
+    assert "warning:" in out and png.stat().st_size > 1000

@@ -1,7 +1,10 @@
 """``kernelkit kde``: kernel density estimate of a point set, log density per query row.
 
 The bandwidth is in data units (no standardisation): a float, or a rule
-("scott", "silverman", "cv" = leave-one-out likelihood).
+("scott", "silverman", "cv" = leave-one-out likelihood, "lscv" = least-squares
+cross-validation). ``--diagnose`` adds what the estimate is made of: the
+effective number of points per query and the regime (CLT / heavy-tailed /
+extreme-value), optionally as a plot of the n_eff distribution.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 from ._io import check_kernel_name, read_points, require_matplotlib, write_array
 from .._validation import param_error
 
-_RULES = ("scott", "silverman", "cv")
+_RULES = ("scott", "silverman", "cv", "lscv")
 
 
 def _bandwidth(text):
@@ -40,19 +43,23 @@ def register(sub):
                    help="columns of DATA and --query to use: comma-separated names or 0-based indices "
                         "(default: every numeric column; text columns such as labels are ignored)")
     p.add_argument("--bandwidth", default="scott",
-                   help="bandwidth in data units, or scott, silverman, cv (default scott)")
+                   help="bandwidth in data units, or scott, silverman, cv, lscv (default scott)")
     p.add_argument("--kernel", default="gaussian",
                    help="kernel name: gaussian, laplace, matern32, matern52, imq, rq, cauchy (default gaussian)")
     p.add_argument("--out", default=None, help="output file (CSV with header log_density, .npy, .npz, .parquet)")
     p.add_argument("--plot", default=None, metavar="PNG", help="plot of the density (1-D curve, 2-D contours, "
                                                                "else histogram of log densities)")
+    p.add_argument("--diagnose", nargs="?", const=True, default=None, metavar="PNG",
+                   help="also print the effective number of points and the regime of the queries (CLT, "
+                        "heavy-tailed, extreme-value); with PNG, plot the distribution of n_eff there")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors, no progress bars")
     p.set_defaults(run=run)
 
 
 def run(args):
     from ..density import KernelDensity
-    if args.plot:
+    diagnose = getattr(args, "diagnose", None)
+    if args.plot or isinstance(diagnose, str):
         require_matplotlib()
     say = (lambda *a: None) if args.quiet else print
     X, cols, ignored = read_points(args.data, columns=args.columns)
@@ -93,7 +100,41 @@ def run(args):
     if args.plot:
         _plot(args.plot, kde, X, logp, cols)
         say(f"   wrote {args.plot}")
+    if diagnose is not None:
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = kde.diagnose(Y)
+        say("   diagnostics:\n      " + report.summary().replace("\n", "\n      "))
+        if args.query is None:
+            say("   (the queries are the data points: each one's own term is in its sum; pass held-out points "
+                "with --query to diagnose the estimate where it is used)")
+        for w in caught:
+            say(f"   warning: {w.message}")
+        if isinstance(diagnose, str):
+            _plot_n_eff(diagnose, report)
+            say(f"   wrote {diagnose}")
     return 0
+
+
+def _plot_n_eff(path, report):
+    """Histogram of log10 n_eff, with the rule's CLT threshold marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    v = np.log10(report.n_eff[np.isfinite(report.n_eff)])
+    ax.hist(v, bins=np.linspace(0.0, max(np.log10(max(report.n, 2)), 2.5), 51), color="tab:blue")
+    ax.axvline(np.log10(report.rule["clt_min_neff"]), color="k", ls="--", lw=1, label="CLT from here (rule)")
+    ax.set_xlabel("log10 effective number of points, (sum k)^2 / sum k^2")
+    ax.set_ylabel("queries")
+    fr = report.fractions()
+    ax.set_title(f"h = {report.bandwidth:.3g}: extreme-value {100 * fr['extreme-value']:.0f}%, "
+                 f"CLT {100 * fr['CLT']:.0f}%" if report.bandwidth is not None else "n_eff")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _plot(path, kde, X, logp, cols):

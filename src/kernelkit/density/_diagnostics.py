@@ -256,7 +256,7 @@ def density_diagnostics(kde, Y, *, clt_min_neff=100.0, ev_min_share=0.5, warn=Tr
     frac = out.fractions()["extreme-value"]
     if warn and frac > 0.5:
         warnings.warn(f"KernelDensity: {100 * frac:.0f}% of the queries are in the extreme-value regime (one data "
-                      f"term carries at least {ev_min_share:g} of the density): the estimate there is a few "
+                      f"point's term carries at least {ev_min_share:g} of the density): the estimate there is a few "
                       "points, not a density. A larger bandwidth (see DensityDiagnostics.thresholds) or a lower "
                       "dimension gives a smoother estimate.", UserWarning, stacklevel=3)
     return out

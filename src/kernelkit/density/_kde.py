@@ -18,7 +18,7 @@ from ..exceptions import NotFittedError
 
 __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman"]
 
-_RULES = ("scott", "silverman", "cv")
+_RULES = ("scott", "silverman", "cv", "lscv")
 
 #: what KernelDensity's 'kernel' and 'bandwidth' accept (the rule between them: KernelDensity._resolve_kernel)
 _KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES)
@@ -165,7 +165,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
         "rq", "cauchy", ...) or a positive integrable Kernel object (radial
         kernels, their sums and positive scalings). See "Kernel and
         bandwidth" below.
-    bandwidth : float, {"scott", "silverman", "cv"} or None, default None
+    bandwidth : float, {"scott", "silverman", "cv", "lscv"} or None, default None
         h, in data units, for a kernel given by name (for the Gaussian, its
         standard deviation); None means "scott". "scott" / "silverman":
         :func:`bandwidth_scott`, :func:`bandwidth_silverman`. "cv": maximise
@@ -173,8 +173,16 @@ class KernelDensity(DensityMixin, BaseEstimator):
         over ``cv_grid`` bandwidths spaced evenly in log between ``cv_range``
         times Scott's. "cv" costs ``cv_grid`` engine sums of n x m kernel
         values, with ``m = min(n, cv_max_eval)`` (one ``kernel_logsumexp`` of
-        the data at the evaluation points per grid bandwidth). Must be None
-        when ``kernel`` is a Kernel object.
+        the data at the evaluation points per grid bandwidth). "lscv":
+        minimise the least-squares cross-validation criterion (the integrated
+        squared error up to a constant) over the same grid,
+        :math:`\int \hat p^2 - 2 \sum_j w_j \hat p_{-j}(x_j)`, Gaussian kernel
+        only (where :math:`\int \hat p^2` is a kernel sum of the Gaussian of
+        variance 2 h^2), in the log domain; it costs two engine sums per grid
+        bandwidth and subsamples the outer sum as "cv" does (``cv_max_eval``).
+        In high dimension LSCV and the likelihood pick bandwidths in different
+        regimes (see :meth:`diagnose`). Must be None when ``kernel`` is a
+        Kernel object.
     cv_grid : int, default 24
         Number of bandwidths tried by "cv" (>= 2).
     cv_range : tuple of two floats, default (0.05, 4.0)
@@ -202,8 +210,10 @@ class KernelDensity(DensityMixin, BaseEstimator):
         applied to the data divided by ``bandwidth_``; for a Kernel object
         the object itself, applied to the data as they are.
     n_features_in_ : int
-    cv_scores_ : ndarray, only for bandwidth="cv"
-        Mean leave-one-out log-likelihood (nats per point) at each grid bandwidth ``cv_bandwidths_``.
+    cv_scores_ : ndarray, only for bandwidth="cv" or "lscv"
+        "cv": mean leave-one-out log-likelihood (nats per point) at each grid bandwidth ``cv_bandwidths_``;
+        "lscv": the LSCV criterion at each grid bandwidth, divided by its largest absolute value
+        (the criterion itself underflows in high dimension; its sign and the order are kept).
     cv_n_eval_ : int, only for bandwidth="cv"
         Number of points at which the leave-one-out likelihood was evaluated (n, or cv_max_eval).
 
@@ -315,6 +325,15 @@ class KernelDensity(DensityMixin, BaseEstimator):
                 h = 1.0
             if bw == "cv" and n >= 2:
                 h = self._cross_validate(h, params["cv_grid"], cv_range, params["cv_max_eval"])
+        elif bw == "lscv":
+            if type(kernel).__name__ != "Gaussian":
+                raise param_error("bandwidth", "KernelDensity", "'lscv' with kernel='gaussian' only (its integral "
+                                  "of p^2 is a Gaussian kernel sum), or another rule", bw)
+            h = bandwidth_scott(X, w) if n >= 2 else 1.0
+            if not h > 0:
+                h = 1.0
+            if n >= 2:
+                h = self._cross_validate(h, params["cv_grid"], cv_range, params["cv_max_eval"], lscv=True)
         elif bw == "scott":
             h = _rule_bandwidth(bandwidth_scott, X, w, "Scott's", bw)
         else:
@@ -324,8 +343,8 @@ class KernelDensity(DensityMixin, BaseEstimator):
         self._scale = self.bandwidth_ = float(h)
         return self
 
-    def _loo_loglik(self, h, J):
-        r"""Weighted mean over the points J of log p_{-j}(x_j) at bandwidth h.
+    def _loo_loglik(self, h, J, per_point=False):
+        r"""Weighted mean over the points J of log p_{-j}(x_j) at bandwidth h (``per_point``: the values).
 
         log sum_{i != j} = L_j + log(1 - w_j k(0)/exp(L_j)) with L_j the full
         log-sum over all n sources (k(x, x) = phi(0) from kernel.diag), all in
@@ -341,9 +360,30 @@ class KernelDensity(DensityMixin, BaseEstimator):
         w = self._w[J]
         log_rest = np.log(np.maximum(self._w.sum() - w, 1e-300))
         logp = loo - log_rest - self._log_integral - X.shape[1] * math.log(h)
+        if per_point:
+            return logp
         return float(np.sum(w * logp) / w.sum())
 
-    def _cross_validate(self, h0, grid, cv_range, cv_max_eval):
+    def _lscv_logs(self, h, J):
+        r"""``(log A, log B)`` with A = \int p^2 (estimated on the points J) and B = \sum_j w_j p_{-j}(x_j) / \sum_J w_j,
+        so that LSCV(h) = A - 2B. A = sum_ij p_i p_j N(x_i - x_j; 0, 2 h^2 I), written as a Gaussian kernel sum of
+        bandwidth sqrt(2) h in the log domain."""
+        X, lw = self._X, self._log_w
+        d = X.shape[1]
+        Z = X / np.asarray(h, dtype=X.dtype)
+        wj = self._w[J]
+        lp = lw - self._log_w_total                                   # log p_i
+        sq = type(self.kernel_)(math.sqrt(2.0))                       # exp(-r^2 / 4) on the data / h
+        inner = kernel_logsumexp(sq, Z, Z[J], lp, **self._engine_opts()).astype(np.float64)
+        log_norm = -0.5 * d * math.log(4 * math.pi) - d * math.log(h)  # N(.; 0, 2 h^2 I) at 0
+        with np.errstate(divide="ignore"):
+            lwj = np.log(wj / wj.sum())
+        log_a = float(np.logaddexp.reduce(lwj + inner)) + log_norm
+        loo = self._loo_loglik(h, J, per_point=True)
+        log_b = float(np.logaddexp.reduce(lwj + loo))
+        return log_a, log_b
+
+    def _cross_validate(self, h0, grid, cv_range, cv_max_eval, lscv=False):
         n = self._X.shape[0]
         m = n if cv_max_eval is None else cv_max_eval
         if m >= n:
@@ -353,9 +393,17 @@ class KernelDensity(DensityMixin, BaseEstimator):
             if not self._w[J].sum() > 0:
                 J = np.arange(n)
         hs = h0 * np.geomspace(cv_range[0], cv_range[1], grid)
-        scores = np.array([self._loo_loglik(float(h), J) for h in hs])
         self.cv_n_eval_ = int(J.size)
         self.cv_bandwidths_ = hs
+        if lscv:   # A - 2B on a common scale: exp(log A - c) - 2 exp(log B - c), c the largest log
+            logs = np.array([self._lscv_logs(float(h), J) for h in hs])
+            c = np.max(logs[np.isfinite(logs)]) if np.isfinite(logs).any() else 0.0
+            with np.errstate(over="ignore", invalid="ignore"):
+                crit = np.exp(logs[:, 0] - c) - 2 * np.exp(logs[:, 1] - c)
+            top = np.nanmax(np.abs(crit)) if np.isfinite(crit).any() else 1.0
+            self.cv_scores_ = crit / (top if top > 0 else 1.0)
+            return float(hs[int(np.argmin(np.where(np.isnan(crit), np.inf, crit)))])
+        scores = np.array([self._loo_loglik(float(h), J) for h in hs])
         self.cv_scores_ = scores
         return float(hs[int(np.argmax(np.where(np.isnan(scores), -np.inf, scores)))])
 
