@@ -12,7 +12,8 @@ import importlib as _importlib
 
 from ._options import options, get_options
 from .kernels import (Kernel, Gaussian, Laplace, Matern, IMQ, RationalQuadratic, Linear, Polynomial, Periodic,
-                      SpectralMixture, SumKernel, ScaledKernel, ProductKernel, make_kernel)
+                      SpectralMixture, SumKernel, ScaledKernel, ProductKernel, make_kernel,
+                      Epanechnikov, Biweight, Triweight, Tophat, Triangular, Cosine)
 from .engine import kernel_sum, kernel_logsumexp, kernel_topk, kernel_block, fused_available, prepare_sum
 from .exceptions import (InputError, InvalidValueError, InvalidTypeError, NotFittedError, NotSupportedError,
                          BudgetExceededError)
@@ -40,7 +41,7 @@ _LAZY = {
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
            "Linear", "Polynomial", "Periodic", "SpectralMixture", "SumKernel", "ScaledKernel", "ProductKernel",
-           "make_kernel",
+           "make_kernel", "Epanechnikov", "Biweight", "Triweight", "Tophat", "Triangular", "Cosine",
            "kernel_sum", "kernel_logsumexp", "kernel_topk", "kernel_block", "fused_available", "prepare_sum",
            "InputError", "InvalidValueError", "InvalidTypeError", "NotFittedError", "NotSupportedError",
            "BudgetExceededError", *_LAZY]

@@ -28,7 +28,20 @@ Periodic(ell, p)       exp(-2 sin^2(pi r / p) / ell^2)
 SpectralMixture        sum_q w_q exp(-2 pi^2 |s_q * (x - y)|^2) cos(2 pi mu_q . (x - y))
 Linear(c=0)            x . y + c
 Polynomial             (gamma x . y + c)^degree
+Epanechnikov(h)        (1 - r^2 / h^2)   for r < h, else 0
+Biweight(h)            (1 - r^2 / h^2)^2 for r < h, else 0 (quartic)
+Triweight(h)           (1 - r^2 / h^2)^3 for r < h, else 0
+Tophat(h)              1 for r < h, else 0
+Triangular(h)          1 - r / h         for r < h, else 0
+Cosine(h)              cos(pi r / (2 h)) for r < h, else 0
 =====================  =====================================================
+
+The compactly supported kernels (the last six) are zero outside the ball of
+radius h: log k = -inf there, which the log-domain engine handles exactly.
+They are normalisable in every dimension (``log_integral``) and samplable; in
+d >= 2 they need not be positive definite, so they serve densities,
+similarities and mean shift, not methods that need a positive semi-definite
+Gram matrix.
 
 Usable ranges. Every radial kernel takes a bandwidth in [1e-150, 1e150]
 (data units), so that 1 / (2 sigma^2), 1 / ell and the other constants the
@@ -59,6 +72,7 @@ __all__ = [
     "Kernel", "RadialKernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
     "Linear", "Polynomial", "Periodic", "SpectralMixture", "SumKernel", "ScaledKernel", "ProductKernel",
     "make_kernel",
+    "Epanechnikov", "Biweight", "Triweight", "Tophat", "Triangular", "Cosine", "CompactKernel",
     "sqdist", "l1dist", "DISTANCES", "KERNEL_NAMES",
 ]
 
@@ -230,7 +244,8 @@ class Kernel(metaclass=_FrozenAfterInit):
     family = "kernel"
     #: True if the kernel is k(x, y) = phi(||x - y||)
     is_radial = False
-    #: True if every value is > 0 (then log k is defined: kernel_logsumexp)
+    #: True if every value is >= 0 and log k is defined (-inf where k = 0: the compactly supported
+    #: kernels), so kernel_logsumexp applies; radial kernels, their sums, products and positive scalings
     is_positive = False
     #: True if k(x, y) depends on x - y only (then the engine may centre the data)
     is_stationary = False
@@ -946,6 +961,166 @@ class Periodic(RadialKernel):
         return (2 * math.pi / self.period) * harmonic[:, None].astype(np.float64)
 
 
+def _log_ball_moment(d, p):
+    r"""log of :math:`\int_{\|x\| < 1} (1 - \|x\|^2)^p dx = \pi^{d/2} \Gamma(p + 1) / \Gamma(d/2 + p + 1)`."""
+    return 0.5 * d * math.log(math.pi) + math.lgamma(p + 1) - math.lgamma(0.5 * d + p + 1)
+
+
+class CompactKernel(RadialKernel):
+    """Base of the compactly supported radial kernels: phi(r) = 0 for r >= h (the bandwidth).
+
+    ``is_positive`` is True in the sense the log domain needs: k >= 0 everywhere, so log k exists,
+    -inf outside the support. Subclasses define the profile on the support.
+    """
+
+    def _dtype_constants(self):
+        return (1.0 / self.bandwidth, 1.0 / self.bandwidth ** 2)
+
+    def _radial_r_sample(self, n, d, rng):
+        """n radii in [0, 1) with density proportional to phi(r h) r^(d-1) (unit bandwidth)."""
+        raise NotImplementedError
+
+    @_euclidean_only
+    def sample_density(self, n, d, random_state=None, *, rng=UNSET):
+        rng = _rng(random_state, rng, f"{type(self).__name__}.sample_density")
+        d = self._check_d(d, "sample_density")
+        r = self._radial_r_sample(n, d, rng)
+        return (self.bandwidth * r)[:, None] * _uniform_directions(n, d, rng)
+
+
+class _PolynomialCompact(CompactKernel):
+    """(1 - r^2 / h^2)^exponent on r < h."""
+
+    exponent = 1
+
+    def _log_profile(self, r2, xp=NUMPY):
+        u = 1.0 - r2 * (1.0 / self.bandwidth ** 2)
+        inside = u > 0
+        return xp.where(inside, self.exponent * xp.log(xp.where(inside, u, 1.0)), -math.inf)
+
+    @_euclidean_only
+    def log_integral(self, d):
+        """log of h^d pi^(d/2) Gamma(p + 1) / Gamma(d/2 + p + 1), p the exponent."""
+        d = self._check_d(d, "log_integral")
+        return d * math.log(self.bandwidth) + _log_ball_moment(d, self.exponent)
+
+    def _radial_r_sample(self, n, d, rng):
+        return np.sqrt(rng.beta(0.5 * d, self.exponent + 1, size=n))   # r^2 ~ Beta(d/2, p + 1)
+
+
+class Epanechnikov(_PolynomialCompact):
+    r"""Epanechnikov kernel :math:`(1 - r^2 / h^2)` for r < h, 0 outside (scikit-learn's "epanechnikov").
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        h, the radius of the support (data units).
+    distance : {"euclidean", "l1"}
+        See :class:`RadialKernel`.
+
+    Notes
+    -----
+    Integral over R^d: h^d pi^(d/2) / Gamma(d/2 + 2). The mean-square-optimal kernel for density
+    estimation; its mean-shift weights are the flat (tophat) kernel.
+    """
+
+    family = "epanechnikov"
+    exponent = 1
+
+
+class Biweight(_PolynomialCompact):
+    r"""Biweight (quartic) kernel :math:`(1 - r^2 / h^2)^2` for r < h, 0 outside (bandwidth h, data units)."""
+
+    family = "biweight"
+    exponent = 2
+
+
+class Triweight(_PolynomialCompact):
+    r"""Triweight kernel :math:`(1 - r^2 / h^2)^3` for r < h, 0 outside (bandwidth h, data units)."""
+
+    family = "triweight"
+    exponent = 3
+
+
+class Tophat(CompactKernel):
+    r"""Tophat (flat, uniform) kernel: 1 for r < h, 0 outside (scikit-learn's "tophat"; bandwidth h, data units).
+
+    Integral over R^d: the volume of the ball, h^d pi^(d/2) / Gamma(d/2 + 1).
+    """
+
+    family = "tophat"
+
+    def _log_profile(self, r2, xp=NUMPY):
+        return xp.where(r2 * (1.0 / self.bandwidth ** 2) < 1.0, 0.0 * r2, -math.inf)
+
+    @_euclidean_only
+    def log_integral(self, d):
+        d = self._check_d(d, "log_integral")
+        return d * math.log(self.bandwidth) + _log_ball_moment(d, 0)
+
+    def _radial_r_sample(self, n, d, rng):
+        return rng.random(n) ** (1.0 / d)
+
+
+class Triangular(CompactKernel):
+    r"""Triangular kernel :math:`1 - r / h` for r < h, 0 outside (scikit-learn's "linear"; bandwidth h, data units).
+
+    Integral over R^d: h^d V_d / (d + 1), V_d the volume of the unit ball.
+    """
+
+    family = "triangular"
+
+    def _log_profile(self, r2, xp=NUMPY):
+        u = 1.0 - xp.sqrt(r2) * (1.0 / self.bandwidth)
+        inside = u > 0
+        return xp.where(inside, xp.log(xp.where(inside, u, 1.0)), -math.inf)
+
+    @_euclidean_only
+    def log_integral(self, d):
+        d = self._check_d(d, "log_integral")
+        return d * math.log(self.bandwidth) + _log_ball_moment(d, 0) - math.log(d + 1)
+
+    def _radial_r_sample(self, n, d, rng):
+        return rng.beta(d, 2, size=n)   # density proportional to (1 - r) r^(d-1)
+
+
+class Cosine(CompactKernel):
+    r"""Cosine kernel :math:`\cos(\pi r / (2h))` for r < h, 0 outside (scikit-learn's "cosine"; bandwidth h).
+
+    Integral over R^d: h^d d V_d \int_0^1 \cos(\pi t / 2) t^{d-1} dt (by quadrature).
+    """
+
+    family = "cosine"
+
+    def _log_profile(self, r2, xp=NUMPY):
+        t = xp.sqrt(r2) * (1.0 / self.bandwidth)
+        c = xp.cos(xp.where(t < 1.0, t, 0.0) * (0.5 * math.pi))
+        inside = (t < 1.0) & (c > 0)
+        return xp.where(inside, xp.log(xp.where(inside, c, 1.0)), -math.inf)
+
+    @_euclidean_only
+    def log_integral(self, d):
+        from scipy.integrate import quad
+        d = self._check_d(d, "log_integral")
+        # t^(d-1) cos(pi t / 2) = exp((d-1) log t) cos(...): integrate the scaled integrand (d up to thousands)
+        peak = (d - 1) / d if d > 1 else 1.0   # (t^(d-1) divided by its value near the integrand's peak)
+        val, _ = quad(lambda t: math.exp((d - 1) * (math.log(t) - math.log(peak))) * math.cos(0.5 * math.pi * t)
+                      if t > 0 else float(d == 1), 0.0, 1.0, epsabs=0.0, epsrel=1e-13, limit=200)
+        return (d * math.log(self.bandwidth) + math.log(d) + _log_ball_moment(d, 0) + math.log(val)
+                + (d - 1) * math.log(peak))
+
+    def _radial_r_sample(self, n, d, rng):
+        out = np.empty(n)
+        filled = 0
+        while filled < n:   # proposal r ~ Beta(d, 1) (density d r^(d-1)), accept with cos(pi r / 2)
+            r = rng.beta(d, 1, size=2 * (n - filled) + 8)
+            r = r[rng.random(r.size) < np.cos(0.5 * np.pi * r)]
+            take = min(r.size, n - filled)
+            out[filled:filled + take] = r[:take]
+            filled += take
+        return out
+
+
 class SpectralMixture(Kernel):
     r"""Spectral mixture kernel (Wilson & Adams, ICML 2013).
 
@@ -1361,6 +1536,8 @@ KERNEL_NAMES = {
     "cauchy": lambda bandwidth=1.0: RationalQuadratic(bandwidth, alpha=1.0),
     "linear": Linear, "polynomial": Polynomial,
     "periodic": Periodic, "exp_sine_squared": Periodic,
+    "epanechnikov": Epanechnikov, "biweight": Biweight, "quartic": Biweight, "triweight": Triweight,
+    "tophat": Tophat, "triangular": Triangular, "cosine": Cosine,
 }
 
 

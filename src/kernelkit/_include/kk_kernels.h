@@ -16,6 +16,11 @@
  *   K_POLY       (p x.y + q)^deg                             (needs the dot product x.y)
  *   K_PERIODIC   exp(-q sin^2(pi p r))                       p = 1 / period, q = 2 / ell^2
  *   K_GAUSS_COS  exp(-p r^2) cos(2 pi q r)                   one spectral-mixture component (d = 1)
+ *   compactly supported (0 outside the support, log k = -inf there; no exp):
+ *   K_EPAN       (1 - p r^2)^deg for p r^2 < 1               p = 1 / h^2; deg 1, 2, 3: Epanechnikov, biweight, triweight
+ *   K_TOPHAT     1 for p r^2 < 1                             p = 1 / h^2
+ *   K_TRIANGULAR 1 - p r for p r < 1                         p = 1 / h
+ *   K_COSINE     cos(pi p r / 2) for p r < 1                 p = 1 / h
  *
  * The Python side (kernelkit/engine/_components.py) maps kernel objects to
  * these components by name; the names are read from KK_CODE_NAMES, so the
@@ -41,10 +46,12 @@
 
 enum {
     K_GAUSS = 0, K_LAPLACE = 1, K_MATERN32 = 2, K_MATERN52 = 3, K_RQ = 4, K_RQ_HALF = 5, K_RQ_ONE = 6,
-    K_POLY = 7, K_PERIODIC = 8, K_GAUSS_COS = 9, K_NCODES = 10
+    K_POLY = 7, K_PERIODIC = 8, K_GAUSS_COS = 9, K_EPAN = 10, K_TOPHAT = 11, K_TRIANGULAR = 12, K_COSINE = 13,
+    K_NCODES = 14
 };
 /* names of the codes, in code order (read by kernelkit/engine/_components.py) */
-#define KK_CODE_NAMES "gauss laplace matern32 matern52 rq rq_half rq_one poly periodic gauss_cos"
+#define KK_CODE_NAMES "gauss laplace matern32 matern52 rq rq_half rq_one poly periodic gauss_cos " \
+    "epanechnikov tophat triangular cosine"
 
 typedef struct {
     int n, need_r2;

@@ -64,7 +64,8 @@ KK_INLINE R FN(kk_row_max)(const R *a, int nb) {
     return m;
 }
 
-/* log(x) for finite x >= 1 (kernels only need log(1 + u), u >= 0):
+/* log(x) for finite normal x > 0 (the smooth kernels need log(1 + u), u >= 0; the compact ones
+ * log u for u = 1 - p r^2 in [2^-MBITS, 1], always normal):
  * x = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m-1)/(m+1)). */
 KK_INLINE R FN(klog)(R x) {
     IT bits, ebits, mbits, magic_i;
@@ -165,6 +166,36 @@ KK_INLINE void FN(kk_values)(const kspec *ks, const R *r2, const R *t, R *val, R
         case K_GAUSS_COS:
             KK_ROW_LOOP(-p * r2max >= EXP_FAST_LO, KK_GAUSS_COS_BODY)
             break;
+        case K_EPAN: {   /* (1 - p r^2)_+^deg */
+            const int deg = ks->deg[c];
+            if (deg == 1) {
+#pragma omp simd
+                for (int i = 0; i < nb; i++) { R u = (R)1 - p * r2[i]; val[i] += u > 0 ? w * u : (R)0; }
+            } else if (deg == 2) {
+#pragma omp simd
+                for (int i = 0; i < nb; i++) { R u = (R)1 - p * r2[i]; val[i] += u > 0 ? w * u * u : (R)0; }
+            } else {
+#pragma omp simd
+                for (int i = 0; i < nb; i++) { R u = (R)1 - p * r2[i]; val[i] += u > 0 ? w * u * u * u : (R)0; }
+            }
+            break;
+        }
+        case K_TOPHAT:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) val[i] += p * r2[i] < (R)1 ? w : (R)0;
+            break;
+        case K_TRIANGULAR:
+#pragma omp simd
+            for (int i = 0; i < nb; i++) { R u = (R)1 - p * SQRT(r2[i]); val[i] += u > 0 ? w * u : (R)0; }
+            break;
+        case K_COSINE:   /* cos(pi t / 2) = 1 - 2 sin^2(pi t / 4) */
+#pragma omp simd
+            for (int i = 0; i < nb; i++) {
+                R t = p * SQRT(r2[i]);
+                R v = (R)1 - (R)2 * FN(ksinpi2)(t * (R)0.25);
+                val[i] += t < (R)1 ? w * v : (R)0;
+            }
+            break;
         case K_POLY: {   /* (p x.y + q)^deg by repeated multiplication, one pass per power */
             const int deg = ks->deg[c];
 #pragma omp simd
@@ -190,11 +221,42 @@ KK_INLINE void FN(kk_values)(const kspec *ks, const R *r2, const R *t, R *val, R
 #undef KK_PERIODIC_BODY
 #undef KK_GAUSS_COS_BODY
 
-/* val[i] = log w + log phi(r2[i]) for a single positive radial component
- * (w holds log w): K_GAUSS, K_LAPLACE, K_MATERN*, K_RQ*, K_PERIODIC. */
+/* val[i] = log w + log phi(r2[i]) for a single positive (or compact: -inf outside its support)
+ * radial component (w holds log w): K_GAUSS, K_LAPLACE, K_MATERN*, K_RQ*, K_PERIODIC, the compact codes. */
 KK_INLINE void FN(kk_log_values)(const kspec *ks, const R *r2, R *val, int nb) {
     const R lw = (R)ks->w[0], p = (R)ks->p[0], q = (R)ks->q[0];
     switch (ks->code[0]) {
+    case K_EPAN: {
+        const R e = (R)ks->deg[0];
+#pragma omp simd
+        for (int i = 0; i < nb; i++) {
+            R u = (R)1 - p * r2[i];
+            R l = lw + e * FN(klog)(u > 0 ? u : (R)1);
+            val[i] = u > 0 ? l : (R)(-INFINITY);
+        }
+        break;
+    }
+    case K_TOPHAT:
+#pragma omp simd
+        for (int i = 0; i < nb; i++) val[i] = p * r2[i] < (R)1 ? lw : (R)(-INFINITY);
+        break;
+    case K_TRIANGULAR:
+#pragma omp simd
+        for (int i = 0; i < nb; i++) {
+            R u = (R)1 - p * SQRT(r2[i]);
+            R l = lw + FN(klog)(u > 0 ? u : (R)1);
+            val[i] = u > 0 ? l : (R)(-INFINITY);
+        }
+        break;
+    case K_COSINE:
+#pragma omp simd
+        for (int i = 0; i < nb; i++) {
+            R t = p * SQRT(r2[i]);
+            R v = (R)1 - (R)2 * FN(ksinpi2)(t * (R)0.25);
+            R l = lw + FN(klog)(t < (R)1 && v > 0 ? v : (R)1);
+            val[i] = t < (R)1 && v > 0 ? l : (R)(-INFINITY);
+        }
+        break;
     case K_GAUSS:
 #pragma omp simd
         for (int i = 0; i < nb; i++) val[i] = lw - p * r2[i];

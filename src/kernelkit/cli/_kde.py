@@ -45,7 +45,9 @@ def register(sub):
     p.add_argument("--bandwidth", default="scott",
                    help="bandwidth in data units, or scott, silverman, cv, lscv (default scott)")
     p.add_argument("--kernel", default="gaussian",
-                   help="kernel name: gaussian, laplace, matern32, matern52, imq, rq, cauchy (default gaussian)")
+                   help="kernel name: gaussian, laplace, matern32, matern52, imq, rq, cauchy, epanechnikov, "
+                        "biweight, triweight, tophat, triangular, cosine, or scikit-learn's linear (= triangular) "
+                        "and exponential (= laplace) (default gaussian)")
     p.add_argument("--out", default=None, help="output file (CSV with header log_density, .npy, .npz, .parquet)")
     p.add_argument("--plot", default=None, metavar="PNG", help="plot of the density (1-D curve, 2-D contours, "
                                                                "else histogram of log densities)")
@@ -75,7 +77,7 @@ def run(args):
     else:
         Y = X
     bw = _bandwidth(args.bandwidth)
-    kernel = check_kernel_name(args.kernel)
+    kernel = check_kernel_name(args.kernel, extra=("linear", "exponential"))   # (scikit-learn's names)
     kde = KernelDensity(kernel=kernel, bandwidth=bw, progress=not args.quiet)
     t0 = time.perf_counter()
     kde.fit(X)

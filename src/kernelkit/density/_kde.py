@@ -20,8 +20,10 @@ __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman"]
 
 _RULES = ("scott", "silverman", "cv", "lscv")
 
+#: scikit-learn's KernelDensity names whose meaning differs from kernelkit's (inside KernelDensity only)
+SKLEARN_NAMES = {"linear": "triangular", "exponential": "laplace"}
 #: what KernelDensity's 'kernel' and 'bandwidth' accept (the rule between them: KernelDensity._resolve_kernel)
-_KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*KERNEL_NAMES)
+_KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*sorted(set(KERNEL_NAMES) - {"polynomial"} | set(SKLEARN_NAMES)))
 _BANDWIDTH = Real(low=0, low_open=True) | OneOf(*_RULES) | None
 #: the other scalar parameters of KernelDensity (cv_range, a pair, is checked by _check_cv_range)
 _CONSTRAINTS = {"cv_grid": Integral(low=2), "cv_max_eval": Integral(low=1) | None}
@@ -162,9 +164,15 @@ class KernelDensity(DensityMixin, BaseEstimator):
     ----------
     kernel : str or Kernel, default "gaussian"
         A kernel name ("gaussian", "laplace", "matern32", "matern52", "imq",
-        "rq", "cauchy", ...) or a positive integrable Kernel object (radial
-        kernels, their sums and positive scalings). See "Kernel and
-        bandwidth" below.
+        "rq", "cauchy", the compactly supported "epanechnikov", "biweight",
+        "triweight", "tophat", "triangular", "cosine", ...) or a positive
+        integrable Kernel object (radial kernels, their sums and positive
+        scalings). scikit-learn's six names keep scikit-learn's meaning here:
+        "gaussian", "tophat", "epanechnikov", "cosine", "linear" (the
+        triangular kernel 1 - r/h, not kernelkit's dot-product Linear) and
+        "exponential" (the Laplace kernel exp(-r/h)), each with h the
+        bandwidth as in scikit-learn, so code ported from scikit-learn gives
+        the same log densities. See "Kernel and bandwidth" below.
     bandwidth : float, {"scott", "silverman", "cv", "lscv"} or None, default None
         h, in data units, for a kernel given by name (for the Gaussian, its
         standard deviation); None means "scott". "scott" / "silverman":
@@ -261,7 +269,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
         else:
             bandwidth = check_param(self.bandwidth, "bandwidth", owner, _BANDWIDTH)
             bandwidth = "scott" if bandwidth is None else bandwidth
-            k = make_kernel(kernel) if kernel in ("linear", "polynomial") else make_kernel(kernel, bandwidth=1.0)
+            k = make_kernel(SKLEARN_NAMES.get(kernel, kernel), bandwidth=1.0)
         if not k.is_positive:
             raise param_error("kernel", owner, "a positive integrable kernel (radial kernels, their sums and "
                                                "positive scalings)", k)

@@ -23,6 +23,10 @@ rq             (1 + r^2 / q)^(-p)                          p = exponent, q = sca
 poly           (p x.y + q)^deg                             p = gamma, q = offset
 periodic       exp(-q sin^2(pi p r))                       p = 1 / period, q = 2 / ell^2
 gauss_cos      exp(-p r^2) cos(2 pi q r)                   (a 1-D spectral-mixture term)
+epanechnikov   (1 - p r^2)^deg for p r^2 < 1, else 0       p = 1 / h^2, deg 1 / 2 / 3
+tophat         1 for p r^2 < 1, else 0                     p = 1 / h^2
+triangular     1 - p r for p r < 1, else 0                 p = 1 / h
+cosine         cos(pi p r / 2) for p r < 1, else 0         p = 1 / h
 =============  ==========================================  ==================
 
 (r = ||x - y||, or ||x - y||_1 for kernels built with ``distance="l1"``: the
@@ -46,8 +50,9 @@ from collections import namedtuple
 import numpy as np
 
 from .._validation import param_error
-from ..kernels import (Gaussian, IMQ, Kernel, Laplace, Linear, Matern, Periodic, Polynomial, RationalQuadratic,
-                       ScaledKernel, SpectralMixture, SumKernel, r2_bound)
+from ..kernels import (Biweight, Cosine, Epanechnikov, Gaussian, IMQ, Kernel, Laplace, Linear, Matern, Periodic,
+                       Polynomial, RationalQuadratic, ScaledKernel, SpectralMixture, SumKernel, Tophat, Triangular,
+                       Triweight, r2_bound)
 
 __all__ = ["Component", "Modulated", "register_family", "kernel_components", "kernel_distance", "compile_components",
            "EVAL_METHODS", "uses_own_formula"]
@@ -232,6 +237,12 @@ register_family(Linear, lambda k: [Component("poly", 1.0, 1.0, k.c, 1)])
 register_family(Polynomial, lambda k: [Component("poly", 1.0, k.gamma, k.c, k.degree)])
 register_family(Periodic, lambda k: [Component("periodic", 1.0, 1.0 / k.period, 2.0 / k.bandwidth ** 2, 0)])
 register_family(SpectralMixture, _spectral_mixture)
+register_family(Epanechnikov, lambda k: [Component("epanechnikov", 1.0, 1.0 / k.bandwidth ** 2, 0.0, 1)])
+register_family(Biweight, lambda k: [Component("epanechnikov", 1.0, 1.0 / k.bandwidth ** 2, 0.0, 2)])
+register_family(Triweight, lambda k: [Component("epanechnikov", 1.0, 1.0 / k.bandwidth ** 2, 0.0, 3)])
+register_family(Tophat, lambda k: [Component("tophat", 1.0, 1.0 / k.bandwidth ** 2, 0.0, 0)])
+register_family(Triangular, lambda k: [Component("triangular", 1.0, 1.0 / k.bandwidth, 0.0, 0)])
+register_family(Cosine, lambda k: [Component("cosine", 1.0, 1.0 / k.bandwidth, 0.0, 0)])
 
 
 # ---- compiling for the extensions ----------------------------------------------------------

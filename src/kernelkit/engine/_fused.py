@@ -130,7 +130,8 @@ _PROGRESS_PAIRS = 2 * 10**9  # pairs per progress update
 #: largest polynomial degree evaluated here (by repeated multiplication); above, the NumPy backend
 MAX_DEGREE = 1024
 #: components whose log the compiled log-sum-exp evaluates (positive radial closed forms)
-_LOG_NAMES = ("gauss", "laplace", "matern32", "matern52", "rq", "periodic")
+_LOG_NAMES = ("gauss", "laplace", "matern32", "matern52", "rq", "periodic", "epanechnikov", "tophat", "triangular",
+              "cosine")
 _GAUSS_UNIT = Component("gauss", 1.0, 0.5, 0.0, 0)   # exp(-r^2 / 2), for Modulated components
 
 
