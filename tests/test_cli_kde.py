@@ -52,12 +52,12 @@ def test_kde_self_scoring_npy_report_and_plot(tmp_path, capsys, d):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--bandwidth", "-1"], "The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv, lscv. Got '-1'."),
-    (["--bandwidth", "wide"], "The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv, lscv. "
+    (["--bandwidth", "-1"], "The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv, lscv, isj. Got '-1'."),
+    (["--bandwidth", "wide"], "The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv, lscv, isj. "
                               "Got 'wide'."),
     (["--bandwidth", "0.5", "--kernel", "laplace", "--columns", "0"], None),  # control: no error
     (["--kernel", "nope"], "The '--kernel' option must be one of {"),
-    (["--kernel", "linear"], "Got 'linear'."),
+    (["--kernel", "polynomial"], "Got 'polynomial'."),
     (["--query", "MISSING.csv"], "--query: no such file"),
 ])
 def test_kde_errors_one_line_exit_2(tmp_path, capsys, args, needle):

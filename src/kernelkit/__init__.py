@@ -37,6 +37,9 @@ _LAZY = {
                                                "NystroemFeatures", "RandomFeaturesRidge",
                                                "KernelPCA", "KernelKMeans")},
     **{name: "kernelkit.ntk" for name in ("NNGP", "NTK", "empirical_ntk", "EmpiricalNTK")},
+    **{name: "kernelkit.selection" for name in ("select_batch", "BatchSelector", "kecor_select")},
+    **{name: "kernelkit.stats" for name in ("mmd_test", "mmdagg_test", "hsic_test", "ksd_test")},
+    "FingerprintLocalizer": "kernelkit.localization",
 }
 
 __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", "IMQ", "RationalQuadratic",
@@ -48,7 +51,8 @@ __all__ = ["options", "get_options", "Kernel", "Gaussian", "Laplace", "Matern", 
 
 
 #: subpackages reachable as attributes (``kk.regression``) without importing them first
-_SUBMODULES = ("density", "compress", "privacy", "regression", "features", "ntk", "dask")
+_SUBMODULES = ("density", "compress", "privacy", "regression", "features", "ntk", "dask", "stats", "selection",
+               "localization", "datasets")
 
 
 def __getattr__(name):

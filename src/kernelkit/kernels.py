@@ -503,6 +503,8 @@ class Gaussian(RadialKernel):
         sigma, in the units of the data (standard deviation of the kernel
         seen as a density). goodpoints' ``var`` is sigma^2; scikit-learn's
         ``gamma`` is 1 / (2 sigma^2).
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
 
     Notes
     -----
@@ -558,6 +560,8 @@ class Matern(RadialKernel):
         and such that lambda = sqrt(2 nu) / ell is in [1e-152, 1e152].
     bandwidth : float in [1e-150, 1e150]
         Length scale ell, in the units of the data.
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
 
     Notes
     -----
@@ -716,6 +720,8 @@ class Laplace(Matern):
     ----------
     bandwidth : float in [1e-150, 1e150]
         Length scale ell, in the units of the data.
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
     """
 
     family = "laplace"
@@ -754,6 +760,8 @@ class RationalQuadratic(RadialKernel):
         Shape (dimensionless). As a density it is a multivariate t with
         2 alpha - d degrees of freedom: normalisable only when 2 alpha > d.
         c = sqrt(2 alpha) ell must be in [1e-152, 1e152].
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
     """
 
     family = "rq"
@@ -867,6 +875,8 @@ class IMQ(RationalQuadratic):
         Exponent (default 1/2, the classical IMQ). Normalisable as a density
         only when 2 beta > d. The curvature length c / sqrt(2 beta) must be
         in [1e-152, 1e152].
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
 
     Notes
     -----
@@ -971,6 +981,13 @@ class CompactKernel(RadialKernel):
 
     ``is_positive`` is True in the sense the log domain needs: k >= 0 everywhere, so log k exists,
     -inf outside the support. Subclasses define the profile on the support.
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        h, the radius of the support (data units).
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
     """
 
     def _dtype_constants(self):
@@ -1017,6 +1034,8 @@ class Epanechnikov(_PolynomialCompact):
         h, the radius of the support (data units).
     distance : {"euclidean", "l1"}
         See :class:`RadialKernel`.
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
 
     Notes
     -----
@@ -1029,14 +1048,30 @@ class Epanechnikov(_PolynomialCompact):
 
 
 class Biweight(_PolynomialCompact):
-    r"""Biweight (quartic) kernel :math:`(1 - r^2 / h^2)^2` for r < h, 0 outside (bandwidth h, data units)."""
+    r"""Biweight (quartic) kernel :math:`(1 - r^2 / h^2)^2` for r < h, 0 outside (bandwidth h, data units).
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        h, the radius of the support (data units).
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
+    """
 
     family = "biweight"
     exponent = 2
 
 
 class Triweight(_PolynomialCompact):
-    r"""Triweight kernel :math:`(1 - r^2 / h^2)^3` for r < h, 0 outside (bandwidth h, data units)."""
+    r"""Triweight kernel :math:`(1 - r^2 / h^2)^3` for r < h, 0 outside (bandwidth h, data units).
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        h, the radius of the support (data units).
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
+    """
 
     family = "triweight"
     exponent = 3
@@ -1046,6 +1081,13 @@ class Tophat(CompactKernel):
     r"""Tophat (flat, uniform) kernel: 1 for r < h, 0 outside (scikit-learn's "tophat"; bandwidth h, data units).
 
     Integral over R^d: the volume of the ball, h^d pi^(d/2) / Gamma(d/2 + 1).
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        h, the radius of the support (data units).
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
     """
 
     family = "tophat"
@@ -1066,6 +1108,13 @@ class Triangular(CompactKernel):
     r"""Triangular kernel :math:`1 - r / h` for r < h, 0 outside (scikit-learn's "linear"; bandwidth h, data units).
 
     Integral over R^d: h^d V_d / (d + 1), V_d the volume of the unit ball.
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        h, the radius of the support (data units).
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
     """
 
     family = "triangular"
@@ -1088,6 +1137,13 @@ class Cosine(CompactKernel):
     r"""Cosine kernel :math:`\cos(\pi r / (2h))` for r < h, 0 outside (scikit-learn's "cosine"; bandwidth h).
 
     Integral over R^d: h^d d V_d \int_0^1 \cos(\pi t / 2) t^{d-1} dt (by quadrature).
+
+    Parameters
+    ----------
+    bandwidth : float in [1e-150, 1e150]
+        h, the radius of the support (data units).
+    distance : {"euclidean", "l1"}, default "euclidean"
+        The distance r the kernel is a function of (see :class:`RadialKernel`).
     """
 
     family = "cosine"

@@ -21,7 +21,7 @@ from ..exceptions import InputError
 __all__ = ["main", "build_parser", "CLIError", "USER_ERRORS", "VERB_MODULES"]
 
 #: verb modules, in the order ``kernelkit --help`` lists them
-VERB_MODULES = ["_demo", "_kde", "_thin", "_private"]
+VERB_MODULES = ["_demo", "_kde", "_thin", "_private", "_test", "_locate"]
 
 
 class CLIError(InputError):

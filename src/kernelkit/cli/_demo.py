@@ -25,6 +25,11 @@ STEPS = [
     ("private", "Private kernel sums", "kernelkit.cli._private", "demo_step"),
     ("regression", "Kernel ridge regression (Falkon)", "kernelkit.cli._demo_steps", "regression_step"),
     ("ntk", "Neural tangent kernels (infinite width)", "kernelkit.cli._demo_steps", "ntk_step"),
+    ("test", "Kernel two-sample test (MMD permutations)", "kernelkit.cli._test", "demo_step"),
+    ("independence", "Independence tests (HSIC, dHSIC, KCI)", "kernelkit.cli._demo_steps", "independence_step"),
+    ("gof", "Goodness of fit (KSD, perturbed KSD, Stein thinning)", "kernelkit.stats._ksd_demo", "demo_step"),
+    ("select", "Batch selection for active learning", "kernelkit.cli._select", "demo_step"),
+    ("locate", "Indoor positioning (RSS fingerprints)", "kernelkit.cli._locate", "demo_step"),
 ]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ._io import check_kernel_name, read_points, require_matplotlib, write_array
 from .._validation import param_error
 
-_RULES = ("scott", "silverman", "cv", "lscv")
+_RULES = ("scott", "silverman", "cv", "lscv", "isj")
 
 
 def _bandwidth(text):
@@ -43,7 +43,7 @@ def register(sub):
                    help="columns of DATA and --query to use: comma-separated names or 0-based indices "
                         "(default: every numeric column; text columns such as labels are ignored)")
     p.add_argument("--bandwidth", default="scott",
-                   help="bandwidth in data units, or scott, silverman, cv, lscv (default scott)")
+                   help="bandwidth in data units, or scott, silverman, cv, lscv, isj (1-D) (default scott)")
     p.add_argument("--kernel", default="gaussian",
                    help="kernel name: gaussian, laplace, matern32, matern52, imq, rq, cauchy, epanechnikov, "
                         "biweight, triweight, tophat, triangular, cosine, or scikit-learn's linear (= triangular) "

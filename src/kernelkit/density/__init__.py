@@ -16,7 +16,10 @@ Modules: ``_kde`` (:class:`KernelDensity`, Scott / Silverman rules),
 ``_diagnostics`` (what the estimate is made of in high dimension: effective
 number of points, largest share, the CLT / heavy-tailed / extreme-value
 regimes of Biroli & Mezard), ``_modes`` (mean shift, and mode finding after a
-random projection).
+random projection), ``_grid`` (binned FFT KDE on 1-3-D grids, for plots),
+``_isj`` (improved Sheather-Jones bandwidth in 1-D), ``_marginals`` (cdf and
+quantiles in 1-D, marginal and conditional densities of Gaussian KDEs),
+``_bounds`` (boundary correction on a box: reflection, renormalisation).
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ _LAZY = {
     "density_diagnostics": "._diagnostics", "DensityDiagnostics": "._diagnostics",
     "regime_thresholds": "._diagnostics",
     "mean_shift": "._modes", "ModeResult": "._modes",
+    "grid_kde": "._grid", "GridDensity": "._grid",
+    "bandwidth_isj": "._isj",
+    "kde_cdf": "._marginals", "kde_quantile": "._marginals", "kde_marginal": "._marginals",
+    "kde_conditional": "._marginals",
+    "BoundedDensity": "._bounds", "reflect_kde": "._bounds",
 }
 
 __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman", *_LAZY]

@@ -148,6 +148,8 @@ class DensityDiagnostics:
     thresholds : tuple (h_clt, h_g) or None
         :func:`regime_thresholds` for Gaussian data of the data's mean per-coordinate standard deviation,
         given when the kernel is Gaussian (a reference point, exact only for Gaussian data).
+    n, d : int
+        Number of data points and dimension of the estimate.
     rule : dict
         The thresholds of the empirical rule (``clt_min_neff``, ``ev_min_share``).
     """

@@ -18,7 +18,7 @@ from ..exceptions import NotFittedError
 
 __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman"]
 
-_RULES = ("scott", "silverman", "cv", "lscv")
+_RULES = ("scott", "silverman", "cv", "lscv", "isj")
 
 #: scikit-learn's KernelDensity names whose meaning differs from kernelkit's (inside KernelDensity only)
 SKLEARN_NAMES = {"linear": "triangular", "exponential": "laplace"}
@@ -173,7 +173,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
         "exponential" (the Laplace kernel exp(-r/h)), each with h the
         bandwidth as in scikit-learn, so code ported from scikit-learn gives
         the same log densities. See "Kernel and bandwidth" below.
-    bandwidth : float, {"scott", "silverman", "cv", "lscv"} or None, default None
+    bandwidth : float, {"scott", "silverman", "cv", "lscv", "isj"} or None, default None
         h, in data units, for a kernel given by name (for the Gaussian, its
         standard deviation); None means "scott". "scott" / "silverman":
         :func:`bandwidth_scott`, :func:`bandwidth_silverman`. "cv": maximise
@@ -189,8 +189,10 @@ class KernelDensity(DensityMixin, BaseEstimator):
         variance 2 h^2), in the log domain; it costs two engine sums per grid
         bandwidth and subsamples the outer sum as "cv" does (``cv_max_eval``).
         In high dimension LSCV and the likelihood pick bandwidths in different
-        regimes (see :meth:`diagnose`). Must be None when ``kernel`` is a
-        Kernel object.
+        regimes (see :meth:`diagnose`). "isj": the improved Sheather-Jones
+        plug-in bandwidth (Botev et al. 2010; :func:`bandwidth_isj`), 1-D data
+        only, O(n) binning plus a DCT on 1,024 bins. Must be None when
+        ``kernel`` is a Kernel object.
     cv_grid : int, default 24
         Number of bandwidths tried by "cv" (>= 2).
     cv_range : tuple of two floats, default (0.05, 4.0)
@@ -204,6 +206,16 @@ class KernelDensity(DensityMixin, BaseEstimator):
         kernel values per grid bandwidth instead of n^2 (n = 10^6: 5e9 instead
         of 1e12). The points used are counted in ``cv_n_eval_``. None: always
         every point (O(n^2) per grid bandwidth).
+    bounds : sequence of (low, high) pairs, one per column, optional
+        The box the data live on (``-inf`` / ``inf`` for an open side, e.g.
+        ``[(0, inf)]`` for positive data). Then the estimate is
+        boundary-corrected by ``boundary`` (see
+        :class:`kernelkit.density.BoundedDensity`): it integrates to 1 on the
+        box and is -inf (log) outside it. ``score_samples``, ``score`` and
+        ``sample`` use the corrected estimate; ``diagnose`` and ``modes``
+        describe the uncorrected one.
+    boundary : {"reflection", "renormalization"}, default "reflection"
+        The correction used with ``bounds``.
     memory, threads, backend, progress :
         Engine options (see :func:`kernelkit.kernel_sum`); None = defaults.
 
@@ -239,8 +251,11 @@ class KernelDensity(DensityMixin, BaseEstimator):
     """
 
     def __init__(self, *, kernel="gaussian", bandwidth=None, cv_grid=24, cv_range=(0.05, 4.0),
-                 cv_max_eval=5000, memory=None, threads=None, backend=None, progress=None):
+                 cv_max_eval=5000, bounds=None, boundary="reflection", memory=None, threads=None, backend=None,
+                 progress=None):
         self.kernel = kernel
+        self.bounds = bounds
+        self.boundary = boundary
         self.bandwidth = bandwidth
         self.cv_grid = cv_grid
         self.cv_range = cv_range
@@ -320,7 +335,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
         if bw is None:  # a Kernel object, applied as it is
             self._scale = 1.0
             self.bandwidth_ = getattr(kernel, "bandwidth", None)
-            return self
+            return self._fit_bounds()
         if isinstance(bw, float):
             h = bw
             xmax = float(np.max(np.abs(X)))
@@ -342,6 +357,13 @@ class KernelDensity(DensityMixin, BaseEstimator):
                 h = 1.0
             if n >= 2:
                 h = self._cross_validate(h, params["cv_grid"], cv_range, params["cv_max_eval"], lscv=True)
+        elif bw == "isj":
+            if d != 1:
+                raise param_error("bandwidth", "KernelDensity", "'isj' for one-dimensional data only (the "
+                                  "improved Sheather-Jones rule is 1-D), or another rule", bw,
+                                  hint=f"The data have {d} columns.")
+            from ._isj import bandwidth_isj
+            h = bandwidth_isj(X[:, 0].astype(np.float64), w)
         elif bw == "scott":
             h = _rule_bandwidth(bandwidth_scott, X, w, "Scott's", bw)
         else:
@@ -349,6 +371,13 @@ class KernelDensity(DensityMixin, BaseEstimator):
         if not (h > 0 and np.isfinite(h)):
             h = 1.0  # constant data: every rule gives 0
         self._scale = self.bandwidth_ = float(h)
+        return self._fit_bounds()
+
+    def _fit_bounds(self):
+        self._bounded = None
+        if self.bounds is not None:
+            from ._bounds import BoundedDensity
+            self._bounded = BoundedDensity(self, self.bounds, self.boundary)
         return self
 
     def _loo_loglik(self, h, J, per_point=False):
@@ -425,6 +454,8 @@ class KernelDensity(DensityMixin, BaseEstimator):
             from ..dask._methods import score_samples
             return score_samples(self, X)
         self._check_fitted("score_samples")
+        if getattr(self, "_bounded", None) is not None:
+            return self._bounded.score_samples(X)
         Y = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         Y = check_points(Y, "X", "KernelDensity.score_samples")
         out_dt = np.float32 if (Y.dtype == np.float32 and self._X.dtype == np.float32) else np.float64
@@ -454,6 +485,28 @@ class KernelDensity(DensityMixin, BaseEstimator):
         from ._diagnostics import density_diagnostics
         return density_diagnostics(self, Y, **options)
 
+    def cdf(self, x):
+        """Cumulative distribution function at the points x (1-D data, Gaussian or Laplace kernel):
+        :func:`kernelkit.density.kde_cdf`."""
+        from ._marginals import kde_cdf
+        return kde_cdf(self, x)
+
+    def quantile(self, q):
+        """Quantiles at the probabilities q (1-D data): :func:`kernelkit.density.kde_quantile`."""
+        from ._marginals import kde_quantile
+        return kde_quantile(self, q)
+
+    def marginal(self, columns):
+        """The marginal density of a subset of columns (Gaussian kernel): :func:`kernelkit.density.kde_marginal`."""
+        from ._marginals import kde_marginal
+        return kde_marginal(self, columns)
+
+    def conditional(self, given_columns, given_values):
+        """The conditional density of the other columns given values of ``given_columns`` (Gaussian kernel):
+        :func:`kernelkit.density.kde_conditional`."""
+        from ._marginals import kde_conditional
+        return kde_conditional(self, given_columns, given_values)
+
     def modes(self, seeds=None, **options):
         """Modes of the estimate by mean shift from ``seeds`` (default: the data points):
         :func:`kernelkit.density.mean_shift` (its options too)."""
@@ -473,8 +526,14 @@ class KernelDensity(DensityMixin, BaseEstimator):
         random_state : None, int >= 0, numpy SeedSequence, Generator or RandomState
             A Generator is used (and advanced) as is.
         """
-        owner = "KernelDensity.sample"
         self._check_fitted("sample")
+        if getattr(self, "_bounded", None) is not None:
+            return self._bounded.sample(n_samples, random_state)
+        return self._sample_unbounded(n_samples, random_state)
+
+    def _sample_unbounded(self, n_samples, random_state):
+        """Draws of the estimate without the boundary correction (see :meth:`sample`)."""
+        owner = "KernelDensity.sample"
         n_samples = check_param(n_samples, "n_samples", owner, Integral(low=1))
         if isinstance(random_state, np.random.RandomState):  # scikit-learn's habit
             rng = np.random.default_rng(random_state.randint(0, 2 ** 31 - 1))

@@ -1,0 +1,320 @@
+"""Indoor positioning from RSS fingerprints: kernel top-k vs kNN baselines and scikit-learn, side by side.
+
+Sections (one process, one run):
+
+* UJIIndoorLoc, official split (19,937 training readings, 1,111 validation):
+  2-D mean error in the data set's metres, median, P75, P90, floor and
+  building hit rates. The kernel method's hyperparameters (k, bandwidth,
+  beacon subset) are chosen by cross-validation on the training set grouped
+  by reference point (never on the validation set); the baselines (kNN with
+  the Sorensen distance on the powed representation, k = 5 and 9; Euclidean
+  kNN; weighted kNN on the exponential representation) are re-measured in
+  the same run, and scikit-learn's KNeighborsRegressor(metric="braycurtis")
+  is run on the same representation as the peer. Ablations: kernel vs 1/d
+  weights, beacon selection on / off, each representation, hierarchy on / off.
+* Speed: the 1,111 validation queries against the 19,937 x 520 radio map:
+  the engine's L1 top-k alone, the exact Bray-Curtis top-k (certified
+  re-ranking), the whole hierarchical method, and scikit-learn's brute-force
+  KNeighborsRegressor (braycurtis and manhattan), on ``--threads`` cores.
+* iBeacon RSSI (13 beacons), split grouped by location (a held-out location
+  is never in the radio map), several seeds: the kernel method (tuned by
+  grouped CV inside the training part) vs weighted kNN k = 5.
+
+``--quick`` runs a small subset to check that the script works (its figures
+mean nothing). Data: ``--data`` (default ../shared/data/indoor next to the
+repository). Results: benchmarks/results/localization.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "indoor")
+
+
+def _Localizer(*args, **kw):
+    """FingerprintLocalizer with the documented fallback for readings that hear no beacon of the map
+    (UJIIndoorLoc's training set has readings with every WAP at +100): mean map position."""
+    from kernelkit.localization import FingerprintLocalizer
+    kw.setdefault("all_unheard", "prior")
+    return FingerprintLocalizer(*args, **kw)
+
+
+def _summary(loc, true_pos, floor=None, building=None):
+    from kernelkit.localization import positioning_errors
+    return positioning_errors(loc.positions, true_pos, loc.floor, floor, loc.building, building)
+
+
+def _fmt(row):
+    s = row["stats"]
+    parts = [f"{s['mean']:6.2f}", f"{s['median']:6.2f}", f"{s['p75']:6.2f}", f"{s['p90']:6.2f}"]
+    parts.append(f"{100 * s['floor_hit']:6.2f}" if "floor_hit" in s else "     -")
+    parts.append(f"{100 * s['building_hit']:6.2f}" if "building_hit" in s else "     -")
+    parts.append(f"{row['seconds']:7.2f}")
+    return f"{row['name']:<58s} " + " ".join(parts)
+
+
+def _header():
+    return f"{'method':<58s} {'mean':>6s} {'median':>6s} {'P75':>6s} {'P90':>6s} {'floor%':>6s} {'bldg%':>6s} {'pred s':>7s}"
+
+
+def _run_model(name, model, tr, va, rows):
+    t0 = time.perf_counter()
+    model.fit(tr.rss, tr.positions, floor=tr.floor, building=tr.building, groups=tr.groups)
+    t1 = time.perf_counter()
+    loc = model.locate(va.rss)
+    t2 = time.perf_counter()
+    row = {"name": name, "params": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+                                    for k, v in model.get_params().items()},
+           "bandwidth": model.bandwidth_, "n_beacons_used": int(len(model.beacons_)),
+           "stats": _summary(loc, va.positions, va.floor, va.building), "fit_seconds": t1 - t0, "seconds": t2 - t1,
+           "fallbacks": int(loc.fallback.sum())}
+    rows.append(row)
+    print(_fmt(row), flush=True)
+    return row, loc
+
+
+def _subset(data, idx):
+    from kernelkit.datasets import FingerprintData
+    return FingerprintData(rss=data.rss[idx], positions=data.positions[idx],
+                           floor=None if data.floor is None else data.floor[idx],
+                           building=None if data.building is None else data.building[idx],
+                           groups=data.groups[idx], not_heard=data.not_heard, beacons=data.beacons,
+                           meta={k: v[idx] for k, v in data.meta.items()})
+
+
+def uji(args, out):
+    from kernelkit.datasets import load_ujiindoorloc
+    from kernelkit.localization import grouped_cv_search, rss_representation
+    FingerprintLocalizer = _Localizer
+    path = os.path.join(args.data, "UJIIndoorLoc.zip")
+    t0 = time.perf_counter()
+    tr = load_ujiindoorloc(path, "training")
+    va = load_ujiindoorloc(path, "validation")
+    print(f"UJIIndoorLoc: {tr.rss.shape[0]:,} training, {va.rss.shape[0]:,} validation readings, "
+          f"{tr.rss.shape[1]} WAPs (loaded in {time.perf_counter() - t0:.1f} s)")
+    if args.quick:
+        rng = np.random.default_rng(0)
+        keep = np.isin(tr.groups, rng.choice(np.unique(tr.groups), 150, replace=False))
+        tr = _subset(tr, np.flatnonzero(keep))
+        va = _subset(va, np.arange(0, va.rss.shape[0], 5))
+        print(f"--quick: {tr.rss.shape[0]:,} training readings, {va.rss.shape[0]} queries")
+    # ---- tuning by grouped CV on the training set only
+    grid = ({"k": [5, 10], "bandwidth": [0.05, 0.15]} if args.quick else
+            {"k": [10, 20, 30], "bandwidth": [0.03, 0.05, 0.1, 0.2]})
+    t0 = time.perf_counter()
+    search = grouped_cv_search(FingerprintLocalizer(), tr.rss, tr.positions, grid, groups=tr.groups,
+                               floor=tr.floor, building=tr.building, n_splits=args.folds, refit=False)
+    best = dict(search.best_params)
+    rep_grid = ({"fill": [-104.0, -110.0]} if args.quick else
+                {"fill": [-104.0, -110.0, -120.0], "beta": [2.0, float(np.e), 4.0]})
+    search_rep = grouped_cv_search(FingerprintLocalizer(**best), tr.rss, tr.positions, rep_grid, groups=tr.groups,
+                                   floor=tr.floor, building=tr.building, n_splits=args.folds, refit=False)
+    if search_rep.best_error < search.best_error:
+        best.update(search_rep.best_params)
+    sel_grid = {"n_beacons": [0.6, 0.8, 1.0]}
+    search_sel = grouped_cv_search(FingerprintLocalizer(beacon_selection="fisher", **best), tr.rss, tr.positions,
+                                   sel_grid, groups=tr.groups, floor=tr.floor, building=tr.building,
+                                   n_splits=args.folds, refit=False)
+    t_cv = time.perf_counter() - t0
+    print(f"grouped {args.folds}-fold CV on the training set ({t_cv:.0f} s): best {best} "
+          f"(CV error {min(search.best_error, search_rep.best_error):.3f} m); fisher selection: best "
+          f"{search_sel.best_params} (CV error {search_sel.best_error:.3f} m)")
+    for r in search.results + search_rep.results + search_sel.results:
+        print(f"   CV {r['params']}: {r['error']:.3f} m, floor {100 * r.get('floor_hit', 0):.2f}%")
+    out["uji_cv"] = {"grid": grid, "results": search.results, "representation_grid": rep_grid,
+                     "representation_results": search_rep.results, "best": best,
+                     "selection_results": search_sel.results, "selection_best": search_sel.best_params,
+                     "seconds": t_cv}
+    search = min((search, search_rep), key=lambda r: r.best_error)
+    use_sel = search_sel.best_error < search.best_error and search_sel.best_params["n_beacons"] != 1.0
+    method = dict(best, **({"beacon_selection": "fisher", **search_sel.best_params} if use_sel else {}))
+
+    rows = []
+    print("\n" + _header())
+    _run_model(f"kernel top-k (Laplace on Bray-Curtis), CV-tuned {method}", FingerprintLocalizer(**method), tr, va,
+               rows)
+    for k in (5, 9):
+        _run_model(f"kNN k={k}, Sorensen, powed (-110 dBm), flat", FingerprintLocalizer(
+            k=k, weights="uniform", hierarchical=False), tr, va, rows)
+    _run_model("kNN k=5, Euclidean, powed, flat", FingerprintLocalizer(
+        __import__("kernelkit").Laplace(1.0), k=5, weights="uniform", hierarchical=False), tr, va, rows)
+    _run_model("weighted kNN (1/d) k=5, Euclidean, exponential, flat", FingerprintLocalizer(
+        __import__("kernelkit").Laplace(1.0), k=5, weights="distance", representation="exponential",
+        hierarchical=False), tr, va, rows)
+    _run_model("weighted kNN (1/d) k=5, Euclidean, raw (-104 dBm fill), flat", FingerprintLocalizer(
+        __import__("kernelkit").Laplace(1.0), k=5, weights="distance", representation="raw", fill=-104.0,
+        hierarchical=False), tr, va, rows)
+    print("ablations (from the CV-tuned method, one change each):")
+    _run_model("  1/d weights instead of the kernel", FingerprintLocalizer(**dict(method, weights="distance")),
+               tr, va, rows)
+    _run_model("  uniform weights instead of the kernel", FingerprintLocalizer(**dict(method, weights="uniform")),
+               tr, va, rows)
+    if use_sel:
+        _run_model("  without beacon selection", FingerprintLocalizer(**{k: v for k, v in method.items()
+                                                                         if k not in ("beacon_selection",
+                                                                                      "n_beacons")}), tr, va, rows)
+    else:
+        _run_model("  with fisher beacon selection, 80% of the heard WAPs", FingerprintLocalizer(
+            **dict(method, beacon_selection="fisher", n_beacons=0.8)), tr, va, rows)
+    _run_model("  per-query selection: each query's 20 strongest WAPs (Kushki)",
+               FingerprintLocalizer(**dict(method, query_beacons=20)), tr, va, rows)
+    _run_model("  flat (no building -> floor -> position hierarchy)",
+               FingerprintLocalizer(**dict(method, hierarchical=False)), tr, va, rows)
+    for rep in ("positive", "exponential"):
+        _run_model(f"  representation {rep} (auto bandwidth)", FingerprintLocalizer(
+            **dict(method, representation=rep, bandwidth="auto")), tr, va, rows)
+    _run_model("  representation powed (auto bandwidth)", FingerprintLocalizer(**dict(method, bandwidth="auto")),
+               tr, va, rows)
+    _run_model("  L1 instead of Bray-Curtis (auto bandwidth)", FingerprintLocalizer(
+        **dict(method, metric="l1", bandwidth="auto")), tr, va, rows)
+    out["uji"] = rows
+
+    # ---- the peer: scikit-learn on the same representation
+    from sklearn.neighbors import KNeighborsRegressor
+    Xtr = rss_representation(tr.rss)
+    Xva = rss_representation(va.rss)
+    heard = (Xtr > 0).any(axis=0)
+    Xtr, Xva = np.ascontiguousarray(Xtr[:, heard]), np.ascontiguousarray(Xva[:, heard])
+    peers = []
+    for metric, k in (("braycurtis", 5), ("braycurtis", 9), ("manhattan", 10)):
+        reg = KNeighborsRegressor(n_neighbors=k, metric=metric, algorithm="brute", n_jobs=args.threads)
+        reg.fit(Xtr, tr.positions)
+        t0 = time.perf_counter()
+        est = reg.predict(Xva)
+        dt = time.perf_counter() - t0
+        e = np.sqrt(((est - va.positions) ** 2).sum(axis=1))
+        peers.append({"name": f"scikit-learn KNeighborsRegressor({metric}, k={k}, brute, n_jobs={args.threads})",
+                      "mean": float(e.mean()), "seconds": dt, "estimates": est})
+        print(f"{peers[-1]['name']:<58s} {e.mean():6.2f} m, predict {dt:.2f} s")
+    # agreement of our flat kNN (exact Bray-Curtis top-k) with scikit-learn's
+    ours = FingerprintLocalizer(k=5, weights="uniform", hierarchical=False).fit(tr.rss, tr.positions)
+    diff = np.abs(ours.predict(va.rss) - peers[0]["estimates"]).max(axis=1)
+    agree = float(np.mean(diff < 1e-6))
+    print(f"kernelkit kNN k=5 (Sorensen) vs scikit-learn braycurtis k=5: same estimate for {100 * agree:.1f}% of "
+          f"queries (the rest: ties between equal distances broken differently)")
+    out["uji_peers"] = [{k: v for k, v in p.items() if k != "estimates"} for p in peers]
+    out["uji_agreement_with_sklearn"] = agree
+    return tr, va, Xtr, Xva, peers, method
+
+
+def speed(args, out, tr, va, Xtr, Xva, peers, method):
+    import kernelkit as kk
+    FingerprintLocalizer = _Localizer
+    print(f"\nspeed: {Xva.shape[0]:,} queries x {Xtr.shape[0]:,} fingerprints x {Xtr.shape[1]} WAPs "
+          f"(heard ones of 520), {args.threads} threads")
+    res = {}
+    with kk.options(threads=args.threads):
+        for dtype in (np.float64, np.float32):
+            X, Y = Xtr.astype(dtype), Xva.astype(dtype)
+            kern = kk.Laplace(float(X.sum(axis=1).max() + Y.sum(axis=1).max()) / 600, distance="l1")
+            kk.kernel_topk(kern, X, Y[:50], 10)       # warm up
+            ts = []
+            for _ in range(args.reps):
+                t0 = time.perf_counter()
+                kk.kernel_topk(kern, X, Y, 10)
+                ts.append(time.perf_counter() - t0)
+            res[f"engine_l1_topk10_{np.dtype(dtype).name}"] = min(ts)
+            print(f"   engine kernel_topk, L1 Laplace, k=10, {np.dtype(dtype).name}: {min(ts):.3f} s "
+                  f"(best of {args.reps}; target < 0.5 s)")
+        flat = FingerprintLocalizer(k=10, weights="uniform", hierarchical=False).fit(tr.rss, tr.positions)
+        for name, model in (("exact Bray-Curtis top-10 (flat kNN)", flat),
+                            ("kernel method, hierarchical (2 searches)", FingerprintLocalizer(**method).fit(
+                                tr.rss, tr.positions, floor=tr.floor, building=tr.building, groups=tr.groups))):
+            ts = []
+            for _ in range(args.reps):
+                t0 = time.perf_counter()
+                model.locate(va.rss)
+                ts.append(time.perf_counter() - t0)
+            res[name] = min(ts)
+            print(f"   {name}: {min(ts):.3f} s")
+    for p in peers:
+        res[p["name"]] = p["seconds"]
+        print(f"   {p['name']}: {p['seconds']:.3f} s")
+    out["speed"] = res
+
+
+def ibeacon(args, out):
+    from kernelkit.datasets import load_ibeacon_rssi
+    from kernelkit.localization import grouped_cv_search, positioning_errors
+    import kernelkit as kk
+    FingerprintLocalizer = _Localizer
+    d = load_ibeacon_rssi(os.path.join(args.data, "iBeacon_RSSI_Labeled.csv"))
+    locs = np.unique(d.groups)
+    print(f"\niBeacon RSSI: {d.rss.shape[0]:,} readings, {d.rss.shape[1]} beacons, {locs.size} locations; "
+          f"errors in grid cells; {args.ib_seeds} splits holding out 25% of the locations")
+    configs = {
+        "weighted kNN (1/d) k=5, Euclidean, raw": dict(kernel=kk.Laplace(1.0), k=5, weights="distance",
+                                                       representation="raw"),
+        "weighted kNN (1/d) k=5, Sorensen, powed": dict(k=5, weights="distance"),
+        "kNN k=5, Sorensen, powed": dict(k=5, weights="uniform"),
+    }
+    grid = {"k": [3, 5, 8, 12], "bandwidth": [0.02, 0.05, 0.1, 0.2]} if not args.quick else {"k": [5], "bandwidth": [0.05, 0.1]}
+    sel_grid = {"n_beacons": [7, 10, 13]} if not args.quick else {"n_beacons": [10, 13]}
+    per = {name: [] for name in list(configs) + ["kernel top-k, CV-tuned (k, bandwidth, beacons)"]}
+    chosen = []
+    for seed in range(args.ib_seeds):
+        rng = np.random.default_rng(seed)
+        test_locs = rng.choice(locs, size=locs.size // 4, replace=False)
+        te = np.isin(d.groups, test_locs)
+        tr = ~te
+        for name, kw in configs.items():
+            m = FingerprintLocalizer(**kw).fit(d.rss[tr], d.positions[tr])
+            per[name].append(positioning_errors(m.predict(d.rss[te]), d.positions[te])["mean"])
+        s1 = grouped_cv_search(FingerprintLocalizer(), d.rss[tr], d.positions[tr], grid, groups=d.groups[tr],
+                               n_splits=4, refit=False, random_state=seed)
+        s2 = grouped_cv_search(FingerprintLocalizer(beacon_selection="fisher", **s1.best_params), d.rss[tr],
+                               d.positions[tr], sel_grid, groups=d.groups[tr], n_splits=4, refit=False,
+                               random_state=seed)
+        params = dict(s1.best_params, **({"beacon_selection": "fisher", **s2.best_params}
+                                         if s2.best_error < s1.best_error else {}))
+        chosen.append(params)
+        m = FingerprintLocalizer(**params).fit(d.rss[tr], d.positions[tr], groups=d.groups[tr])
+        per["kernel top-k, CV-tuned (k, bandwidth, beacons)"].append(
+            positioning_errors(m.predict(d.rss[te]), d.positions[te])["mean"])
+    for name, errs in per.items():
+        print(f"   {name:<52s} mean error {np.mean(errs):.3f} cells (per split: "
+              f"{', '.join(f'{e:.2f}' for e in errs)})")
+    print(f"   CV choices: {chosen}")
+    out["ibeacon"] = {"per_split_mean_error": per, "chosen": chosen}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=DEFAULT_DATA, help="folder with UJIIndoorLoc.zip and iBeacon_RSSI_Labeled.csv")
+    ap.add_argument("--quick", action="store_true", help="small subsets: checks that the script runs")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--folds", type=int, default=3, help="grouped CV folds on the UJIIndoorLoc training set")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--ib-seeds", type=int, default=5)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["uji", "speed", "ibeacon"])
+    ap.add_argument("--tag", default=None, help="write results/localization_<tag>.json")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.reps, args.ib_seeds, args.folds = 1, 1, 2
+    sys.path.insert(0, HERE)
+    from _machine import cpu_info
+    out = {"machine": cpu_info(), "quick": args.quick, "threads": args.threads}
+    print(json.dumps(out["machine"]))
+    import kernelkit as kk
+    with kk.options(threads=args.threads):
+        if "uji" not in args.skip:
+            state = uji(args, out)
+            if "speed" not in args.skip:
+                speed(args, out, *state)
+        if "ibeacon" not in args.skip:
+            ibeacon(args, out)
+    from _results import write_results
+    name = "localization_quick" if args.quick else "localization"
+    write_results(name if args.tag is None else f"{name}_{args.tag}", out)
+
+
+if __name__ == "__main__":
+    main()

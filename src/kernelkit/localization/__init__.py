@@ -1,0 +1,30 @@
+"""Indoor positioning from received signal strength (RSS) fingerprints.
+
+A radio map holds one RSS vector (fingerprint) per reading at a known place;
+:class:`FingerprintLocalizer` locates a new reading from its ``k`` most similar
+fingerprints (found by the engine's :func:`kernelkit.kernel_topk`): the
+kernel-weighted mean of their positions, and kernel-weighted votes for the
+building and the floor (hierarchically: building, then floor within it, then
+position within the floor). kNN and weighted kNN (1/d) are the same class
+with ``weights="uniform"`` / ``"distance"``. RSS representations follow
+Torres-Sospedra et al. (2015) (:func:`rss_representation`); beacons can be
+ranked by a Fisher-type ratio of between-location to within-location variance
+(:func:`beacon_scores`), the subset size chosen by cross-validation grouped by
+location (:func:`grouped_cv_search`).
+"""
+
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_LAZY = {
+    "FingerprintLocalizer": "._localizer", "Location": "._localizer",
+    "rss_representation": "._representation", "REPRESENTATIONS": "._representation",
+    "beacon_scores": "._selection",
+    "grouped_cv_search": "._cv", "GroupedSearch": "._cv", "location_groups": "._cv",
+    "positioning_errors": "._cv",
+}
+
+__all__ = list(_LAZY)
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

