@@ -132,6 +132,10 @@ def main():
     p.add_argument("--flat", action="store_true", help="part 2 with the Epanechnikov kernel (flat shadow)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="density_highdim")
+    p.add_argument("--seeds-ms", type=int, default=10_000, help="part 2: mean-shift seeds")
+    p.add_argument("--compact-m", type=int, default=10_000, help="part 3: queries")
+    p.add_argument("--regime-n", default="1000,10000,100000", help="part 4: sizes n")
+    p.add_argument("--regime-d", default="8,32,128", help="part 4: dimensions d")
     a = p.parse_args()
     parts = {int(x) for x in a.parts.split(",")}
     q = a.quick
@@ -141,13 +145,14 @@ def main():
     if 1 in parts:
         out["diagnostics"] = part_diagnostics(10_000 if q else 100_000, 1_000 if q else 10_000, 32, a.seed)
     if 2 in parts:
-        out["mean_shift"] = [part_mean_shift(10_000 if q else 100_000, 500 if q else 10_000, a.seed, flat)
+        out["mean_shift"] = [part_mean_shift(10_000 if q else 100_000, 500 if q else a.seeds_ms, a.seed, flat)
                              for flat in ((False, True) if not a.flat else (True,))]
     if 3 in parts:
-        out["compact"] = part_compact(10_000 if q else 100_000, 1_000 if q else 10_000, 3, a.seed)
+        out["compact"] = part_compact(10_000 if q else 100_000, 1_000 if q else a.compact_m, 3, a.seed)
     if 4 in parts:
-        out["regimes"] = part_regimes((1_000, 10_000) if q else (1_000, 10_000, 100_000),
-                                      (8, 32) if q else (8, 32, 128), a.seed, 1_000 if q else 2_000)
+        out["regimes"] = part_regimes((1_000, 10_000) if q else tuple(int(v) for v in a.regime_n.split(",")),
+                                      (8, 32) if q else tuple(int(v) for v in a.regime_d.split(",")), a.seed,
+                                      1_000 if q else 2_000)
     write_results(a.name, out)
 
 

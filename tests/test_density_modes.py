@@ -28,7 +28,8 @@ def _loop_mean_shift(kernel, X, w, z, iters):
 
 
 @pytest.mark.parametrize("kernel", [kk.Gaussian(1.0), kk.IMQ(1.0, 2.0), kk.RationalQuadratic(1.0, 2.0),
-                                    kk.Matern(2.5, 1.0), kk.Matern(1.5, 1.0)], ids=repr)
+                                    kk.Matern(2.5, 1.0), kk.Matern(1.5, 1.0), kk.Epanechnikov(4.0),
+                                    kk.Biweight(4.0), kk.Triweight(4.0)], ids=repr)
 def test_shadow_kernel_is_the_profile_derivative(kernel):
     r2 = np.linspace(0.01, 9.0, 50)
     eps = 1e-6

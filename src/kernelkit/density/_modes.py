@@ -34,7 +34,8 @@ from .._random import generator
 from .._validation import Integral, Real, check_param, check_points, param_error
 from ..engine import kernel_logsumexp, kernel_sum
 from ..exceptions import NotSupportedError
-from ..kernels import IMQ, Gaussian, Laplace, Matern, RationalQuadratic, ScaledKernel
+from ..kernels import (IMQ, Biweight, Epanechnikov, Gaussian, Laplace, Matern, RationalQuadratic, ScaledKernel, Tophat,
+                       Triweight)
 
 __all__ = ["mean_shift", "ModeResult", "shadow_kernel"]
 
@@ -45,6 +46,8 @@ def shadow_kernel(kernel):
     Gaussian(s) -> Gaussian(s); IMQ(c, beta) -> IMQ(c, beta + 1);
     RationalQuadratic(l, a) -> RationalQuadratic(l sqrt(a / (a + 1)), a + 1);
     Matern(5/2, l) -> Matern(3/2, l sqrt(3/5)); Matern(3/2, l) -> Laplace(l / sqrt 3);
+    Epanechnikov(h) -> Tophat(h) (the flat kernel: classical mean shift); Biweight(h) -> Epanechnikov(h);
+    Triweight(h) -> Biweight(h);
     positive scalings are dropped (a constant factor cancels in the update).
 
     Raises
@@ -68,12 +71,16 @@ def shadow_kernel(kernel):
         return Matern(1.5, kernel.bandwidth * math.sqrt(3 / 5), **dist)
     if kind is Matern and kernel.nu == 1.5:
         return Laplace(kernel.bandwidth / math.sqrt(3), **dist)
+    compact = {Epanechnikov: Tophat, Biweight: Epanechnikov, Triweight: Biweight}
+    if kind in compact:
+        return compact[kind](kernel.bandwidth, **dist)
     if kind is Laplace or (kind is Matern and kernel.nu == 0.5):
         raise NotSupportedError(f"mean shift needs a kernel whose profile has a derivative at 0; {kernel!r} has "
                                 "none (-phi'(r^2) = exp(-r) / (2 r) is infinite at r = 0). Use Matern(1.5) or "
                                 "Matern(2.5), a Gaussian, IMQ or rational quadratic kernel.")
     raise NotSupportedError(f"mean shift has no profile derivative for {kernel!r}; it supports Gaussian, IMQ, "
-                            "RationalQuadratic and Matern(1.5 / 2.5) kernels and their positive scalings.")
+                            "RationalQuadratic, Matern(1.5 / 2.5), Epanechnikov, Biweight and Triweight kernels and "
+                            "their positive scalings.")
 
 
 @dataclass(frozen=True, repr=False)
