@@ -248,6 +248,16 @@ class KernelDensity(DensityMixin, BaseEstimator):
     without a bandwidth uses Scott's rule, not the median heuristic of the
     compression functions: Scott's rule targets the density estimation
     error, which is what a KDE is judged by.
+
+    Sample weights (``fit(X, sample_weight=w)``) are reliability weights:
+    the estimate is the mixture :math:`\sum_i (w_i / \sum_j w_j)\, k_h(\cdot, x_i)`,
+    so only the ratios of the weights matter (w and 10 w give the same
+    density). The bandwidth rules count them by Kish's effective sample size
+    :math:`n_{eff} = (\sum w)^2 / \sum w^2` (Scott, Silverman) and use
+    weighted variances; "cv" and "lscv" weight each point's leave-one-out
+    term by w_j and leave out the point's own weight. Frequency weights
+    (w_i copies of x_i) give the same density but a different n_eff: repeat
+    the rows instead when the rule should see w_i points.
     """
 
     def __init__(self, *, kernel="gaussian", bandwidth=None, cv_grid=24, cv_range=(0.05, 4.0),

@@ -171,7 +171,7 @@ def classifier_test(reference, data, *, kernel="gaussian", bandwidth=None, penal
     details = {"kernel": k, "w_ref": D.shape[0] / n_ref, "dof": dof, "permutation_pvalue": p_perm,
                "classifier": clf}
     if method == "permutation":
-        return TestResult("NPLM classifier test, permutations", t, p_perm, mc_threshold(t, null, alpha), alpha,
+        return TestResult("NPLM classifier test, permutations", t, p_perm, mc_threshold(null, alpha), alpha,
                           bool(p_perm <= alpha), null, details)
     p = float(scipy.stats.chi2.sf(t, dof))
     thr = float(scipy.stats.chi2.ppf(1 - alpha, dof))

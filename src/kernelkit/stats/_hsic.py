@@ -277,7 +277,7 @@ def _permutation_null(kind, ks, Xs, B, rng, budget):
 
 def _mc_result(name, observed, null, alpha, details):
     p = permutation_pvalue(observed, null)
-    return TestResult(name, float(observed), p, mc_threshold(observed, null, alpha), alpha, bool(p <= alpha),
+    return TestResult(name, float(observed), p, mc_threshold(null, alpha), alpha, bool(p <= alpha),
                       null, details)
 
 

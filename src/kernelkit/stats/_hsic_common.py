@@ -16,6 +16,7 @@ from .._options import get_options
 from .._validation import InstanceOf, OneOf, Real, check_param, check_points, param_error
 from ..engine import kernel_block, kernel_sum
 from ..kernels import KERNEL_NAMES, Gaussian, Kernel, make_kernel
+from ._result import check_alpha, mc_threshold  # noqa: F401  (used by the HSIC modules)
 
 __all__ = ["check_samples", "check_alpha", "resolve_kernel", "row_blocks", "gram_sums", "mc_threshold",
            "gamma_test"]
@@ -50,11 +51,6 @@ def check_samples(arrays, names, owner, min_n=2):
         raise param_error(names[0], owner, f"an array with at least {min_n} rows (observations)", arrays[0],
                           shown=f"{n} row(s)")
     return out
-
-
-def check_alpha(alpha, owner):
-    """The level of a test: a float in (0, 1)."""
-    return check_param(alpha, "alpha", owner, Real(low=0, high=1, low_open=True, high_open=True))
 
 
 def resolve_kernel(kernel, bandwidth, X, owner, kname, bname):
@@ -140,25 +136,6 @@ def diagonals(kernels, Xs):
 def budget_bytes():
     """The memory budget of the current options (bytes)."""
     return get_options().memory
-
-
-def mc_threshold(statistic, null, alpha):
-    """The critical value t of a Monte Carlo test: ``statistic > t`` exactly when
-    ``(1 + #{null >= statistic}) / (1 + B) <= alpha``, ties included.
-
-    That p-value is at most alpha when at most k - 1 draws reach the statistic,
-    k = floor(alpha (B + 1)) (the largest j with j / (B + 1) <= alpha), i.e. when the statistic exceeds
-    the k-th largest draw; +inf when k = 0 (B too small to reject at this alpha). ``statistic`` is unused
-    (kept for a uniform call).
-    """
-    null = np.asarray(null, dtype=np.float64)
-    B = null.size
-    k = int(math.floor(alpha * (B + 1) + 1e-9))
-    while k > 0 and k / (B + 1) > alpha:
-        k -= 1
-    if k == 0:
-        return math.inf
-    return float(np.sort(null)[::-1][k - 1])
 
 
 def gamma_test(x, mean, var, alpha):

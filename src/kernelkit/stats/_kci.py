@@ -173,5 +173,5 @@ def kci_test(X, Y, Z, *, kernel_x="gaussian", kernel_y="gaussian", kernel_z="gau
         b = min(B, a + chunk)
         null[a:b] = (rng.standard_normal((b - a, lam.size)) ** 2) @ lam / n
     p = permutation_pvalue(stat, null)
-    return TestResult("KCI, simulated null", stat, p, mc_threshold(stat, null, alpha), alpha, bool(p <= alpha),
+    return TestResult("KCI, simulated null", stat, p, mc_threshold(null, alpha), alpha, bool(p <= alpha),
                       null, {**details, "eigenvalues": lam})

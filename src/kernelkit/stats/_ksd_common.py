@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .._validation import Integral, Real, check_param, check_points, param_error
+from .._validation import Integral, check_param, check_points, param_error
+from ._result import check_alpha, mc_threshold  # noqa: F401  (used by the KSD modules)
 from ._stein import SteinKernel, _resolve_base, evaluate_score
 
 
@@ -17,10 +16,6 @@ def check_sample(X, owner):
         raise param_error("X", owner, "an array with at least 2 points (a KSD U-statistic needs pairs)", X,
                           shown=f"shape {X.shape}")
     return X
-
-
-def check_alpha(alpha, owner):
-    return check_param(alpha, "alpha", owner, Real(0, 1, low_open=True, high_open=True))
 
 
 def check_count(value, name, owner, low=1):
@@ -91,13 +86,3 @@ def stein_quadratic_forms(kps, X, S, E, memory=None, threads=None):
             K[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
             forms[k] += np.einsum("ib,ib->b", W[lo:hi], K @ W)
     return forms[:, 0], forms[:, 1:]
-
-
-def mc_threshold(null, alpha):
-    """Smallest t with (1 + #{null >= T}) / (1 + B) <= alpha for every T > t (ties aside): the
-    floor(alpha (B + 1))-th largest null value (inf when alpha (B + 1) < 1)."""
-    B = null.size
-    k = int(math.floor(alpha * (B + 1) + 1e-12))
-    if k < 1:
-        return math.inf
-    return float(np.sort(null)[::-1][k - 1])

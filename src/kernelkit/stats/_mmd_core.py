@@ -19,15 +19,14 @@ exceeds the budget (the engine tiles it).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._options import get_options
-from .._validation import OneOf, Real, check_pair, check_param, param_error
+from .._validation import OneOf, check_pair, check_param, param_error
 from ..compress._resolve import resolve_kernel
 from ..engine import prepare_sum
 from ..kernels import Kernel, RadialKernel
+from ._result import check_alpha, mc_threshold  # noqa: F401  (used by the MMD modules)
 
 __all__ = ["check_samples", "check_alpha", "resolve_two_sample_kernel", "mc_threshold", "PooledSums",
            "paired_values", "label_columns", "sign_columns"]
@@ -49,11 +48,6 @@ def check_samples(X, Y, owner, min_rows=2):
     return X, Y
 
 
-def check_alpha(alpha, owner):
-    """The level, a float in (0, 1)."""
-    return check_param(alpha, "alpha", owner, Real(low=0, high=1, low_open=True, high_open=True))
-
-
 def check_bool(value, name, owner):
     return check_param(value, name, owner, OneOf(False, True))
 
@@ -68,25 +62,6 @@ def resolve_two_sample_kernel(kernel, bandwidth, X, Y, owner):
         return resolve_kernel(kernel, bandwidth, None, owner, dot_names="allow")
     Z = X if Y is None else np.concatenate([X, Y])
     return resolve_kernel(kernel, bandwidth, Z, owner, dot_names="allow")
-
-
-def mc_threshold(null, alpha):
-    r"""The critical value t of a Monte Carlo test: ``statistic > t`` exactly when ``pvalue <= alpha``.
-
-    With B null draws and p = (1 + #{null >= T}) / (1 + B), p <= alpha iff at most k - 1 draws are >= T,
-    k = max{j : j / (B + 1) <= alpha}; that holds iff T exceeds the k-th largest draw (ties included).
-    Returns +inf when k = 0 (B too small to ever reject at this alpha).
-    """
-    null = np.asarray(null, dtype=np.float64)
-    B = null.size
-    k = int(math.floor(alpha * (B + 1)))
-    while (k + 1) / (B + 1) <= alpha:
-        k += 1
-    while k > 0 and k / (B + 1) > alpha:
-        k -= 1
-    if k == 0:
-        return math.inf
-    return float(np.sort(null)[::-1][k - 1])
 
 
 def column_chunk(N, memory, factor=4):

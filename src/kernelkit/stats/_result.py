@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["TestResult", "permutation_pvalue"]
+from .._validation import Real, check_param
+
+
+def check_alpha(alpha, owner):
+    """The level of a test, a float in (0, 1) (else the library's error naming 'alpha')."""
+    return check_param(alpha, "alpha", owner, Real(low=0, high=1, low_open=True, high_open=True))
+
+
+def mc_threshold(null, alpha):
+    r"""The critical value t of a Monte Carlo test: ``statistic > t`` exactly when ``pvalue <= alpha``.
+
+    With B null draws and p = (1 + #{null >= T}) / (1 + B), p <= alpha iff at most k - 1 draws are >= T,
+    k = max{j : j / (B + 1) <= alpha}; that holds iff T exceeds the k-th largest draw (ties included).
+
+    Parameters
+    ----------
+    null : array of shape (B,)
+        The null draws.
+    alpha : float in (0, 1)
+        The level.
+
+    Returns
+    -------
+    float
+        The k-th largest draw; +inf when k = 0 (B too small to ever reject at this alpha).
+    """
+    null = np.asarray(null, dtype=np.float64)
+    B = null.size
+    k = int(math.floor(alpha * (B + 1)))
+    while (k + 1) / (B + 1) <= alpha:
+        k += 1
+    while k > 0 and k / (B + 1) > alpha:
+        k -= 1
+    if k == 0:
+        return math.inf
+    return float(np.sort(null)[::-1][k - 1])
+
+__all__ = ["TestResult", "permutation_pvalue", "mc_threshold", "check_alpha"]
 
 
 def permutation_pvalue(statistic, null):
