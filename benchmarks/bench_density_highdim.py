@@ -10,6 +10,8 @@ shadow (flat) mean shift, which kernelkit runs too (``--flat``).
 Part 3 (compact kernels): scikit-learn's six kernel names, n = 1e5, 1e4 queries, d = 3: kernelkit vs
 scikit-learn's KernelDensity (rtol = 0, atol = 0), time ratio and largest log-density difference on
 the support.
+Part 5 (bandwidth matrix): ``bandwidth_matrix="full"`` (Scott) against scipy's ``gaussian_kde``, n = 1e5,
+1e4 queries, d = 3, correlated data.
 Part 4 (regimes): where Scott, Silverman, the likelihood cross-validation ('cv') and LSCV land relative to
 the Gaussian-data thresholds h_CLT and h_G, for d in {8, 32, 128} and n in {1e3, 1e4, 1e5}, N(0, I) data,
 with the median n_eff of 500 held-out queries at each rule's bandwidth.
@@ -101,6 +103,22 @@ def part_compact(n, m, d, seed):
     return rows
 
 
+def part_full_covariance(n, m, d, seed):
+    """Full-covariance Gaussian KDE (Scott's factor times the data covariance): kernelkit's
+    bandwidth_matrix="full" against scipy's gaussian_kde on correlated data."""
+    from scipy.stats import gaussian_kde
+    rng = np.random.default_rng(seed)
+    M = np.array([[1.0, 0.6, 0.0], [0.0, 0.8, 0.3], [0.0, 0.0, 0.25]])[:d, :d]
+    X, Y = rng.standard_normal((n, d)) @ M, rng.standard_normal((m, d)) @ M
+    ours, t_ours = _timed(lambda: kk.KernelDensity(bandwidth_matrix="full").fit(X).score_samples(Y))
+    theirs, t_sp = _timed(lambda: gaussian_kde(X.T).logpdf(Y.T))
+    row = {"n": n, "m": m, "d": d, "kernelkit_s": t_ours, "scipy_s": t_sp, "speedup": t_sp / t_ours,
+           "max_abs_diff": float(np.max(np.abs(ours - theirs)))}
+    print(f"full covariance (Scott), n={n:,}, m={m:,}, d={d}: kernelkit {t_ours:.2f} s, scipy gaussian_kde "
+          f"{t_sp:.2f} s ({t_sp / t_ours:.1f}x); max |log density diff| {row['max_abs_diff']:.1e}")
+    return row
+
+
 def part_regimes(ns, ds, seed, cv_max_eval):
     rows = []
     for d in ds:
@@ -149,6 +167,8 @@ def main():
                              for flat in ((False, True) if not a.flat else (True,))]
     if 3 in parts:
         out["compact"] = part_compact(10_000 if q else 100_000, 1_000 if q else a.compact_m, 3, a.seed)
+    if 5 in parts:
+        out["full_covariance"] = part_full_covariance(10_000 if q else 100_000, 1_000 if q else 10_000, 3, a.seed)
     if 4 in parts:
         out["regimes"] = part_regimes((1_000, 10_000) if q else tuple(int(v) for v in a.regime_n.split(",")),
                                       (8, 32) if q else tuple(int(v) for v in a.regime_d.split(",")), a.seed,

@@ -8,7 +8,6 @@ task that drew noise would then release two noisy values).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -27,6 +26,12 @@ def score_samples(kde, X):
         raise param_error("X", owner, f"an array with {kde.n_features_in_} features, as in fit", X,
                           shown=f"shape {Y.shape}")
     Y = Y.astype(np.float64) if Y.dtype not in (np.float32, np.float64) else Y
+    if getattr(kde, "_bounded", None) is not None:
+        from ..exceptions import NotSupportedError
+        raise NotSupportedError("KernelDensity.score_samples on dask queries does not apply the boundary "
+                                "correction (bounds=); compute the queries, or fit without bounds.")
+    if getattr(kde, "_whiten", None) is not None:   # bandwidth matrix: whiten the queries (lazily)
+        Y = Y.astype(np.float64) @ kde._whiten[0].T
     out_dt = np.float32 if (Y.dtype == np.float32 and kde._X.dtype == np.float32) else np.float64
     h = kde._scale
     # without a pass over the queries their largest value is unknown: float32 only when the data fit it
@@ -37,7 +42,7 @@ def score_samples(kde, X):
     opts = kde._engine_opts()
     lse = _graph.kernel_logsumexp(kde.kernel_, Xs, Ys, kde._log_w, memory=opts["memory"], threads=opts["threads"],
                                   backend=opts["backend"])
-    const = kde._log_w_total + kde._log_integral + kde.n_features_in_ * math.log(h)
+    const = kde._log_norm()
     return (lse.astype(np.float64) - const).astype(out_dt)
 
 

@@ -238,7 +238,7 @@ def density_diagnostics(kde, Y, *, clt_min_neff=100.0, ev_min_share=0.5, warn=Tr
     opts = kde._engine_opts()
     L1, top = _logsumexp_max(kernel, Xs, Ys, log_w, **opts)
     L2 = kernel_logsumexp(squared_kernel(kernel), Xs, Ys, 2 * log_w, **opts).astype(np.float64)
-    log_density = L1 - (kde._log_w_total + kde._log_integral + kde.n_features_in_ * math.log(kde._scale))
+    log_density = L1 - kde._log_norm()
     with np.errstate(invalid="ignore", over="ignore"):
         finite = np.isfinite(L1)
         n_eff = np.where(finite, np.exp(np.clip(2 * L1 - L2, 0.0, None)), np.nan)

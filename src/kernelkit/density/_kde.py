@@ -216,6 +216,19 @@ class KernelDensity(DensityMixin, BaseEstimator):
         describe the uncorrected one.
     boundary : {"reflection", "renormalization"}, default "reflection"
         The correction used with ``bounds``.
+    bandwidth_matrix : None, "full", "diagonal" or array of shape (d, d), default None
+        None: one isotropic bandwidth h (the kernel's radius in data units).
+        Otherwise the kernel's shape is a matrix :math:`H = f^2 A`: A is the
+        weighted data covariance ("full", as scipy's ``gaussian_kde``), its
+        diagonal ("diagonal", one bandwidth per feature) or the given
+        symmetric positive definite array; the factor f is ``bandwidth`` (a
+        float, dimensionless) or Scott's / Silverman's factor
+        :math:`n_{eff}^{-1/(d+4)}` / :math:`(n_{eff}(d+2)/4)^{-1/(d+4)}`.
+        Applied by whitening the data with A = L L^T (exact; see
+        :mod:`kernelkit.density._matrix`); degenerate data raise an error
+        naming the columns. Kernel names only, with "scott", "silverman" or a
+        float; not with ``bounds``, ``modes``, cdf or marginals (which work in
+        data coordinates). The fitted ``covariance_`` is H.
     memory, threads, backend, progress :
         Engine options (see :func:`kernelkit.kernel_sum`); None = defaults.
 
@@ -261,9 +274,10 @@ class KernelDensity(DensityMixin, BaseEstimator):
     """
 
     def __init__(self, *, kernel="gaussian", bandwidth=None, cv_grid=24, cv_range=(0.05, 4.0),
-                 cv_max_eval=5000, bounds=None, boundary="reflection", memory=None, threads=None, backend=None,
-                 progress=None):
+                 cv_max_eval=5000, bounds=None, boundary="reflection", bandwidth_matrix=None, memory=None,
+                 threads=None, backend=None, progress=None):
         self.kernel = kernel
+        self.bandwidth_matrix = bandwidth_matrix
         self.bounds = bounds
         self.boundary = boundary
         self.bandwidth = bandwidth
@@ -336,6 +350,9 @@ class KernelDensity(DensityMixin, BaseEstimator):
                               shown=f"{kernel!r} (infinite integral)")
         self.kernel_ = kernel
         self.n_features_in_ = d
+        self._whiten = None
+        if self.bandwidth_matrix is not None:
+            X, bw = self._fit_matrix(X, w, bw)
         self._X = X
         with np.errstate(divide="ignore"):
             self._log_w = np.log(w)
@@ -381,7 +398,33 @@ class KernelDensity(DensityMixin, BaseEstimator):
         if not (h > 0 and np.isfinite(h)):
             h = 1.0  # constant data: every rule gives 0
         self._scale = self.bandwidth_ = float(h)
+        if self._whiten is None:
+            self.covariance_ = None
         return self._fit_bounds()
+
+    def _fit_matrix(self, X, w, bw):
+        """Whiten X for ``bandwidth_matrix`` (see its docstring): (whitened X, the factor f as a float)."""
+        from ._matrix import bandwidth_matrix_shape, factor, whitening
+        owner = "KernelDensity"
+        spec = self.bandwidth_matrix
+        if isinstance(spec, str) and spec not in ("full", "diagonal"):
+            raise param_error("bandwidth_matrix", owner, "None, 'full', 'diagonal' or a (d, d) array", spec)
+        if bw is None:
+            raise param_error("bandwidth_matrix", owner, "None with a Kernel object (name the kernel to give it a "
+                              "bandwidth matrix)", spec, shown="a bandwidth matrix")
+        if not (isinstance(bw, float) or bw in ("scott", "silverman")):
+            raise param_error("bandwidth", owner, "a float factor, 'scott' or 'silverman' with a bandwidth matrix",
+                              bw)
+        if self.bounds is not None:
+            raise param_error("bounds", owner, "None with a bandwidth matrix (the correction works in data "
+                              "coordinates)", self.bounds)
+        A = bandwidth_matrix_shape(spec, X, w, owner)
+        T, L, logdet = whitening(A)
+        f = bw if isinstance(bw, float) else factor(bw, X, w)
+        self._whiten = (T, L, logdet)
+        self.covariance_ = f * f * A
+        Xw = (X.astype(np.float64) @ T.T).astype(X.dtype, copy=False)
+        return Xw, float(f)
 
     def _fit_bounds(self):
         self._bounded = None
@@ -471,13 +514,21 @@ class KernelDensity(DensityMixin, BaseEstimator):
         out_dt = np.float32 if (Y.dtype == np.float32 and self._X.dtype == np.float32) else np.float64
         kernel, Xs, Ys, log_w = self._scaled_problem(Y, out_dt)
         lse = kernel_logsumexp(kernel, Xs, Ys, log_w, **self._engine_opts())
-        const = self._log_w_total + self._log_integral + self.n_features_in_ * math.log(self._scale)
+        const = self._log_norm()
         with np.errstate(over="ignore"):
             return (lse.astype(np.float64) - const).astype(out_dt, copy=False)
 
+    def _log_norm(self):
+        """log of (sum w) (integral of the kernel) h^d |det L|: what the log-sum-exp is divided by."""
+        logdet = self._whiten[2] if getattr(self, "_whiten", None) is not None else 0.0
+        return self._log_w_total + self._log_integral + self.n_features_in_ * math.log(self._scale) + logdet
+
     def _scaled_problem(self, Y, out_dt=np.float64, owner="KernelDensity.score_samples"):
         """``(kernel_, X / h, Y / h, log weights)``: the sums the estimate is made of, in the working dtype
-        (``out_dt`` when the scaled data fit it, else float64). Y: validated queries."""
+        (``out_dt`` when the scaled data fit it, else float64). Y: validated queries (data coordinates;
+        whitened here with a bandwidth matrix)."""
+        if getattr(self, "_whiten", None) is not None:
+            Y = (np.asarray(Y, dtype=np.float64) @ self._whiten[0].T).astype(Y.dtype, copy=False)
         h = self._scale
         ymax = float(np.max(np.abs(Y)))
         if not math.isfinite(ymax / h):
@@ -556,4 +607,5 @@ class KernelDensity(DensityMixin, BaseEstimator):
         except NotImplementedError:
             raise param_error("kernel", "KernelDensity", "a kernel that can be sampled as a density to use "
                               "KernelDensity.sample", self.kernel_) from None
-        return self._X[idx].astype(np.float64) + self._scale * np.asarray(noise, dtype=np.float64)
+        Z = self._X[idx].astype(np.float64) + self._scale * np.asarray(noise, dtype=np.float64)
+        return Z if getattr(self, "_whiten", None) is None else Z @ self._whiten[1].T

@@ -38,6 +38,9 @@ def _fitted(kde, owner):
     if not hasattr(kde, "bandwidth_"):
         raise param_error("kde", owner, "a fitted kernelkit.KernelDensity (call fit first)", kde,
                           shown="an unfitted KernelDensity")
+    if getattr(kde, "_whiten", None) is not None:
+        raise param_error("kde", owner, "a KernelDensity with an isotropic bandwidth (bandwidth_matrix=None)", kde,
+                          shown="a KernelDensity with a bandwidth matrix")
     return kde
 
 

@@ -203,6 +203,9 @@ def mean_shift(kde, seeds=None, *, max_iter=500, tol=1e-7, merge_radius=0.1, pro
     """
     owner = "KernelDensity.modes"
     kde._check_fitted("modes")
+    if getattr(kde, "_whiten", None) is not None:
+        raise NotSupportedError("KernelDensity.modes works in data coordinates: not with a bandwidth_matrix "
+                                "(fit with bandwidth_matrix=None).")
     max_iter = check_param(max_iter, "max_iter", owner, Integral(low=1))
     tol = float(check_param(tol, "tol", owner, Real(low=0, low_open=True)))
     merge_radius = float(check_param(merge_radius, "merge_radius", owner, Real(low=0, low_open=True)))
