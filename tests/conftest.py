@@ -25,6 +25,18 @@ def rng():
     return np.random.default_rng(12345)
 
 
+@pytest.fixture
+def restore_clone():
+    """Put back the fused engine's instruction-set build after a test that selects another."""
+    if not kk.fused_available():
+        yield
+        return
+    from kernelkit.engine import _fused
+    before = _fused.clone()
+    yield
+    _fused.select_clone(before)
+
+
 # --------------------------------------------------------------------------------------------
 # kernel cases: each kernelkit kernel under test beside the same kernel written as a
 # tests/_reference.py spec (independently of kernelkit). Every test that takes the

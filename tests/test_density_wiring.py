@@ -45,3 +45,8 @@ def test_cdf_quantile_marginal_conditional_forward():
     np.testing.assert_allclose(k3.marginal([0, 2]).score_samples(Y), kde_marginal(k3, [0, 2]).score_samples(Y))
     cond = k3.conditional([1], [0.3])
     assert cond.n_features_in_ == 2 and np.all(np.isfinite(cond.score_samples(Y)))
+
+
+def test_unknown_boundary_is_an_error_even_without_bounds():
+    with pytest.raises(InvalidValueError, match="'boundary' parameter of KernelDensity"):
+        kk.KernelDensity(boundary="mirror").fit(np.zeros((5, 1)) + np.arange(5)[:, None])

@@ -20,13 +20,6 @@ RUNNABLE = [name for name, _, needs in _fused.CLONES
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
-@pytest.fixture
-def restore_clone():
-    before = _fused.clone()
-    yield
-    _fused.select_clone(before)
-
-
 CASES = {
     "gauss": kk.Gaussian(0.9),
     "matern52+rq": kk.Matern(2.5, 1.1) + 0.5 * kk.RationalQuadratic(0.8, 0.7),

@@ -40,14 +40,6 @@ def l1_reference(spec, X, Y):
     return out
 
 
-@pytest.fixture
-def restore_clone():
-    before = _fused.clone() if kk.fused_available() else None
-    yield
-    if before is not None:
-        _fused.select_clone(before)
-
-
 def _data(rng, n, m, d, dtype):
     """Points whose L1 distances are a few units in any d (N(0, 4 / d^2) coordinates)."""
     return ((2 / d) * rng.normal(size=(n, d))).astype(dtype), ((2 / d) * rng.normal(size=(m, d))).astype(dtype)

@@ -29,14 +29,6 @@ def reference(name, h, X, Y):
     return np.where(t < 1, FORMULAS[name][1](np.minimum(t, 1.0)), 0.0)
 
 
-@pytest.fixture
-def restore_clone():
-    before = _fused.clone() if kk.fused_available() else None
-    yield
-    if before is not None:
-        _fused.select_clone(before)
-
-
 @pytest.mark.parametrize("name", list(FORMULAS))
 @pytest.mark.parametrize("backend", ["numpy", "fused", "torch"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])

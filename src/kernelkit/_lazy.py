@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "require_torch"]
 
 
 def lazy_exports(package, table):
@@ -25,3 +25,12 @@ def lazy_exports(package, table):
         return sorted(set(vars(sys.modules[package])) | set(table))
 
     return __getattr__, __dir__
+
+
+def require_torch(owner):
+    """``import torch`` for ``owner`` (a function name), or an ImportError naming the extra to install."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"{owner} needs PyTorch: pip install 'kernelkit[torch]'", name="torch") from None
+    return torch

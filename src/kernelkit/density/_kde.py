@@ -26,7 +26,8 @@ SKLEARN_NAMES = {"linear": "triangular", "exponential": "laplace"}
 _KERNEL = InstanceOf(Kernel, "a Kernel object") | OneOf(*sorted(set(KERNEL_NAMES) - {"polynomial"} | set(SKLEARN_NAMES)))
 _BANDWIDTH = Real(low=0, low_open=True) | OneOf(*_RULES) | None
 #: the other scalar parameters of KernelDensity (cv_range, a pair, is checked by _check_cv_range)
-_CONSTRAINTS = {"cv_grid": Integral(low=2), "cv_max_eval": Integral(low=1) | None}
+_CONSTRAINTS = {"cv_grid": Integral(low=2), "cv_max_eval": Integral(low=1) | None,
+                "boundary": OneOf("reflection", "renormalization")}
 
 
 def _weighted_scale(X, w):

@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from .._lazy import require_torch
 from .._options import get_options
 from .._random import seed_sequence
 from .._validation import InstanceOf, Integral, OneOf, check_param, param_error
@@ -39,11 +40,7 @@ RETURN_TYPES = ("auto", "numpy", "torch")
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise ImportError("empirical_ntk needs PyTorch: pip install 'kernelkit[torch]'", name="torch") from None
-    return torch
+    return require_torch("empirical_ntk")
 
 
 # --------------------------------------------------------------------------- the result

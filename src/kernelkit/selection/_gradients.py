@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from .._lazy import require_torch
 from .._random import generator
 from .._validation import Integral, check_param, param_error
 
@@ -37,11 +38,7 @@ OWNER = "gradient_sketch"
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise ImportError("gradient_sketch needs PyTorch: pip install 'kernelkit[torch]'", name="torch") from None
-    return torch
+    return require_torch("gradient_sketch")
 
 
 def gradient_sketch(model, X, k, *, random_state=None, batch_size=8192, sketch_matrices=None):

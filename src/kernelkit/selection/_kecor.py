@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._lazy import require_torch
 from .._random import seed_sequence
 from .._validation import Integral, OneOf, Real, check_param, check_points, param_error
 from ._api import prediction_entropy, select_batch
@@ -22,11 +23,7 @@ OWNER = "kecor_select"
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise ImportError("kecor_select needs PyTorch: pip install 'kernelkit[torch]'", name="torch") from None
-    return torch
+    return require_torch("kecor_select")
 
 
 def proxy_mlp(n_in, n_out, hidden=(512, 100)):
