@@ -258,3 +258,51 @@ def test_dense_and_engine_paths_agree(method):
     assert dense.details["backend"].startswith("dense") and not tiled.details["backend"].startswith("dense")
     np.testing.assert_allclose(dense.null, tiled.null, atol=1e-6)
     assert dense.statistic == pytest.approx(tiled.statistic, abs=1e-6)
+
+
+@pytest.mark.parametrize("N,rows,cols", [(1, 1, 1), (7, 2, 3), (37, 5, 11), (64, 64, 64), (50, 8, 50)])
+def test_symmetric_forms_equal_explicit_quadratic_forms(N, rows, cols):
+    from kernelkit.stats._mmd_core import symmetric_forms
+    rng = np.random.default_rng(N)
+    A = rng.standard_normal((N, N))
+    M = A + A.T
+    W = rng.standard_normal((N, 5))
+    calls = []
+
+    def tile(i0, i1, j0, j1):
+        calls.append((i0, j0))
+        assert j0 >= i0
+        return M[i0:i1, j0:j1].copy()
+    q, s = symmetric_forms(tile, N, W, rows, cols, np.diag(M).copy(), rowsums=True)
+    np.testing.assert_allclose(q, np.einsum("ij,ij->j", W, M @ W), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s, M.sum(axis=1), rtol=1e-12, atol=1e-12)
+    # the diagonal comes from `diag`, not from the tiles
+    q2, _ = symmetric_forms(tile, N, W, rows, cols, np.zeros(N))
+    np.testing.assert_allclose(q2, q - np.einsum("i,ij,ij->j", np.diag(M), W, W), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiled_pooled_forms_equal_dense_kernel_matrix(dtype):
+    from kernelkit.stats._mmd_core import PooledSums, label_columns
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((23, 3)).astype(dtype)
+    Y = (rng.standard_normal((18, 3)) + 0.2).astype(dtype)
+    Z = np.concatenate([X, Y])
+    k = kk.Gaussian(1.3)
+    L = label_columns(np.random.default_rng(0), 41, 23, 9)
+    tiled = PooledSums(k, Z, memory="3KB")
+    assert not tiled.dense and tiled.rows < 41
+    K = k(Z.astype(np.float64))
+    n, m = 23, 18
+    for unbiased in (False, True):
+        got = tiled.label_stats(L, n, m, unbiased)
+        want = []
+        for b in range(L.shape[1]):
+            s = L[:, b].astype(float)
+            sxx, sxy, syy = s @ K @ s, s @ K @ (1 - s), (1 - s) @ K @ (1 - s)
+            if unbiased:
+                dx, dy = np.diag(K) @ s, np.diag(K) @ (1 - s)
+                want.append((sxx - dx) / (n * (n - 1)) + (syy - dy) / (m * (m - 1)) - 2 * sxy / (n * m))
+            else:
+                want.append(sxx / n ** 2 + syy / m ** 2 - 2 * sxy / (n * m))
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)

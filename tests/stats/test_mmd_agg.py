@@ -22,6 +22,31 @@ def test_default_bandwidths_follow_the_paper_rule():
     np.testing.assert_allclose(lam, lo * (hi / lo) ** (np.arange(10) / 9), rtol=1e-12)
 
 
+@pytest.mark.parametrize("metric,distance", [("euclidean", "euclidean"), ("cityblock", "l1")])
+def test_default_bandwidths_of_each_family_scale_its_distance(metric, distance):
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(40, 3)), rng.normal(size=(45, 3)) + 0.5
+    from scipy.spatial.distance import cdist
+    D = np.sort(cdist(X, Y, metric).ravel())
+    lo = max(D[int(0.05 * D.size)], 0.1) / 2 if D[0] < 0.1 else D[0] / 2
+    hi = 2 * max(D[-1], 0.3)
+    expect = lo * (hi / lo) ** (np.arange(4) / 3)
+    np.testing.assert_allclose(mmdagg_bandwidths(X, Y, 4, distance=distance), expect, rtol=1e-12)
+    # the default collection: Gaussian bandwidths from L2 distances, Laplace (L1 kernel) from L1 distances
+    res = mmdagg_test(X, Y[:40], number_bandwidths=4, B1=20, B2=20, B3=5, random_state=0)
+    ks = [d["kernel"] for d in res.details["kernels"]]
+    if distance == "l1":
+        got = [k.bandwidth for k in ks if isinstance(k, kk.Laplace)]
+        assert all(k.distance == "l1" for k in ks if isinstance(k, kk.Laplace))
+        expect = mmdagg_bandwidths(X, Y[:40], 4, distance="l1")
+    else:
+        got = [k.bandwidth * math.sqrt(2) for k in ks if isinstance(k, kk.Gaussian)]
+        expect = mmdagg_bandwidths(X, Y[:40], 4)
+    np.testing.assert_allclose(got, expect, rtol=1e-12)
+    with pytest.raises(ValueError, match="distance"):
+        mmdagg_bandwidths(X, Y, 4, distance="l2")
+
+
 def test_per_kernel_statistics_and_nulls_match_single_tests():
     rng = np.random.default_rng(1)
     X, Y = rng.standard_normal((30, 2)), rng.standard_normal((30, 2)) + 0.3
@@ -38,7 +63,7 @@ def test_per_kernel_statistics_and_nulls_match_single_tests():
     res_p = mmdagg_test(X, Y[:25], kernels=["laplace"], bandwidths=[1.0], B1=30, B2=30, random_state=0)
     assert res_p.details["method"] == "permutation"
     assert res_p.details["kernels"][0]["statistic"] == pytest.approx(
-        mmd2(X, Y[:25], kk.Laplace(1.0), unbiased=True), abs=1e-13)
+        mmd2(X, Y[:25], kk.Laplace(1.0, distance="l1"), unbiased=True), abs=1e-13)
     assert res_p.reject == (res_p.statistic > 0)
 
 

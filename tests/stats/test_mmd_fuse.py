@@ -32,7 +32,7 @@ def test_statistic_and_null_match_explicit_matrices(m):
     X, Y = rng.standard_normal((30, 2)), rng.standard_normal((m, 2)) + 0.3
     lam = [0.5, 1.5]
     res = mmdfuse_test(X, Y, bandwidths=lam, n_permutations=20, random_state=4)
-    ks = [kk.Gaussian(0.5), kk.Gaussian(1.5), kk.Laplace(0.5 / math.sqrt(2)), kk.Laplace(1.5 / math.sqrt(2))]
+    ks = [kk.Gaussian(0.5), kk.Gaussian(1.5), kk.Laplace(0.5 / math.sqrt(2), distance="l1"), kk.Laplace(1.5 / math.sqrt(2), distance="l1")]
     stat, T = _fuse_dense(ks, X, Y)
     assert res.statistic == pytest.approx(stat, abs=1e-10)
     np.testing.assert_allclose([d["statistic"] for d in res.details["kernels"]], T, atol=1e-10)
@@ -53,6 +53,22 @@ def test_default_bandwidths_rule():
     D = np.sort(D + (D == 0) * np.median(D))
     lam = mmdfuse_bandwidths(Z, 5)
     np.testing.assert_allclose(lam, np.linspace(D[int(0.05 * D.size)] / 2, D[int(0.95 * D.size)] * 2, 5))
+
+
+def test_default_laplace_bandwidths_from_l1_distances():
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((40, 3))
+    from scipy.spatial.distance import cdist
+    D = cdist(Z, Z, "cityblock")[np.triu_indices(40)]
+    D = np.sort(D + (D == 0) * np.median(D))
+    lam = mmdfuse_bandwidths(Z, 4, distance="l1")
+    np.testing.assert_allclose(lam, np.linspace(D[int(0.05 * D.size)] / 2, D[int(0.95 * D.size)] * 2, 4))
+    X, Y = Z[:20], Z[20:] + 0.4
+    res = mmdfuse_test(X, Y, kernels="laplace", number_bandwidths=3, n_permutations=10, random_state=0)
+    ks = [d["kernel"] for d in res.details["kernels"]]
+    assert all(isinstance(k, kk.Laplace) and k.distance == "l1" for k in ks)
+    np.testing.assert_allclose([k.bandwidth * math.sqrt(2) for k in ks],
+                               mmdfuse_bandwidths(np.concatenate([X, Y]), 3, distance="l1"), rtol=1e-12)
 
 
 def test_level_and_power_fixed_seed():

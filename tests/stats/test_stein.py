@@ -201,3 +201,62 @@ def test_stein_thin_beats_random_subsets():
         stein_thin(X, score, 401, replace=False)
     with pytest.raises(ValueError, match="'m'"):
         stein_thin(X, score, 0)
+
+
+# --- Stein kernel thinning (kernel thinning with a mean-zero Stein kernel) -----------------------------
+
+def _biased_sample(n=1024, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 2)) * 0.8 + 0.4   # the model is N(0, I): a biased "chain"
+
+
+def test_stein_kernel_thin_corrects_a_biased_sample():
+    from kernelkit.stats import stein_kernel_thin, stein_thin
+    X = _biased_sample()
+    score = lambda x: -x  # noqa: E731
+    idx, value = stein_kernel_thin(X, score, 32, random_state=0)
+    assert idx.shape == (32,) and idx.dtype == np.int64
+    # the reported KSD is the V-statistic of the coreset, computed directly
+    kp = SteinKernel("imq", score=score, bandwidth=kk.median_bandwidth(X))
+    K = kp(X[idx])
+    assert value == pytest.approx(np.sqrt(K.sum()) / 32, rel=1e-10)
+    # far below random subsets and standard thinning (which keep the bias), on par with greedy Stein thinning
+    rng = np.random.default_rng(1)
+    rand = [np.sqrt(kp(X[rng.choice(1024, 32, replace=False)]).sum()) / 32 for _ in range(20)]
+    std = np.sqrt(kp(X[31::32]).sum()) / 32
+    assert value < 0.5 * min(min(rand), std)
+    _, path = stein_thin(X, score, 32)
+    assert value < 1.5 * path[-1]
+    # the bias of the mean (0.4 per coordinate) is mostly removed
+    assert np.all(np.abs(X[idx].mean(axis=0)) < 0.15)
+
+
+def test_stein_kernel_thin_through_kernel_thin_and_reproducible():
+    from kernelkit.stats import stein_kernel_thin
+    X = _biased_sample(512, seed=2)
+    kp = SteinKernel("imq", score=lambda x: -x, bandwidth=1.0)
+    a = kk.kernel_thin(X, 16, kp, random_state=3)
+    b, value = stein_kernel_thin(X, lambda x: -x, 16, "imq", bandwidth=1.0, random_state=3)
+    np.testing.assert_array_equal(a, b)
+    res = kk.kernel_thin(X, 16, kp, random_state=3, return_result=True)
+    assert res.mmd == pytest.approx(value) and res.method == "kt"
+    # precomputed scores give the same coreset
+    c, _ = stein_kernel_thin(X, -X, 16, kp, random_state=3)
+    np.testing.assert_array_equal(b, c)
+
+
+def test_stein_kernel_thin_bad_input():
+    from kernelkit.stats import stein_kernel_thin
+    X = _biased_sample(64)
+    with pytest.raises(ValueError, match="size"):
+        stein_kernel_thin(X, lambda x: -x, 65)
+    with pytest.raises(ValueError, match="method"):
+        kk.kernel_thin(X, 8, SteinKernel("imq", score=lambda x: -x), method="compress++")
+    with pytest.raises(ValueError, match="weights"):
+        kk.kernel_thin(X, 8, SteinKernel("imq", score=lambda x: -x), weights=np.ones(64))
+    with pytest.raises(ValueError, match="score"):
+        kk.kernel_thin(X, 8, SteinKernel("imq"))
+    with pytest.raises(ValueError, match="bandwidth"):
+        stein_kernel_thin(X, lambda x: -x, 8, SteinKernel("imq"), bandwidth=1.0)
+    with pytest.raises(ValueError):
+        stein_kernel_thin(X, lambda x: -x[:, :1], 8)   # scores of the wrong shape

@@ -44,7 +44,7 @@ import time
 
 import numpy as np
 
-from .._validation import Integral, OneOf, Real, check_param, check_points
+from .._validation import Integral, OneOf, Real, check_param, check_points, param_error
 from .._xp import any_dask
 from ..kernels import Kernel
 from ._baselines import kernel_herding, standard_thin
@@ -139,10 +139,14 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", ra
     size : int in [1, n]
         Number of output points (any value: see the module docs for how all n
         points are used when n is not size times a power of 2).
-    kernel : Kernel or str
+    kernel : Kernel, str or SteinKernel
         Target kernel k. A name ('gaussian', 'laplace', 'matern32', 'imq', ...)
         takes ``bandwidth``, by default the median heuristic
-        (:func:`median_bandwidth`, units of the data).
+        (:func:`median_bandwidth`, units of the data). A
+        :class:`kernelkit.stats.SteinKernel` with a score makes the target the
+        model p itself (mean-zero kernel: Stein kernel thinning, method 'kt'
+        only; see :func:`kernelkit.stats.stein_kernel_thin`); the result's
+        ``mmd`` is then the coreset's KSD to p.
     bandwidth : float > 0, optional
         Bandwidth for a kernel given by name (units of the data). Must be
         None with a Kernel object, which carries its own.
@@ -189,6 +193,9 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", ra
         return dask_thin(X, size, kernel, bandwidth=bandwidth, method=method, delta=delta, g=g, alpha=alpha,
                          random_state=resolve_seed_alias(random_state, seed, owner), weights=weights,
                          return_result=return_result, with_mmd=with_mmd)
+    if not isinstance(kernel, (Kernel, str)) and type(kernel).__name__ == "SteinKernel":
+        return _stein_thin(X, size, kernel, bandwidth, method, delta, weights, return_result, with_mmd,
+                           resolve_seed_alias(random_state, seed, owner))
     X = check_points(X, "X", owner)
     n, d = X.shape
     size = check_param(size, "size", owner, Integral(low=1, high=n))
@@ -224,6 +231,30 @@ def kernel_thin(X, size, kernel="gaussian", *, bandwidth=None, method="auto", ra
         return idx
     value = mmd(X64, X64[idx], kernel, weights_x=p) if with_mmd else None
     return ThinningResult(idx, X[idx], method, kernel, split_kernel, value, seconds, rule)
+
+
+def _stein_thin(X, size, kernel, bandwidth, method, delta, weights, return_result, with_mmd, rs):
+    """kernel_thin with a SteinKernel target: :func:`kernelkit.stats.stein_kernel_thin` (mean-zero KT)."""
+    from ..stats._stein import SteinKernel
+    from ..stats._stein_thin import stein_kernel_thin
+
+    owner = "kernel_thin"
+    if not isinstance(kernel, SteinKernel):
+        raise param_error("kernel", owner, "a kernelkit Kernel, a kernel name or a SteinKernel", kernel, kind="type")
+    if kernel.score is None:
+        raise param_error("kernel", owner, "a SteinKernel with a score callable (or use "
+                          "kernelkit.stats.stein_kernel_thin with precomputed scores)", kernel)
+    check_param(method, "method", owner, OneOf("auto", "kt"))
+    for name, value in (("bandwidth", bandwidth), ("weights", weights)):
+        if value is not None:
+            raise param_error(name, owner, "None with a SteinKernel target (its base kernel carries the "
+                              "bandwidth; the target is the model p, not a weighted input)", value)
+    t0 = time.perf_counter()
+    idx, ksd = stein_kernel_thin(X, None, size, kernel, delta=delta, random_state=rs)
+    if not (return_result or with_mmd):
+        return idx
+    X = np.asarray(X)
+    return ThinningResult(idx, X[idx], "kt", kernel, kernel, ksd, time.perf_counter() - t0, "requested")
 
 
 def compresspp(X, size, kernel, *, g=4, delta=0.5, random_state=None, weights=None, seed=UNSET):

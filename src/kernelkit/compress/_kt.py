@@ -133,8 +133,13 @@ def _swap(kernel, X, coresets, size, p, unique=False, mu=None, self_sums=None):
     return coreset
 
 
-def run_kt(X, size, kernel, split_kernel, delta, ss, p=None, swap=True, n_for_threshold=None, unique=False):
-    """Kernel thinning of float64 points X to ``size`` indices (see module docs)."""
+def run_kt(X, size, kernel, split_kernel, delta, ss, p=None, swap=True, n_for_threshold=None, unique=False,
+           mean0=False):
+    """Kernel thinning of float64 points X to ``size`` indices (see module docs).
+
+    ``mean0``: the target's kernel mean embedding is zero (a Stein kernel: KT-SWAP then minimises
+    the coreset's own kernel sum, its squared KSD, instead of its MMD to the input).
+    """
     n = X.shape[0]
     if size == n:
         return np.arange(n, dtype=np.int64)
@@ -144,13 +149,13 @@ def run_kt(X, size, kernel, split_kernel, delta, ss, p=None, swap=True, n_for_th
     s_split, s_resample, s_pick = ss.spawn(3)
     seq = np.arange(n, dtype=np.int64) if p is None else resample_sequence(p, s_resample)
     # target KT on unweighted input: the walk's first round yields the mean embedding for free
-    free_mu = swap and p is None and m > 0 and split_kernel == kernel
+    free_mu = swap and p is None and m > 0 and split_kernel == kernel and not mean0
     coresets, rows, self_sums = split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)),
                                                n_for_threshold, row_sums=True) if free_mu else \
         (split_sequence(split_kernel, X, seq, m, delta, s_split.spawn(max(m, 1)), n_for_threshold), None, None)
     if swap:
-        return _swap(kernel, X, coresets, size, p, unique=unique, mu=None if rows is None else rows / n,
-                     self_sums=self_sums)
+        mu = np.zeros(n) if mean0 else (None if rows is None else rows / n)
+        return _swap(kernel, X, coresets, size, p, unique=unique, mu=mu, self_sums=self_sums)
     C = coresets[int(np.random.default_rng(s_pick).integers(len(coresets)))]
     if C.size > size:
         C = C[standard_thin_indices(C.size, size)]

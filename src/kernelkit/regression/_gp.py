@@ -76,6 +76,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import validate_data
 
+from .._blas import blas_threads
 from .._options import get_options, options
 from .._random import generator
 from .._sklearn import EstimatorNotFittedError, RegressorMixin
@@ -268,26 +269,10 @@ def _symmetrise_from_lower(A, bs=128):
         D[iu] = D.T[iu]
 
 
-_CONTROLLER = []   # the threadpoolctl controller, made on first use (scanning the loaded libraries is slow)
-
-
-@contextlib.contextmanager
-def _blas_threads(limit):
-    """Cap the BLAS threads at ``limit`` (None: leave them) for the duration of the block."""
-    if not limit:
-        yield
-        return
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
-        _CONTROLLER.append(ThreadpoolController())
-    with _CONTROLLER[0].limit(limits=int(limit), user_api="blas"):
-        yield
-
-
 def _potri(U):
     """In-place inverse from the upper Cholesky factor U (F view): the inverse's upper triangle of U."""
     if U.shape[0] > _DPOTRF_THREADED_MAX:   # as _potrf: one BLAS thread above the size where OpenBLAS crashed
-        with _blas_threads(1):
+        with blas_threads(1):
             _, info = scipy.linalg.lapack.dpotri(U, lower=False, overwrite_c=True)
     else:
         _, info = scipy.linalg.lapack.dpotri(U, lower=False, overwrite_c=True)
@@ -576,7 +561,7 @@ class GaussianProcessRegressor(RegressorMixin, BaseEstimator):
         """Engine options, and the BLAS threads of the LAPACK calls: ``threads`` when given, else one
         thread (engine and BLAS) below _SMALL_N points, where threading costs more than it saves."""
         threads = self.threads if self.threads else (1 if n < _SMALL_N else None)
-        with options(threads=threads, backend=self.backend, progress=self.progress), _blas_threads(threads):
+        with options(threads=threads, backend=self.backend, progress=self.progress), blas_threads(threads):
             yield
 
     # ------------------------------------------------------------------ fit

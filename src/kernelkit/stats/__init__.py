@@ -5,9 +5,10 @@ MMDAgg and MMD-FUSE over a collection of kernels; Compress Then Test for
 millions of points; an online MMD drift detector; the energy distance), goodness of fit
 against a model's score function (kernel Stein discrepancy, KSDAgg, the
 perturbed KSD test), independence (HSIC, dHSIC, conditional independence
-by KCI) and Stein thinning. A permutation test is one engine call: a kernel
-sum with one weight column per permutation, so no (n + m)^2 matrix is ever
-formed beyond the memory budget. Every test returns a :class:`TestResult`.
+by KCI) and Stein thinning. A permutation test is one pass over the kernel
+matrix in tiles: every permutation's statistic is a quadratic form taken from
+the upper triangle, so no (n + m)^2 matrix is ever formed beyond the memory
+budget. Every test returns a :class:`TestResult`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _LAZY = {
     "ctt_test": "._ctt", "MMDDriftDetector": "._drift",
     # goodness of fit (_stein.py, _ksd.py, _stein_thin.py)
     "SteinKernel": "._stein", "ksd": "._ksd", "ksd_test": "._ksd", "ksdagg_test": "._ksd",
-    "perturbed_ksd_test": "._ksd", "stein_thin": "._stein_thin",
+    "perturbed_ksd_test": "._ksd", "stein_thin": "._stein_thin", "stein_kernel_thin": "._stein_thin",
     # independence (_hsic.py, _kci.py) and classifier tests (_classifier.py)
     "hsic": "._hsic", "hsic_test": "._hsic", "dhsic": "._hsic", "dhsic_test": "._hsic",
     "kci_test": "._kci", "classifier_test": "._classifier",

@@ -58,15 +58,16 @@ def stein_quadratic_forms(kps, X, S, E, memory=None, threads=None):
     r"""For each Stein kernel of ``kps`` (same points and scores): the sum over i != j of H_ij and the
     quadratic forms :math:`\sum_{i \ne j} \epsilon_{ib} \epsilon_{jb} H_{ij}`, one per column of E.
 
-    One pass over row blocks of H within the memory budget: the kernel-free parts (distances,
-    score products) are computed once per block and shared by every kernel; each kernel's block
-    is multiplied by the weight columns [1 | E] (a GEMM, on ``threads`` BLAS threads when given).
+    One pass over the row strips of H's strict upper triangle within the memory budget (H is symmetric:
+    :math:`\sum_{i \ne j} = 2 \sum_{i < j}`, half the products of H W): the kernel-free parts (distances,
+    score products) are computed once per strip and shared by every kernel; each kernel's strip is
+    multiplied by the weight columns [1 | E] (a GEMM, on ``threads`` BLAS threads when given).
     Returns (offdiag sums (K,), forms (K, B)).
     """
     if threads:
-        from threadpoolctl import threadpool_limits
+        from .._blas import blas_threads
 
-        with threadpool_limits(limits=int(threads), user_api="blas"):
+        with blas_threads(threads):
             return stein_quadratic_forms(kps, X, S, E, memory)
     from .._options import get_options
     from ._stein import _BYTES_PER_PAIR, _MAX_BLOCK_PAIRS, stein_pieces
@@ -78,11 +79,13 @@ def stein_quadratic_forms(kps, X, S, E, memory=None, threads=None):
     Xc = X.astype(np.float64) - mu
     W = np.concatenate([np.ones((n, 1)), E], axis=1)
     forms = np.zeros((len(kps), W.shape[1]))
+    lower = np.tri(rows, dtype=bool)   # the diagonal block's lower triangle, its diagonal included
     for lo in range(0, n, rows):
         hi = min(n, lo + rows)
-        pieces = stein_pieces(Xc[lo:hi], S[lo:hi], Xc, S)
+        b = hi - lo
+        pieces = stein_pieces(Xc[lo:hi], S[lo:hi], Xc[lo:], S[lo:])   # the upper triangle's row strip
         for k, kp in enumerate(kps):
             K = kp._from_pieces(pieces, d)
-            K[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
-            forms[k] += np.einsum("ib,ib->b", W[lo:hi], K @ W)
+            K[:, :b][lower[:b, :b]] = 0.0
+            forms[k] += 2.0 * np.einsum("ib,ib->b", W[lo:hi], K @ W[lo:])
     return forms[:, 0], forms[:, 1:]

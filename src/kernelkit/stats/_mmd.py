@@ -10,11 +10,12 @@ For samples :math:`X = (x_i)_{i \le n}` and :math:`Y = (y_j)_{j \le m}` and a ke
 (biased, a V-statistic) and the unbiased U-statistic :math:`\mathrm{MMD}_u^2`, where the within-sample sums
 skip i = i' (j = j') and are divided by n(n - 1) (m(m - 1)) (Gretton et al., JMLR 2012).
 
-The tests resample the pooled sample Z = [X; Y]: every permutation (or wild-bootstrap sign vector) is one
-weight column of a single prepared kernel sum on Z (:func:`kernelkit.engine.prepare_sum`), in chunks of
-columns sized from the memory budget; the statistic of column w is a quadratic form :math:`w^\top K w`.
-No (n + m)^2 matrix is formed when it exceeds the budget: n = m = 10^5 with 100 permutations runs in the
-default 1 GB (plus N x B bytes of labels).
+The tests resample the pooled sample Z = [X; Y]: the statistic of every permutation (or wild-bootstrap sign
+vector) w is a quadratic form :math:`w^\top K w`, computed for all of them at once from the upper triangle
+of K (:func:`kernelkit.stats._mmd_core.symmetric_forms`: half the multiply-adds of :math:`K W`), as BLAS
+products of float64 kernel tiles from the engine (:func:`kernelkit.engine.kernel_block`). The tiles and the
+weight columns are sized from the memory budget: no (n + m)^2 matrix is formed when it exceeds the budget,
+and n = m = 10^5 with 100 permutations runs in the default 1 GB (plus N x B bytes of labels).
 """
 
 from __future__ import annotations
@@ -209,8 +210,8 @@ def mmd_test(X, Y, kernel="gaussian", *, bandwidth=None, method="permutation", n
     The statistic T is :func:`mmd2` (biased by default, ``unbiased=True`` for the U-statistic). The null
     distribution is drawn by one of three methods:
 
-    * ``"permutation"`` (default): B random relabellings of the pooled sample Z = [X; Y], each as a 0/1 weight
-      column of one prepared kernel sum on Z; :math:`T_b` from :math:`s_b^\top K s_b`,
+    * ``"permutation"`` (default): B random relabellings of the pooled sample Z = [X; Y], each a 0/1 label
+      column s_b over Z, all taken in one pass over the tiles of K's upper triangle; :math:`T_b` from :math:`s_b^\top K s_b`,
       :math:`1^\top K s_b` and :math:`1^\top K 1`, the unbiased version removing the diagonal
       :math:`\sum k(z_i, z_i)` exactly (``kernel.diag``). Exact level for any B:
       p = (1 + #{T_b >= T}) / (1 + B). Permutation b labels X the rows ``rng.permutation(n + m)[:n]``, drawn
@@ -220,7 +221,7 @@ def mmd_test(X, Y, kernel="gaussian", *, bandwidth=None, method="permutation", n
       :math:`T_\epsilon = \frac{1}{n^2}\sum_{i,j}\epsilon_i\epsilon_j h_{ij}` (biased, T is
       :math:`\mathrm{MMD}_b^2`), or :math:`\frac{1}{n(n-1)}\sum_{i \ne j}` (``unbiased=True``: T is then the
       paired U-statistic of MMDAgg, Schrab et al. 2023, which differs from :math:`\mathrm{MMD}_u^2` by the
-      terms :math:`k(x_i, y_i)`). One weight column :math:`(\epsilon; -\epsilon)` per draw. The signs are one
+      terms :math:`k(x_i, y_i)`). One form :math:`\epsilon^\top H \epsilon` per draw, from the tiles of H. The signs are one
       ``rng.integers(0, 2, size=(B, n))`` draw. Exact under exchangeability of the pairs
       :math:`(x_i, y_i) \leftrightarrow (y_i, x_i)` (i.i.d. pairs under H0).
     * ``"asymptotic"``: the spectral null of Gretton et al. (NeurIPS 2009): under H0,
@@ -256,8 +257,9 @@ def mmd_test(X, Y, kernel="gaussian", *, bandwidth=None, method="permutation", n
     n_eigen : int >= 2, default 1000
         Subsample size for the eigenvalues of the asymptotic method.
     memory, threads : optional
-        Engine options (memory budget in bytes or "256MB"; CPU threads). The weight columns are sent in chunks
-        that keep them and their sums within half the budget; labels (N x B bytes) are kept for all B.
+        Engine options (memory budget in bytes or "256MB"; CPU threads). Kernel tiles and the weight columns of
+        one pass are sized to fit the budget (passes of at most 4,096 columns); labels (N x B bytes) are
+        kept for all B. ``threads`` also caps the BLAS threads of the products.
 
     Returns
     -------
@@ -266,9 +268,10 @@ def mmd_test(X, Y, kernel="gaussian", *, bandwidth=None, method="permutation", n
         critical value: reject iff statistic > threshold), ``null`` (B values of the statistic under H0, in
         the units of the statistic), ``reject`` (pvalue <= alpha). ``details``: ``kernel``, ``n``, ``m``,
         ``method``, ``unbiased``, ``n_permutations``, ``seconds``; ``eigenvalues`` for the asymptotic method;
-        ``column_chunk`` (weight columns per engine call) and ``backend`` otherwise (pooled samples of at
-        most 4,096 points whose dense matrix fits a quarter of the budget use one ``kernel_block`` and BLAS
-        products, reported as "dense").
+        ``column_chunk`` (weight columns per pass over the kernel tiles) and ``backend`` otherwise (pooled
+        samples of at most 4,096 points whose dense matrix fits a quarter of the budget keep one
+        ``kernel_block``, reported as "dense"; larger ones compute the tiles of the upper triangle, reported
+        as "symmetric tiles").
 
     Examples
     --------

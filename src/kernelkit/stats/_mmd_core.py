@@ -9,30 +9,37 @@ For a label vector :math:`s \in \{0,1\}^N` (1 = "labelled X", n ones),
     S_{xx} = s^\top K s,\quad S_{xy} = (1-s)^\top K s,\quad
     S_{yy} = 1^\top K 1 - S_{xx} - 2 S_{xy},
 
-so one column :math:`K s` per permutation, plus the column :math:`K 1`,
-gives the biased and the unbiased MMD^2 of that permutation. All columns of
-a test go through one prepared engine call
-(:func:`kernelkit.engine.prepare_sum`), in chunks of columns sized from the
-memory budget, so the (n + m)^2 kernel matrix is never formed when it
-exceeds the budget (the engine tiles it).
+so the form :math:`s^\top K s` of each permutation, plus the column
+:math:`K 1`, gives the biased and the unbiased MMD^2 of that permutation.
+The forms come from the upper triangle of K (:func:`symmetric_forms`:
+:math:`w^\top K w = 2 w^\top U w`), as BLAS products of float64 kernel
+tiles from the engine, half the multiply-adds of :math:`K W`; the tiles and
+the weight columns are sized from the memory budget, so the (n + m)^2 kernel
+matrix is never formed when it exceeds the budget.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .._options import get_options
+from .._blas import blas_threads
+from .._options import get_options, options
 from .._validation import OneOf, check_pair, check_param, param_error
 from ..compress._resolve import resolve_kernel
-from ..engine import prepare_sum
+from ..engine import kernel_block
+from ..engine._tiling import progress_bar
 from ..kernels import Kernel, RadialKernel
 from ._result import check_alpha, mc_threshold  # noqa: F401  (used by the MMD modules)
 
 __all__ = ["check_samples", "check_alpha", "resolve_two_sample_kernel", "mc_threshold", "PooledSums",
-           "paired_values", "label_columns", "sign_columns"]
+           "paired_values", "label_columns", "sign_columns", "shared_sqdists", "symmetric_forms"]
 
-#: most weight columns per engine call
+#: weight columns per product in the dense case is 4 x this
 MAX_COLUMNS = 256
+#: most weight columns per pass over the kernel tiles (large pooled samples)
+STRIP_MAX_COLUMNS = 4096
 #: pooled samples up to this size (whose dense float64 kernel matrix, twice over, fits a quarter of the
 #: budget) use one dense matrix from kernel_block and BLAS products: fewer passes for thousands of columns
 DENSE_MAX_N = 4096
@@ -64,18 +71,106 @@ def resolve_two_sample_kernel(kernel, bandwidth, X, Y, owner):
     return resolve_kernel(kernel, bandwidth, Z, owner, dot_names="allow")
 
 
-def column_chunk(N, memory, factor=4):
-    """Columns per engine call so that the weights and the result (``factor`` N x c float64 arrays) fit half the budget."""
-    return int(max(1, min(MAX_COLUMNS, memory // (2 * factor * 8 * max(N, 1)))))
-
-
 def dense_fits(N, memory):
     """True when the pooled sample is small enough for one dense float64 kernel matrix (see DENSE_MAX_N)."""
     return N <= DENSE_MAX_N and 4 * 2 * 8 * N ** 2 <= memory
 
 
+def shared_sqdists(Z, kernels, memory):
+    """For a kernel collection on the pooled sample: {distance: squared distance matrix} (dense case only).
+
+    One float64 N x N matrix per distance that a radial kernel of the collection uses ("euclidean": squared
+    Euclidean distances; "l1": squared L1 distances, the argument of an L1 kernel's profile); empty when
+    the pooled sample is beyond the dense size.
+    """
+    if not dense_fits(Z.shape[0], get_options(memory=memory).memory):
+        return {}
+    from ..kernels import l1dist, sqdist
+    Z64 = np.asarray(Z, dtype=np.float64)
+    out = {}
+    for k in kernels:
+        dist = getattr(k, "distance", "euclidean")
+        if isinstance(k, RadialKernel) and dist not in out:
+            out[dist] = sqdist(Z64, Z64) if dist == "euclidean" else l1dist(Z64, Z64) ** 2
+    return out
+
+
+def tile_shape(N, memory):
+    """(rows, cols) of one kernel tile: a float64 tile and the engine's working copy within 1/4 of the budget.
+
+    ``cols >= rows`` (the diagonal block of a row strip lies in its first tile); at most 1,024 rows.
+    """
+    cells = max(1, int(memory) // (8 * 8 * 2))
+    rows = int(min(N, 1024, max(1, math.isqrt(cells))))
+    cols = int(min(N, max(rows, cells // rows)))
+    return rows, cols
+
+
+def strip_column_chunk(N, memory):
+    """Weight columns per pass over the tiles: the N x c weights within 1/4 of the budget, at most 4,096."""
+    return int(max(1, min(STRIP_MAX_COLUMNS, int(memory) // (4 * 8 * max(N, 1)))))
+
+
+def symmetric_forms(tile, N, W, rows, cols, diag, rowsums=False):
+    r"""``q_b = w_b^T M w_b`` for every column of W, M a symmetric N x N matrix given tile by tile.
+
+    With U the strict upper triangle of M plus half its diagonal, :math:`w^\top M w = 2\, w^\top U w`; row
+    strip I of U needs only the tiles :math:`M_{I, J}` with J >= I, so the products cost
+    :math:`N^2 P` multiply-adds instead of the :math:`2 N^2 P` of :math:`M W` (and half the kernel values).
+
+    Parameters
+    ----------
+    tile : callable
+        ``tile(i0, i1, j0, j1)`` -> float64 array ``M[i0:i1, j0:j1]`` that the caller may overwrite; asked
+        only for ``j0 >= i0``.
+    N : int
+    W : float64 array of shape (N, P)
+    rows, cols : int
+        Tile shape (``cols >= rows``).
+    diag : float64 array of shape (N,)
+        The diagonal of M (exact values replace the tiles' diagonal entries).
+    rowsums : bool
+        Also return M 1 (accumulated from the same tiles).
+
+    Returns
+    -------
+    q : float64 array of shape (P,)
+    s : float64 array of shape (N,) or None
+        ``M 1`` when ``rowsums``.
+    """
+    P = W.shape[1]
+    q = np.zeros(P)
+    s = np.zeros(N) if rowsums else None
+    lower = {}
+    for i0 in range(0, N, rows):
+        i1 = min(N, i0 + rows)
+        b = i1 - i0
+        acc = np.zeros((b, P))
+        for j0 in range(i0, N, cols):
+            j1 = min(N, j0 + cols)
+            T = tile(i0, i1, j0, j1)
+            if j0 == i0:   # the diagonal block: keep its strict upper triangle and half its (exact) diagonal
+                if b not in lower:
+                    lower[b] = np.tri(b, k=-1, dtype=bool)
+                Dg = T[:, :b]
+                Dg[lower[b]] = 0.0
+                Dg[np.arange(b), np.arange(b)] = 0.5 * diag[i0:i1]
+            acc += T @ W[j0:j1]
+            if rowsums:
+                s[i0:i1] += T.sum(axis=1)
+                s[j0:j1] += T.sum(axis=0)
+        q += np.einsum("ij,ij->j", W[i0:i1], acc)
+    return 2.0 * q, s
+
+
 class PooledSums:
-    """Kernel sums on the pooled sample Z = [X; Y] for many weight columns, through one prepared engine call.
+    r"""Quadratic forms :math:`w^\top K w` of the pooled sample's kernel matrix for many weight columns.
+
+    Every column's form comes from the upper triangle of K only (:func:`symmetric_forms`): half the
+    multiply-adds of :math:`K W`, as BLAS products of float64 kernel tiles. Pooled samples of at most 4,096
+    points whose dense matrix fits a quarter of the budget keep K whole (one :func:`kernel_block`); larger
+    ones compute each tile from the engine (:func:`kernelkit.engine.kernel_block`) once per pass over the
+    columns, so no N x N matrix is formed: the budget holds the tiles and the N x c weights.
 
     Parameters
     ----------
@@ -83,31 +178,34 @@ class PooledSums:
     Z : array of shape (N, d)
         The pooled sample (X rows first).
     memory, threads : optional
-        Engine options (budget in bytes or a string such as "256MB"; CPU threads).
-    sqdists : array of shape (N, N), optional
-        Squared distances of Z, shared by a collection of radial kernels (dense case only).
+        Engine options (budget in bytes or a string such as "256MB"; CPU threads, also the BLAS threads of
+        the products when given).
+    sqdists : dict, optional
+        :func:`shared_sqdists` of a kernel collection (dense case only): the matrix of the kernel's
+        distance is used.
     """
 
     def __init__(self, kernel, Z, memory=None, threads=None, sqdists=None):
         self.opts = get_options(memory=memory, threads=threads)
+        self._threads = threads
         self.kernel = kernel
         self.N = Z.shape[0]
         self.dense = dense_fits(self.N, self.opts.memory)
-        if self.dense:
-            from ..engine import kernel_block
-            if sqdists is not None and isinstance(kernel, RadialKernel):   # distances shared by a collection
-                self.D = np.asarray(kernel.profile(sqdists), dtype=np.float64)
-            else:
-                self.D = np.asarray(kernel_block(kernel, Z, memory=self.opts.memory), dtype=np.float64)
-            self.K = lambda W: self.D @ W
-            self.backend = "dense (kernel_block + BLAS)"
-            self.chunk = MAX_COLUMNS * 4
-        else:
-            self.K = prepare_sum(kernel, Z, memory=memory, threads=threads)
-            self.backend = self.K.backend
-            self.chunk = column_chunk(self.N, self.opts.memory)
         self._diag = None
         self._Z = Z
+        if self.dense:
+            R = (sqdists or {}).get(getattr(kernel, "distance", "euclidean"))
+            if R is not None and isinstance(kernel, RadialKernel):   # distances shared by a collection
+                self.D = np.asarray(kernel.profile(R), dtype=np.float64)
+            else:
+                self.D = np.asarray(self._block(Z, None), dtype=np.float64)
+            self.backend = "dense (kernel_block + BLAS, upper triangle)"
+            self.chunk = MAX_COLUMNS * 4
+            self.rows, self.cols = min(self.N, 512), self.N
+        else:
+            self.backend = "symmetric tiles (kernel_block + BLAS)"
+            self.chunk = strip_column_chunk(self.N, self.opts.memory)
+            self.rows, self.cols = tile_shape(self.N, self.opts.memory)
 
     @property
     def diag(self):
@@ -116,34 +214,44 @@ class PooledSums:
             self._diag = np.asarray(self.kernel.diag(self._Z), dtype=np.float64)
         return self._diag
 
-    def forms(self, columns, B):
-        r"""For ``B`` weight columns, ``(w_b^T K w_b, 1^T K w_b)`` (float64 arrays of shape (B,)).
+    def _block(self, A, B):
+        with options(threads=self.opts.threads):
+            return kernel_block(self.kernel, A, B, memory=self.opts.memory)
 
-        ``columns(b0, b1)`` returns the float64 weight columns b0..b1-1, an (N, b1 - b0) array; they are
-        requested in chunks of at most :attr:`chunk` columns.
-        """
+    def _tile(self, i0, i1, j0, j1):
+        if self.dense:
+            return self.D[i0:i1, j0:j1].copy()
+        Z = self._Z
+        return _float64(self._block(Z[i0:i1], Z[j0:j1]))
+
+    def _forms(self, tile, n, diag, columns, B, rowsums=False):
+        """Symmetric forms of the n x n matrix given by ``tile`` for B columns, requested in chunks."""
         quad = np.empty(B)
-        total = np.empty(B)
-        for b0 in range(0, B, self.chunk):
-            b1 = min(B, b0 + self.chunk)
-            W = columns(b0, b1)
-            KW = np.asarray(self.K(W), dtype=np.float64)
-            quad[b0:b1] = np.einsum("ij,ij->j", W, KW)
-            total[b0:b1] = KW.sum(axis=0)
-        return quad, total
+        s = None
+        with blas_threads(self._threads), progress_bar(B, self.opts.progress, "kernel test columns") as bar:
+            for b0 in range(0, B, self.chunk):
+                b1 = min(B, b0 + self.chunk)
+                q, si = symmetric_forms(tile, n, columns(b0, b1), self.rows, self.cols, diag,
+                                        rowsums=rowsums and s is None)
+                quad[b0:b1] = q
+                s = si if s is None else s
+                bar.update(b1 - b0)
+        return quad, s
 
     def label_stats(self, labels, n, m, unbiased):
         r"""MMD^2 for each label column (bool array (N, B), n True per column).
 
-        Biased: :math:`S_{xx}/n^2 + S_{yy}/m^2 - 2 S_{xy}/(nm)`; unbiased: the diagonal
-        :math:`\sum_{i \in X} k(z_i, z_i)` removed from :math:`S_{xx}` (likewise for Y), divided by n(n - 1)
-        and m(m - 1).
+        With :math:`s` a label column, :math:`S_{xx} = s^\top K s`, :math:`S_{xy} = s^\top K 1 - S_{xx}`,
+        :math:`S_{yy} = 1^\top K 1 - S_{xx} - 2 S_{xy}`; biased:
+        :math:`S_{xx}/n^2 + S_{yy}/m^2 - 2 S_{xy}/(nm)`; unbiased: the diagonal
+        :math:`\sum_{i \in X} k(z_i, z_i)` removed from :math:`S_{xx}` (likewise for Y), divided by
+        n(n - 1) and m(m - 1). :math:`K 1` comes from the same tiles as the forms.
         """
         B = labels.shape[1]
-        ones = np.ones((self.N, 1))
-        T = float(np.asarray(self.K(ones), dtype=np.float64).sum())
-        sxx, sx_all = self.forms(lambda b0, b1: labels[:, b0:b1].astype(np.float64), B)
-        sxy = sx_all - sxx
+        sxx, K1 = self._forms(self._tile, self.N, self.diag,
+                              lambda b0, b1: labels[:, b0:b1].astype(np.float64), B, rowsums=True)
+        T = float(K1.sum())
+        sxy = labels.T.astype(np.float64) @ K1 - sxx
         syy = T - sxx - 2 * sxy
         if not unbiased:
             return sxx / n ** 2 + syy / m ** 2 - 2 * sxy / (n * m)
@@ -155,27 +263,38 @@ class PooledSums:
     def sign_stats(self, signs, h_diag_sum, unbiased):
         r"""Wild-bootstrap MMD^2 for each sign column (int8 array (n, B) of +-1), n = m.
 
-        With :math:`v = (\epsilon; -\epsilon)`, :math:`v^\top K v = \sum_{i,j} \epsilon_i \epsilon_j h_{ij}`,
-        :math:`h_{ij} = k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(x_j, y_i)`; biased: divided by n^2;
-        unbiased: :math:`\sum_i h_{ii}` removed, divided by n(n - 1).
+        :math:`\epsilon^\top H \epsilon` with the n x n matrix
+        :math:`h_{ij} = k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(x_j, y_i)` (symmetric), from its upper
+        triangle: a quarter of the pooled sample's products. Biased: divided by n^2; unbiased:
+        :math:`\sum_i h_{ii}` removed, divided by n(n - 1).
         """
         n, B = signs.shape
-        if self.dense:   # h as one n x n matrix: a quarter of the pooled products
+        Z = self._Z
+        X, Y = Z[:n], Z[n:]
+        hdiag = (np.asarray(self.kernel.diag(X), dtype=np.float64) + np.asarray(self.kernel.diag(Y), np.float64)
+                 - 2 * paired_values(self.kernel, X, Y))
+        if self.dense:
             D = self.D
             H = D[:n, :n] + D[n:, n:] - D[:n, n:] - D[n:, :n]
-            quad = np.empty(B)
-            for b0 in range(0, B, self.chunk):
-                E = np.asarray(signs[:, b0:b0 + self.chunk], dtype=np.float64)
-                quad[b0:b0 + self.chunk] = np.einsum("ij,ij->j", E, H @ E)
-            return (quad - h_diag_sum) / (n * (n - 1)) if unbiased else quad / n ** 2
 
-        def cols(b0, b1):
-            e = np.asarray(signs[:, b0:b1], dtype=np.float64)
-            return np.concatenate([e, -e])
-        quad, _ = self.forms(cols, B)
+            def tile(i0, i1, j0, j1):
+                return H[i0:i1, j0:j1].copy()
+        else:
+            def tile(i0, i1, j0, j1):
+                T = _float64(self._block(X[i0:i1], X[j0:j1]))
+                T += self._block(Y[i0:i1], Y[j0:j1])
+                T -= self._block(X[i0:i1], Y[j0:j1])
+                T -= self._block(Y[i0:i1], X[j0:j1])
+                return T
+        quad, _ = self._forms(tile, n, hdiag, lambda b0, b1: np.asarray(signs[:, b0:b1], dtype=np.float64), B)
         if unbiased:
             return (quad - h_diag_sum) / (n * (n - 1))
         return quad / n ** 2
+
+
+def _float64(K):
+    """A fresh kernel block as a writable float64 array (no copy when it already is one)."""
+    return K if K.dtype == np.float64 and K.flags.writeable else K.astype(np.float64)
 
 
 def paired_values(kernel, A, B, block=64):

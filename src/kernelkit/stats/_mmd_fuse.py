@@ -28,12 +28,11 @@ import time
 import numpy as np
 from scipy.special import logsumexp
 
-from .._options import get_options
 from .._random import generator
 from .._validation import Integral, OneOf, Real, check_param, param_error
 from ..engine import kernel_sum
-from ..kernels import Gaussian, Kernel, Laplace, RadialKernel, sqdist
-from ._mmd_core import PooledSums, check_alpha, check_samples, dense_fits, label_columns, mc_threshold
+from ..kernels import Gaussian, Kernel, Laplace, l1dist, sqdist
+from ._mmd_core import PooledSums, check_alpha, check_samples, label_columns, mc_threshold, shared_sqdists
 from ._result import TestResult, permutation_pvalue
 
 __all__ = ["mmdfuse_test", "mmdfuse_bandwidths"]
@@ -43,14 +42,16 @@ _FAMILIES = ("gaussian", "laplace")
 MAX_BANDWIDTH_POINTS = 2000
 
 
-def mmdfuse_bandwidths(Z, number_bandwidths=10):
+def mmdfuse_bandwidths(Z, number_bandwidths=10, distance="euclidean"):
     r"""Default MMD-FUSE bandwidths: ``number_bandwidths`` evenly spaced values (data units).
 
-    From the distances between pooled points (pairs i <= j of at most 2,000 points, zeros replaced by the
-    median): from half the 5% quantile to twice the 95% quantile, linearly spaced.
+    From the distances between pooled points (Euclidean, or L1 with ``distance="l1"``: the Laplace
+    kernel's; pairs i <= j of at most 2,000 points, zeros replaced by the median): from half the 5% quantile
+    to twice the 95% quantile, linearly spaced.
     """
+    distance = check_param(distance, "distance", "mmdfuse_bandwidths", OneOf("euclidean", "l1"))
     Z = np.asarray(Z[:MAX_BANDWIDTH_POINTS], dtype=np.float64)
-    D = np.sqrt(sqdist(Z, Z))[np.triu_indices(Z.shape[0])]
+    D = (l1dist(Z, Z) if distance == "l1" else np.sqrt(sqdist(Z, Z)))[np.triu_indices(Z.shape[0])]
     D = D + (D == 0) * np.median(D)
     D.sort()
     lo = D[int(math.floor(D.size * 0.05))] / 2
@@ -61,9 +62,9 @@ def mmdfuse_bandwidths(Z, number_bandwidths=10):
 def _squared_kernel(k):
     """k^2 as a kernelkit kernel, for the Gaussian and Laplace families (engine path)."""
     if type(k) is Gaussian:
-        return Gaussian(k.bandwidth / math.sqrt(2))
+        return Gaussian(k.bandwidth / math.sqrt(2), distance=k.distance)
     if type(k) is Laplace:
-        return Laplace(k.bandwidth / 2)
+        return Laplace(k.bandwidth / 2, distance=k.distance)
     return None
 
 
@@ -93,8 +94,9 @@ def mmdfuse_test(X, Y, kernels=None, *, bandwidths=None, number_bandwidths=10, n
         Second sample, m >= 2, same d.
     kernels : None, str, list of str, or list of Kernel
         Families 'gaussian' (:math:`\exp(-r^2/(2\lambda^2))`, kernelkit ``Gaussian(lambda)``) and 'laplace'
-        (:math:`\exp(-\sqrt 2\, r/\lambda)`, ``Laplace(lambda / sqrt 2)``; Euclidean r, where the reference
-        uses the L1 distance), each at every bandwidth (default both); or Kernel objects (``bandwidths`` None).
+        (:math:`\exp(-\sqrt 2\, \|x - y\|_1/\lambda)`, ``Laplace(lambda / sqrt 2, distance="l1")``: the L1
+        distance, as the reference), each at every bandwidth of its own distance (default both); or Kernel
+        objects (``bandwidths`` None).
     bandwidths : array of floats > 0, optional
         Bandwidths lambda (data units); default :func:`mmdfuse_bandwidths` on the pooled sample.
     number_bandwidths : int >= 1, default 10
@@ -137,21 +139,20 @@ def mmdfuse_test(X, Y, kernels=None, *, bandwidths=None, number_bandwidths=10, n
             raise param_error("kernels", owner, "a non-empty list of Kernel objects or family names", kernels)
         for f in fams:
             check_param(f, "kernels", owner, OneOf(*_FAMILIES))
-        if bandwidths is None:
-            lam = mmdfuse_bandwidths(Z, number_bandwidths)
-        else:
+        if bandwidths is not None:
             lam = np.asarray(bandwidths, dtype=np.float64).ravel()
             if lam.size == 0 or not np.all(np.isfinite(lam) & (lam > 0)):
                 raise param_error("bandwidths", owner, "a non-empty array of finite floats > 0", bandwidths)
-        ks = [Gaussian(b) if f == "gaussian" else Laplace(b / math.sqrt(2)) for f in fams for b in lam]
-        labels = [f"{f}, lambda={b:.6g}" for f in fams for b in lam]
+        ks, labels = [], []
+        for f in fams:
+            fam_lam = lam if bandwidths is not None else mmdfuse_bandwidths(
+                Z, number_bandwidths, distance="l1" if f == "laplace" else "euclidean")
+            ks += [Gaussian(b) if f == "gaussian" else Laplace(b / math.sqrt(2), distance="l1") for b in fam_lam]
+            labels += [f"{f}, lambda={b:.6g}" for b in fam_lam]
     rng = generator(random_state, owner)
     t0 = time.perf_counter()
     cols = label_columns(rng, n + m, n, B)
-    R2 = None
-    if dense_fits(n + m, get_options(memory=memory).memory) and any(isinstance(k, RadialKernel) for k in ks):
-        Z64 = Z.astype(np.float64, copy=False)
-        R2 = sqdist(Z64, Z64)
+    R2 = shared_sqdists(Z, ks, memory)
     s = min(n, m)
     scale = s * (s - 1) * math.sqrt(s * (s - 1))
     T = np.empty((len(ks), B + 1))

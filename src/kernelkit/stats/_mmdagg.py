@@ -11,7 +11,8 @@ resampled null; the correction :math:`u_\alpha` is the largest u with
 estimated with B2 further resampled values and found by B3 steps of bisection on
 :math:`u \in (0, \min_\ell 1 / w_\ell)`; the quantiles :math:`q_\ell` come from B1 resampled values plus the
 observed one (the paper's B1 / B2 / B3 scheme, its Algorithm 1). The same permutations (or Rademacher signs)
-serve every kernel: they are weight columns of one prepared kernel sum per kernel on the pooled sample.
+serve every kernel: their statistics are quadratic forms, all taken in one pass over each kernel's matrix of
+the pooled sample (its upper triangle, in tiles).
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import numpy as np
 from .._random import generator
 from .._validation import Integral, OneOf, check_param, param_error
 from ..kernels import Gaussian, Kernel, Laplace
-from .._options import get_options
-from ..kernels import RadialKernel, sqdist
-from ._mmd_core import (PooledSums, check_alpha, check_samples, dense_fits, h_diag_sum, label_columns,
+from ._mmd_core import (PooledSums, check_alpha, check_samples, h_diag_sum, label_columns, shared_sqdists,
                         sign_columns)
 from ._result import TestResult
 
@@ -37,12 +36,13 @@ _FAMILIES = ("gaussian", "laplace")
 MAX_BANDWIDTH_ROWS = 500
 
 
-def mmdagg_bandwidths(X, Y, number_bandwidths=10):
+def mmdagg_bandwidths(X, Y, number_bandwidths=10, distance="euclidean"):
     r"""The default collection of bandwidths of MMDAgg, in the paper's convention (data units).
 
-    From the distances :math:`\|x_i - y_j\|` between the first 500 rows of X and of Y: with
-    :math:`\lambda_{\min}` half the smallest distance (half the 5% quantile, at least 0.05, when the smallest is
-    below 0.1) and :math:`\lambda_{\max}` twice the largest (at least 0.6), the ``number_bandwidths`` values
+    From the distances :math:`\|x_i - y_j\|` (Euclidean, or L1 with ``distance="l1"``: the Laplace
+    kernel's) between the first 500 rows of X and of Y: with :math:`\lambda_{\min}` half the smallest
+    distance (half the 5% quantile, at least 0.05, when the smallest is below 0.1) and
+    :math:`\lambda_{\max}` twice the largest (at least 0.6), the ``number_bandwidths`` values
     :math:`\lambda_{\min} (\lambda_{\max}/\lambda_{\min})^{i/(N_b - 1)}`, a geometric grid.
 
     Parameters
@@ -51,17 +51,20 @@ def mmdagg_bandwidths(X, Y, number_bandwidths=10):
         The two samples (data units).
     number_bandwidths : int >= 1, default 10
         N_b, the size of the collection.
+    distance : {"euclidean", "l1"}
+        The distance the bandwidths scale.
 
     Returns
     -------
     array of shape (number_bandwidths,)
-        Bandwidths lambda, for :math:`\exp(-\|x - y\|^2/\lambda^2)` (Gaussian) and
-        :math:`\exp(-\|x - y\|/\lambda)` (Laplace).
+        Bandwidths lambda, for :math:`\exp(-\|x - y\|_2^2/\lambda^2)` (Gaussian) and
+        :math:`\exp(-\|x - y\|_1/\lambda)` (Laplace).
     """
-    from ..kernels import sqdist
+    from ..kernels import l1dist, sqdist
+    distance = check_param(distance, "distance", "mmdagg_bandwidths", OneOf("euclidean", "l1"))
     A = np.asarray(X[:MAX_BANDWIDTH_ROWS], dtype=np.float64)
     B = np.asarray(Y[:MAX_BANDWIDTH_ROWS], dtype=np.float64)
-    dist = np.sqrt(sqdist(A, B)).ravel()
+    dist = (l1dist(A, B) if distance == "l1" else np.sqrt(sqdist(A, B))).ravel()
     if dist.min() < 0.1:
         lo = max(float(np.sort(dist)[int(math.floor(dist.size * 0.05))]), 0.1)
     else:
@@ -87,17 +90,19 @@ def _collection(kernels, bandwidths, number_bandwidths, X, Y, owner):
         check_param(f, "kernels", owner, OneOf(*_FAMILIES))
     if not fams:
         raise param_error("kernels", owner, "a non-empty list of Kernel objects or family names", kernels)
-    if bandwidths is None:
-        lam = mmdagg_bandwidths(X, Y, number_bandwidths)
-    else:
+    if bandwidths is not None:
         lam = np.asarray(bandwidths, dtype=np.float64).ravel()
         if lam.size == 0 or not np.all(np.isfinite(lam) & (lam > 0)):
             raise param_error("bandwidths", owner, "a non-empty array of finite floats > 0", bandwidths)
     ks, labels = [], []
     for f in fams:
-        for b in lam:
-            # paper convention -> kernelkit's: exp(-r^2 / lambda^2) = Gaussian(lambda / sqrt 2); Laplace as is
-            ks.append(Gaussian(b / math.sqrt(2)) if f == "gaussian" else Laplace(b))
+        # each family's bandwidths scale its own distance (the paper's code: L1 for Laplace, L2 for Gaussian)
+        fam_lam = lam if bandwidths is not None else mmdagg_bandwidths(
+            X, Y, number_bandwidths, distance="l1" if f == "laplace" else "euclidean")
+        for b in fam_lam:
+            # paper convention -> kernelkit's: exp(-r^2 / lambda^2) = Gaussian(lambda / sqrt 2);
+            # exp(-||x - y||_1 / lambda) = Laplace(lambda, distance="l1")
+            ks.append(Gaussian(b / math.sqrt(2)) if f == "gaussian" else Laplace(b, distance="l1"))
             labels.append(f"{f}, lambda={b:.6g}")
     return ks, labels
 
@@ -140,8 +145,9 @@ def mmdagg_test(X, Y, kernels=None, *, bandwidths=None, number_bandwidths=10, me
         Second sample, m >= 2, same d.
     kernels : None, str, list of str, or list of Kernel
         Families ('gaussian', 'laplace'; default both, as the paper's 'laplace_gaussian'), each taken at every
-        bandwidth; or Kernel objects (then ``bandwidths`` must be None). Laplace is Euclidean here
-        (:math:`\exp(-\|x-y\|_2/\lambda)`); the paper's code uses the L1 distance for it (same in d = 1).
+        bandwidth; or Kernel objects (then ``bandwidths`` must be None). Laplace is the paper's, of the L1
+        distance (:math:`\exp(-\|x-y\|_1/\lambda)`, ``Laplace(lambda, distance="l1")``), with its default
+        bandwidths from L1 distances.
     bandwidths : array of floats > 0, optional
         Bandwidths lambda in the paper's convention (Gaussian :math:`\exp(-\|x-y\|^2/\lambda^2)`, i.e.
         kernelkit ``Gaussian(lambda / sqrt(2))``); default :func:`mmdagg_bandwidths` (data units).
@@ -192,10 +198,7 @@ def mmdagg_test(X, Y, kernels=None, *, bandwidths=None, number_bandwidths=10, me
         cols = sign_columns(rng, n, B1 + B2).astype(np.float64)
     else:
         cols = label_columns(rng, n + m, n, B1 + B2)
-    R2 = None
-    if dense_fits(n + m, get_options(memory=memory).memory) and any(isinstance(k, RadialKernel) for k in ks):
-        Z64 = Z.astype(np.float64, copy=False)
-        R2 = sqdist(Z64, Z64)   # one distance matrix for the whole collection
+    R2 = shared_sqdists(Z, ks, memory)   # one distance matrix per distance for the whole collection
     M = np.empty((L, B1 + B2 + 1))
     for i, k in enumerate(ks):
         sums = PooledSums(k, Z, memory, threads, sqdists=R2)
