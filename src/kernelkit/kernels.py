@@ -11,7 +11,7 @@ Radial kernels ``k(x, y) = phi(||x - y||)`` (all with ``phi(0) = 1``) also
 offer ``log_integral(d)`` (log of the integral over R^d, for normalised
 densities), ``sample_density(n, d, random_state)`` (draws from ``phi(||x||) / integral``),
 and, where the spectral density is known, ``spectral_sample(d, D, random_state)``
-(frequencies ``w`` with ``k(x, y) = E[cos(w . (x - y))]``) and
+(frequencies ``w`` with ``k(x, y) = E[cos(w^T (x - y))]``) and
 ``power(alpha, d)`` (the alpha-power kernel of Generalized Kernel Thinning,
 whose Fourier transform is the alpha-th power of k's, rescaled so that
 ``phi(0) = 1``).
@@ -361,7 +361,7 @@ class Kernel(metaclass=_FrozenAfterInit):
         return NotSupportedError(f"{what} is not available for {self!r}.")
 
     def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
-        """D frequencies ``w`` in R^d with ``k(x, y) / k(0) = E[cos(w . (x - y))]``, shape (D, d).
+        """D frequencies ``w`` in R^d with ``k(x, y) / k(0) = E[cos(w^T (x - y))]``, shape (D, d).
 
         ``random_state``: None, an int >= 0, a SeedSequence or a Generator
         (used as is); ``rng`` is its deprecated alias.
@@ -567,7 +567,7 @@ class Matern(RadialKernel):
     -----
     With lambda = sqrt(2 nu) / ell, the spectral density is a multivariate t
     with 2 nu degrees of freedom and scale 1/ell; the Fourier transform is
-    proportional to (lambda^2 + |w|^2)^(-(nu + d/2)). The integral over R^d
+    proportional to :math:`(\lambda^2 + \|w\|^2)^{-(\nu + d/2)}`. The integral over R^d
     is 2^d pi^(d/2) Gamma(nu + d/2) / (Gamma(nu) lambda^d). The alpha-power
     kernel (Generalized Kernel Thinning; GKT writes it "Matern(nu) -> alpha nu"
     in its Fourier-exponent convention nu_GKT = nu + d/2) is the Matern with
@@ -953,7 +953,7 @@ class Periodic(RadialKernel):
         return (s * s) * (-2.0 / self.bandwidth ** 2)
 
     def spectral_sample(self, d, D, random_state=None, *, rng=UNSET):
-        """D frequencies 2 pi n / p (d = 1 only), n drawn with P(|n|) proportional to I_|n|(1 / ell^2)."""
+        """D frequencies 2 pi n / p (d = 1 only), n drawn with ``P(|n|)`` proportional to ``I_|n|(1 / ell^2)``."""
         d = self._check_d(d, "spectral_sample")
         if d != 1:
             raise InvalidValueError(f"The 'd' parameter of Periodic.spectral_sample must be 1 (the periodic kernel "

@@ -59,6 +59,7 @@ __all__ = ["kernel_thin", "ThinningResult", "kt_split", "kt_swap", "compresspp",
            "kernel_herding", "mmd", "median_bandwidth", "compiled_available", "METHODS", "AUTO_KT_WORK",
            "auto_method"]
 
+#: the values of :func:`kernel_thin`'s ``method`` ("auto" chooses between "kt" and "compress++": :func:`auto_method`)
 METHODS = ("auto", "kt", "root", "power", "kt+", "compress++", "compress", "standard", "herding")
 
 #: ``method="auto"`` runs KT while ``n^2 (d + 10)`` is at most this (about a second on 2 cores), else Compress++

@@ -184,7 +184,7 @@ class BoundedDensity:
 
     Notes
     -----
-    Reflection costs one kernel sum over the n_images_ points: up to 2 n per
+    Reflection costs one kernel sum over the ``n_images_`` points: up to 2 n per
     column bounded on one side, and about 2 n (1 + reach / L) for a column
     bounded on both sides with width L (images beyond the reach are left
     out: their terms are below 4e-18 of a kernel's peak in the box).

@@ -83,8 +83,8 @@ def regime_thresholds(n, d, scale=1.0):
     .. math:: \log u - \frac{u - 1}{u^2} = 2\alpha .
 
     Derivation (the random-energy-model argument behind the paper's regimes,
-    written out here for the kernel exp(-|x - y|^2 / (2 h^2)) and unit scale).
-    For a typical query x (|x|^2 = d) and y ~ N(0, I_d), e = |x - y|^2 / d has
+    written out here for the kernel :math:`\exp(-\|x - y\|^2 / (2 h^2))` and unit scale).
+    For a typical query x (:math:`\|x\|^2 = d`) and y ~ N(0, I_d), :math:`e = \|x - y\|^2 / d` has
     the scaled cumulant generating function
     :math:`\varphi(s) = \lim d^{-1} \log E e^{-s d e} = -\tfrac12 \log(1 + 2s) - s/(1 + 2s)`.
     Tilting by s puts the mass at :math:`e(s) = -\varphi'(s)`, at large-deviation

@@ -400,7 +400,7 @@ def grid_kde(X, *, bandwidth=None, kernel="gaussian", grid_size=None, bounds=Non
     Notes
     -----
     Error against the exact KDE (:meth:`kernelkit.KernelDensity.score_samples`
-    at the grid points), measured as max |grid - exact| / max exact over 512
+    at the grid points), measured as ``max |grid - exact| / max exact`` over 512
     (1-D) or 2,000 (2-D, 3-D) grid points, standard normal data, Scott's
     bandwidth, default box (cut = 3), Gaussian kernel unless stated:
 
@@ -417,7 +417,7 @@ def grid_kde(X, *, bandwidth=None, kernel="gaussian", grid_size=None, bounds=Non
 
     Linear binning errs by about Delta^2 / 8 times the curvature of the
     estimate (Delta the spacing): (Delta / h)^2 where single kernels are
-    resolved (few points), Delta^2 |p''| / p for large n, so the error
+    resolved (few points), :math:`\Delta^2 |p''| / p` for large n, so the error
     falls as the grid is refined (4x per halving of Delta) and barely
     depends on n. The Laplace kernel's cusp makes it larger, and a kernel
     with a jump (tophat) errs at first order in Delta / h (8e-3 at

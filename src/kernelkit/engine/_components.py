@@ -72,7 +72,7 @@ deg : int
     Degree of a "poly" term (0 otherwise).
 """
 Modulated = namedtuple("Modulated", "w scales means")
-Modulated.__doc__ = """A term ``w exp(-|scales * (x - y)|^2 / 2) cos(2 pi means . (x - y))``.
+Modulated.__doc__ = """A term ``w exp(-|scales * (x - y)|^2 / 2) cos(2 pi means^T (x - y))``.
 
 Attributes
 ----------

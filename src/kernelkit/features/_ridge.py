@@ -50,7 +50,7 @@ class RandomFeaturesRidge(RegressorMixin, BaseEstimator):
         ``RandomFourierFeatures()`` (Gaussian kernel, median-heuristic
         bandwidth, 100 frequencies = 200 features).
     alpha : float >= 0, default 1.0
-        Ridge penalty, in units of y^2 per unit of ``beta``^2.
+        Ridge penalty, in units of :math:`y^2` per unit of :math:`\beta^2`.
     fit_intercept : bool, default True
         Fit an unpenalised intercept :math:`\beta_0` (centre Z and y).
     chunk_size : int >= 1 or None, default None

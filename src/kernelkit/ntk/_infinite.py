@@ -453,8 +453,8 @@ al. (2021). A callable is integrated by bivariate Gauss-Hermite quadrature
 with ``nodes`` nodes per dimension (nodes^2 evaluations of phi per pair and
 layer; exact for polynomials of degree < nodes). Its derivative for the NTK
 is ``activation_params["derivative"]``, else a 5-point central difference of
-phi (step 1e-3 max(1, |x|); about 2e-12 relative). Accuracy measured against
-the closed forms (max error over a block relative to max |K|, depth 3,
+phi (step ``1e-3 max(1, |x|)``; about 2e-12 relative). Accuracy measured against
+the closed forms (max error over a block relative to ``max |K|``, depth 3,
 ``W_std`` = 1.4, ``b_std`` = 0.3; tests/test_ntk_infinite.py): sin
 1e-15 with 32 nodes; erf 3e-4 (NTK 3e-3) with 32 nodes, 8e-7 with 64; GELU
 7e-4 (NTK 8e-3) with 32, 2e-6 with 64; ReLU as a callable (a kink) 9e-3

@@ -185,8 +185,8 @@ def ksdagg_test(X, score, kernel="imq", *, bandwidths=None, weights=None, n_boot
         Weights :math:`w_\lambda` of the bandwidths, normalised to sum 1 (default uniform).
     n_bootstrap : int or (int, int)
         (B1, B2): draws for the quantiles and for the level correction (default (500, 500);
-        an int uses it for both). Each bandwidth's test runs at a level near alpha / |Lambda|,
-        which needs B1 well above |Lambda| / alpha (420 for 21 bandwidths at alpha = 0.05):
+        an int uses it for both). Each bandwidth's test runs at a level near :math:`\alpha / |\Lambda|`,
+        which needs B1 well above :math:`|\Lambda| / \alpha` (420 for 21 bandwidths at alpha = 0.05):
         with fewer draws the quantiles are the largest bootstrap value and the test cannot reject.
     n_bisection : int >= 1
         B3, bisection steps for u* (default 50).
