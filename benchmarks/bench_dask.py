@@ -1,13 +1,25 @@
 """Dask scale-out: kernelkit's engine on a LocalCluster vs the local engine, in one run.
 
 Section 1 (the target): Gaussian kernel sums, n = 4e5 sources, m = 2e3
-queries, d = 3 and d = 64 (float64), X persisted on the workers as a dask
-array. The local engine with 2 threads is the reference; the cluster has 2
-single-threaded worker processes (so both sides use 2 cores). X is chunked
-so that a task holds 1e8, 1e7 or 1e6 pairs: the first is the target (Dask
-within 1.2x of local), the others show what small tasks cost. The same
-graph on 1 worker (vs the local engine with 1 thread) gives how the cost
-grows with workers.
+queries, d = 3 and d = 64 (float64). The local engine with 2 threads is the
+reference; the cluster has 2 single-threaded worker processes (so both
+sides use 2 cores). X is chunked so that a task holds 1e8, 1e7 or 1e6
+pairs: the first is the target (Dask within 1.2x of local), the others show
+what small tasks cost. Two settings of the data, both timed:
+
+* "dask" (the target's figure): X persisted on the workers before timing
+  (``client.persist``) and spread evenly over them, chunk i on worker
+  i mod W (the scheduler alone placed 8 chunks 5:3 or 6:2, and
+  ``client.rebalance`` left 3:5 at d = 64; a task runs where its chunk
+  lives unless work stealing moves it; --no-rebalance keeps the
+  scheduler's placement), as data that live on the cluster (loaded there or computed
+  there) are; the timed call is ``client.compute(kernel_sum(...))`` of a
+  graph built beforehand, Y (small) sent with it;
+* "not persisted": the same graph on ``da.from_array(X)``, so every call
+  also ships X (n d 8 bytes) from the client to the workers.
+
+The same graphs on 1 worker (vs the local engine with 1 thread) give how
+the cost grows with workers.
 
 Section 2 (out of core): a KDE (Gaussian log-sum-exp) of a dask array of
 n = 2e7 x 3 float32 points generated chunk by chunk inside the tasks
@@ -17,22 +29,26 @@ worker's own footprint; the run records whether any worker was restarted
 (worker process ids before and after) and checks 20 of the answers against
 the local engine on the same points.
 
-Timings are best of --repeat (default 3) wall-clock runs, after one untimed run, of
-``client.compute(...).result()`` (the graph built beforehand); the machine
-is shared, so read the ratios, not the seconds.
+Timings: median of --repeat (default 5) rounds after one untimed round; in
+each round the local engine and the cluster's graphs run in turn, so a
+change of the (shared) machine's load hits both alike. Read the ratios (of
+the medians, same run), not the seconds.
 
-Run:  flock /tmp/kk-bench.lock python benchmarks/bench_dask.py --repeat 2 --skip-oc    (section 1: 8 min, loaded 2 cores)
+Run:  flock /tmp/kk-bench.lock python benchmarks/bench_dask.py --repeat 3 --skip-oc    (section 1: about 10 min, loaded)
+      flock /tmp/kk-bench.lock python benchmarks/bench_dask.py --d 3 --pairs 1e8 --workers 2 --repeat 7 --skip-oc
+                                                                      (the target alone: 1-2 min)
       flock /tmp/kk-bench.lock python benchmarks/bench_dask.py --skip-sums --oc-m 10000 --oc-limit 250MB \
           --oc-chunk 500000                                                   (section 2: 7 min there)
       python benchmarks/bench_dask.py --n 40000 --m 500 --d 3 --repeat 1 --oc-n 2000000 --oc-m 200   (smoke size)
-Options: --d (list), --pairs (list), --limit, --skip-sums, --skip-oc, --oc-n, --oc-m, --oc-chunk, --oc-limit,
---repeat. Each run rewrites the file (the one in results/ merges the runs of both sections).
-Writes benchmarks/results/dask.json.
+Options: --d (list), --pairs (list), --workers (list), --no-rebalance, --skip-unpersisted, --limit, --skip-sums,
+--skip-oc, --oc-n, --oc-m, --oc-chunk, --oc-limit, --repeat. Each run rewrites the file (the one in results/ merges the runs of both sections).
+Writes benchmarks/results/dask.json (--out-name NAME: NAME.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
 import time
@@ -50,17 +66,6 @@ except ImportError:  # pragma: no cover
     cpu_info = dict
 
 
-def _best(fn, repeat, warmup=False):
-    if warmup:  # imports on the workers, first touch of the persisted blocks
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
-
-
 def _peak_rss():
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
@@ -73,37 +78,84 @@ def _cluster(n_workers, memory_limit):
     return cluster, Client(cluster)
 
 
+def _alternate(fns, repeat):
+    """Median wall time of each function over ``repeat`` rounds, run in turn within a round (so a change of
+    the machine's load hits all of them alike) after one untimed round; also the warm-up outputs and the rounds."""
+    outs = [fn() for fn in fns]  # warm-up: imports on the workers, first touch of the blocks
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for t, fn in zip(times, fns):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times], outs, times
+
+
+def _persist_round_robin(client, X, chunk):
+    """X as a dask array of row chunks persisted on the workers in turn (chunk i on worker i mod W).
+
+    Each chunk is persisted on its worker, the chunks are concatenated, and the concatenation is persisted
+    (its tasks only rename the chunks, where they live), so that the graphs timed start from keys in memory.
+    """
+    import dask.array as da
+    from distributed import wait
+    workers = sorted(client.scheduler_info()["workers"])
+    parts = [client.persist(da.from_array(X[a:a + chunk], chunks=-1), workers=[workers[i % len(workers)]])
+             for i, a in enumerate(range(0, X.shape[0], chunk))]
+    wait(parts)
+    dX = client.persist(da.concatenate(parts, axis=0))
+    wait(dX)
+    del parts
+    return dX
+
+
 def section_sums(args):
     import dask.array as da
+    from distributed import wait
     rows = []
     rng = np.random.default_rng(args.seed)
     for d in args.d:
         X = rng.normal(size=(args.n, d))
         Y = rng.normal(size=(args.m, d))
         kern = kk.Gaussian(float(np.sqrt(d)))
-        local = {}
-        for t in (1, 2):
-            local[t], ref = _best(lambda: kk.kernel_sum(kern, X, Y, threads=t), args.repeat, warmup=True)
-        for workers in (2, 1):
+        ref = kk.kernel_sum(kern, X, Y, threads=2)
+        for workers in args.workers:
             cluster, client = _cluster(workers, args.limit)
             try:
+                client.wait_for_workers(workers)
                 for pairs in args.pairs:
                     chunk = max(1, int(pairs // args.m))
-                    dX = client.persist(da.from_array(X, chunks=(chunk, d)))
-                    client.wait_for_workers(workers)
-                    from distributed import wait
-                    wait(dX)
-                    graph = kk.kernel_sum(kern, dX, Y)
-                    secs, out = _best(lambda: client.compute(graph).result(), args.repeat, warmup=True)
-                    err = float(np.max(np.abs(out - ref) / np.abs(ref)))
-                    ratio = secs / local[workers]
+                    if args.no_rebalance:
+                        dX = client.persist(da.from_array(X, chunks=(chunk, d)))
+                        wait(dX)
+                    else:   # the scheduler alone places 8 chunks 5:3 or 6:2 (client.rebalance: 3:5 at d = 64)
+                        dX = _persist_round_robin(client, X, chunk)
+                    placed = sorted(collections.Counter(w[0] for w in client.who_has(dX).values()).values())
+                    graph = kk.kernel_sum(kern, dX, Y)              # X persisted: it lives on the cluster
+                    sent = kk.kernel_sum(kern, da.from_array(X, chunks=(chunk, d)), Y)  # X sent with the graph
+
+                    def local():
+                        return kk.kernel_sum(kern, X, Y, threads=workers)
+                    fns = [local, lambda: client.compute(graph).result()]
+                    if not args.skip_unpersisted:
+                        fns.append(lambda: client.compute(sent).result())
+                    secs, outs, rounds = _alternate(fns, args.repeat)
+                    err = float(np.max(np.abs(outs[1] - ref) / np.abs(ref)))
                     tasks = -(-args.n // chunk)
-                    rows.append(dict(d=d, workers=workers, pairs_per_task=chunk * args.m, tasks=tasks,
-                                     dask_s=secs, local_threads=workers, local_s=local[workers], ratio=ratio,
-                                     max_rel_err=err))
+                    row = dict(d=d, workers=workers, pairs_per_task=chunk * args.m, tasks=tasks,
+                               dask_s=secs[1], local_threads=workers, local_s=secs[0], ratio=secs[1] / secs[0],
+                               max_rel_err=err, repeat=args.repeat, statistic="median",
+                               chunks_per_worker=placed, local_rounds_s=rounds[0], dask_rounds_s=rounds[1],
+                               round_ratios=[b / a for a, b in zip(rounds[0], rounds[1])])
+                    extra = ""
+                    if len(secs) > 2:
+                        row.update(dask_unpersisted_s=secs[2], ratio_unpersisted=secs[2] / secs[0])
+                        extra = f"  not persisted {secs[2]:7.3f} s (ratio {secs[2] / secs[0]:5.2f})"
+                    rows.append(row)
                     print(f"d={d:3d} workers={workers} pairs/task={chunk * args.m:9.2e} tasks={tasks:5d}  "
-                          f"dask {secs:7.3f} s  local({workers} thr) {local[workers]:7.3f} s  "
-                          f"ratio {ratio:5.2f}  max rel err {err:.1e}", flush=True)
+                          f"dask {secs[1]:7.3f} s  local({workers} thr) {secs[0]:7.3f} s  "
+                          f"ratio {secs[1] / secs[0]:5.2f}{extra}  max rel err {err:.1e}  chunks/worker {placed}",
+                          flush=True)
                     client.cancel(dX)
             finally:
                 client.close()
@@ -154,7 +206,12 @@ def main(argv=None):
     ap.add_argument("--d", type=int, nargs="+", default=[3, 64])
     ap.add_argument("--pairs", type=float, nargs="+", default=[1e8, 1e7, 1e6], help="pairs per task")
     ap.add_argument("--limit", default="2GB", help="memory limit of each worker (section 1)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--workers", type=int, nargs="+", default=[2, 1], help="cluster sizes (section 1)")
+    ap.add_argument("--no-rebalance", action="store_true",
+                    help="keep the scheduler's placement of the persisted chunks (default: round robin)")
+    ap.add_argument("--skip-unpersisted", action="store_true",
+                    help="do not time the graph that sends X from the client (section 1)")
     ap.add_argument("--oc-n", type=int, default=20_000_000)
     ap.add_argument("--oc-m", type=int, default=10_000)
     ap.add_argument("--oc-chunk", type=int, default=1_000_000)
@@ -162,6 +219,7 @@ def main(argv=None):
     ap.add_argument("--skip-oc", action="store_true")
     ap.add_argument("--skip-sums", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out-name", default="dask", help="results/<name>.json (default dask)")
     args = ap.parse_args(argv)
     import warnings
     import dask
@@ -176,7 +234,7 @@ def main(argv=None):
         results["sums"] = section_sums(args)
     if not args.skip_oc:
         results["out_of_core"] = section_out_of_core(args)
-    write_results("dask", results)
+    write_results(args.out_name, results)
     return results
 
 

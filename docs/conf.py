@@ -93,6 +93,11 @@ html_title = "kernelkit"
 html_static_path = ["_static"]
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_show_sourcelink = False
+# MathJax comes from its CDN; KERNELKIT_MATHJAX=<a local MathJax 3 "es5" folder> (npm's mathjax package)
+# serves it from _static instead, for reading the site offline
+if os.environ.get("KERNELKIT_MATHJAX"):
+    html_static_path.append(os.environ["KERNELKIT_MATHJAX"])
+    mathjax_path = "tex-mml-chtml.js"
 
 # doctest: the docstring examples run with ``python -m sphinx -b doctest``
 doctest_global_setup = "import numpy as np\nimport kernelkit as kk"

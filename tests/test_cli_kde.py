@@ -52,8 +52,8 @@ def test_kde_self_scoring_npy_report_and_plot(tmp_path, capsys, d):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--bandwidth", "-1"], "The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv, lscv, isj. Got '-1'."),
-    (["--bandwidth", "wide"], "The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv, lscv, isj. "
+    (["--bandwidth", "-1"], "The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv, lscv, isj, plugin. Got '-1'."),
+    (["--bandwidth", "wide"], "The '--bandwidth' option must be a float > 0 or one of scott, silverman, cv, lscv, isj, plugin. "
                               "Got 'wide'."),
     (["--bandwidth", "0.5", "--kernel", "laplace", "--columns", "0"], None),  # control: no error
     (["--kernel", "nope"], "The '--kernel' option must be one of {"),
@@ -133,3 +133,73 @@ def test_kde_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
     err = _one_line_error(capsys)
     assert err.endswith("--plot needs matplotlib: pip install 'kernelkit[plot]'")
     assert not out.exists() and not png.exists()
+
+
+# --- --plot through grid_kde, --plot-only (issue 17) ---------------------------------------------------------
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_kde_plot_only_large_data_never_scores_rows(tmp_path, capsys, monkeypatch, d):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300_000, d))
+    data, png = _write(tmp_path, "x.npy", X), tmp_path / "p.png"
+
+    def refuse(*a, **k):
+        raise AssertionError("--plot-only must not score rows")
+    monkeypatch.setattr(KernelDensity, "score_samples", refuse)
+    assert main(["kde", str(data), "--plot", str(png), "--plot-only"]) == 0
+    text = capsys.readouterr().out
+    assert "300,000 points" in text and "wrote" in text and "mean log density" not in text
+    assert png.stat().st_size > 10_000
+
+
+def test_kde_plot_density_is_grid_kde_close_to_exact():
+    from kernelkit.cli._kde import _plot_grid
+    rng = np.random.default_rng(6)
+    for d, kernel in ((1, "gaussian"), (2, "gaussian"), (1, "epanechnikov")):
+        X = rng.standard_normal((4000, d))
+        kde = KernelDensity(kernel=kernel).fit(X)
+        axes, dens = _plot_grid(kde, X, kernel)
+        if d == 1:
+            pts = axes[::37, None]
+            sub = dens[::37]
+        else:
+            G = np.meshgrid(axes[0][::23], axes[1][::23], indexing="ij")
+            pts = np.c_[G[0].ravel(), G[1].ravel()]
+            sub = dens[::23, ::23].ravel()
+        exact = np.exp(kde.score_samples(pts))
+        assert np.max(np.abs(sub - exact)) / exact.max() < 1e-3
+        first = axes if d == 1 else axes[0]
+        assert first.min() == pytest.approx(X[:, 0].min() - 3 * kde.bandwidth_)   # the box: data range + 3 h
+
+
+def test_kde_plot_hdr_levels_hold_their_mass():
+    from kernelkit.cli._kde import _hdr_levels
+    g = np.linspace(-6, 6, 301)
+    GX, GY = np.meshgrid(g, g, indexing="ij")
+    dens = np.exp(-0.5 * (GX ** 2 + GY ** 2))
+    masses, levels = _hdr_levels(dens)
+    assert masses == [0.99, 0.95, 0.9, 0.75, 0.5, 0.25, 0.1] and np.all(np.diff(levels) > 0)
+    for m, lv in zip(masses, levels):
+        inside = dens[dens >= lv].sum() / dens.sum()
+        assert abs(inside - m) < 0.01
+        # a standard 2-D normal: the region of mass m is the disc of radius^2 = -2 log(1 - m)
+        assert abs(-2 * np.log(lv) - (-2 * np.log(1 - m))) < 0.15
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ([], "The '--plot-only' option must be used with --plot and without --out, --query, --diagnose. Got no --plot."),
+    (["--plot", "P.png", "--out", "o.npy"], "Got --out as well."),
+    (["--plot", "P.png", "--diagnose"], "Got --diagnose as well."),
+])
+def test_kde_plot_only_misuse_one_line_errors(tmp_path, capsys, extra, needle):
+    data = _write(tmp_path, "x.npy", np.random.default_rng(7).standard_normal((50, 2)))
+    extra = [str(tmp_path / e) if e.endswith((".png", ".npy")) else e for e in extra]
+    assert main(["kde", str(data), "--plot-only", *extra]) == 2
+    assert needle in _one_line_error(capsys)
+
+
+def test_kde_plot_only_refuses_three_columns(tmp_path, capsys):
+    data = _write(tmp_path, "x.npy", np.random.default_rng(8).standard_normal((50, 3)))
+    assert main(["kde", str(data), "--plot", str(tmp_path / "p.png"), "--plot-only"]) == 2
+    assert "'--plot-only' option must be used with 1-D or 2-D data" in _one_line_error(capsys)
+    assert not (tmp_path / "p.png").exists()

@@ -249,12 +249,14 @@ def test_graph_shape_one_task_per_pair_and_tree_fan_in():
     pair_layers = [name for name in layers if name.startswith("sum_task")]
     assert len(pair_layers) == 1
     assert len(layers[pair_layers[0]]) == 8 * 2  # one task per (X block, Y block) pair
-    # fan-in 2 over 8 X blocks: 8 -> 4 -> 2 partial levels, then the aggregate (per Y block)
-    partial = sorted(len(layers[name]) for name in layers if name.startswith("sum-partial"))
-    assert partial == [4, 8]
+    # fan-in 2 over 8 X blocks, per Y block: 4 + 2 merges, then the last one (which casts): 7 tasks per Y
+    # block, and nothing else (no per-block chunk, getitem or cast tasks)
+    merges = [name for name in layers if name.startswith("kernel-sum-")]
+    assert len(merges) == 1 and len(layers[merges[0]]) == 7 * 2
+    assert len(layers) == 4  # X, Y, the pairs, the tree
     with kkd.graph_options(fan_in=8):
         flat = kkd.kernel_sum(kk.Gaussian(1.0), dX, dY)
-    assert not [name for name in flat.dask.layers if name.startswith("sum-partial")]
+    assert [len(v) for k, v in flat.dask.layers.items() if k.startswith("kernel-sum-")] == [2]  # one per Y block
 
 
 def test_task_resources_split_cores(monkeypatch):

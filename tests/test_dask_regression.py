@@ -203,3 +203,69 @@ def test_local_cluster_fit_matches_local():
         pred = got.predict(dX).compute()
     np.testing.assert_allclose(got.coef_, ref.coef_, rtol=1e-10, atol=1e-10 * np.abs(ref.coef_).max())
     np.testing.assert_allclose(pred, ref.predict(X), rtol=1e-9, atol=1e-10)
+
+
+# --- FalkonClassifier on dask ------------------------------------------------------------
+
+def _labelled(n=203, classes=2, seed=0, names=None):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    score = X[:, 0] + 0.5 * np.sin(2 * X[:, 1]) + 0.3 * rng.normal(size=n)
+    edges = np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1])
+    yi = np.searchsorted(edges, score)
+    y = np.asarray(names)[yi] if names is not None else yi
+    return X, y
+
+
+def _ckw(**kw):
+    base = dict(kernel="gaussian", bandwidth=1.0, penalty=1e-4, n_centers=31, random_state=3, max_iter=5, tol=0.0,
+                newton_iter=4)
+    base.update(kw)
+    return base
+
+
+@pytest.mark.parametrize("classes,names", [(2, None), (2, ["no", "yes"]), (3, None)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_classifier_matches_local_fit(classes, names, weighted):
+    from kernelkit.regression import FalkonClassifier
+    X, y = _labelled(classes=classes, names=names)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, size=X.shape[0]) if weighted else None
+    ref = FalkonClassifier(**_ckw()).fit(X, y, sample_weight=w)
+    dX = da.from_array(X, chunks=(CHUNKS, 3))
+    dy = da.from_array(y, chunks=50)   # chunked unlike X: rechunked
+    got = FalkonClassifier(**_ckw()).fit(dX, dy, sample_weight=w)
+    np.testing.assert_array_equal(got.classes_, ref.classes_)
+    np.testing.assert_array_equal(got.center_indices_, ref.center_indices_)
+    assert got.coef_.shape == ref.coef_.shape and got.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(got.coef_, ref.coef_, rtol=1e-9, atol=1e-9 * np.abs(ref.coef_).max())
+    np.testing.assert_allclose(got.objective_, ref.objective_, rtol=1e-10)
+    f = got.decision_function(dX)
+    assert isinstance(f, da.Array)
+    np.testing.assert_allclose(f.compute(), ref.decision_function(X), rtol=1e-8, atol=1e-9)
+    P = got.predict_proba(dX).compute()
+    np.testing.assert_allclose(P, ref.predict_proba(X), rtol=1e-8, atol=1e-10)
+    np.testing.assert_array_equal(got.predict(dX).compute(), ref.predict(X))
+    np.testing.assert_array_equal(got.predict(X), ref.predict(X))   # NumPy in: NumPy out
+    assert (ref.predict(X) == y).mean() > 0.7   # the model learned something: a comparison of real fits
+
+
+def test_classifier_float32_and_errors():
+    from kernelkit.regression import FalkonClassifier
+    X, y = _labelled()
+    X32 = X.astype(np.float32)
+    ref = FalkonClassifier(**_ckw()).fit(X32, y)
+    got = FalkonClassifier(**_ckw()).fit(da.from_array(X32, chunks=(CHUNKS, 3)), y)
+    assert got.dtype_ == np.float32
+    np.testing.assert_allclose(got.coef_, ref.coef_, rtol=1e-4, atol=1e-4 * np.abs(ref.coef_).max())
+    np.testing.assert_array_equal(got.predict(da.from_array(X32, chunks=60)).compute(), ref.predict(X32))
+    dX = da.from_array(X, chunks=(CHUNKS, 3))
+    with pytest.raises(InputError, match="two classes"):
+        FalkonClassifier(**_ckw()).fit(dX, np.zeros(len(y)))
+    with pytest.raises(InputError, match="'y'.*shape"):
+        FalkonClassifier(**_ckw()).fit(dX, y[:-1])
+    with pytest.raises(ValueError, match="continuous"):   # scikit-learn's check of the label type
+        FalkonClassifier(**_ckw()).fit(dX, np.linspace(0, 1, len(y)))
+    with pytest.raises(NotSupportedError, match="centers='uniform'"):
+        FalkonClassifier(**_ckw(centers="kmeans")).fit(dX, y)
+    with pytest.raises(kk.exceptions.NotFittedError):
+        FalkonClassifier().predict(dX)

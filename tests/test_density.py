@@ -216,7 +216,7 @@ def test_kernel_object_carries_its_bandwidth():
 
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(bandwidth=[1.0]), TypeError, "'bandwidth' parameter of KernelDensity must be a finite float > 0, one of "
-                                       "{'scott', 'silverman', 'cv', 'lscv', 'isj'} or None. Got \\[1.0\\]"),
+                                       "{'scott', 'silverman', 'cv', 'lscv', 'isj', 'plugin'} or None. Got \\[1.0\\]"),
     (dict(bandwidth=True), TypeError, "'bandwidth'.*Got True"),
     (dict(kernel=3), TypeError, "'kernel' parameter of KernelDensity must be a Kernel object or one of"),
     (dict(cv_grid=2.5), TypeError, "'cv_grid' parameter of KernelDensity must be an int >= 2. Got 2.5"),

@@ -15,7 +15,20 @@ import math
 from .._validation import param_error
 
 #: the verbs that run on the cluster with --scheduler / --local-cluster (and what goes there)
-CLUSTER_VERBS = {"kde": "the queries (--query, default DATA) are scored by task graphs"}
+CLUSTER_VERBS = {
+    "kde": "the queries (--query, default DATA) are scored by task graphs",
+    "thin": "Compress++ over row chunks of DATA (--method auto, compress++ or compress)",
+    "private-sum build": "the exact sums over DATA by tasks, the noise drawn here",
+}
+
+#: thin's methods that have a dask path (kernelkit.dask.compresspp)
+THIN_METHODS = ("auto", "compress++", "compress")
+
+#: why the other verbs do not use a cluster (shown when one is asked for)
+_WHY_NOT = {
+    "test": "the tests' permutations run locally (no dask path)",
+    "private-sum query": "answers are post-processing of the sketch, computed here",
+}
 
 _EXTRA = "pip install 'kernelkit[dask]'"
 
@@ -62,9 +75,9 @@ def cluster_session(args):
     if address is None and n is None:
         yield None
         return
-    if args.command not in CLUSTER_VERBS:
-        raise CLIError(f"--scheduler and --local-cluster are not used by '{args.command}' (only by: "
-                       f"{', '.join(CLUSTER_VERBS)}).")
+    refusal = _refusal(args)
+    if refusal:
+        raise CLIError(refusal)
     distributed = _require_distributed()
     with contextlib.ExitStack() as stack:
         if address is not None:
@@ -78,6 +91,26 @@ def cluster_session(args):
             client = distributed.Client(cluster)
         stack.enter_context(client)
         yield client
+
+
+def _verb(args):
+    """The verb as CLUSTER_VERBS names it ('private-sum build' for a sub-verb)."""
+    sub = getattr(args, "private_verb", None) if args.command == "private-sum" else None
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def _refusal(args):
+    """The one-line reason why this command cannot use the cluster, or None."""
+    verb = _verb(args)
+    if verb not in CLUSTER_VERBS:
+        why = _WHY_NOT.get(verb)
+        return (f"--scheduler and --local-cluster are not used by '{verb}'" + (f" ({why})" if why else "")
+                + f"; only by: {', '.join(CLUSTER_VERBS)}.")
+    method = getattr(args, "method", None)
+    if verb == "thin" and str(method).lower() not in THIN_METHODS:
+        return (f"--scheduler and --local-cluster serve 'thin' with --method {', '.join(THIN_METHODS)} only "
+                f"(got --method {method}: it needs all points in one process).")
+    return None
 
 
 def rows_to_dask(A, client, min_tasks_per_worker=2):

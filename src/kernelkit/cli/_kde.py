@@ -4,7 +4,11 @@ The bandwidth is in data units (no standardisation): a float, or a rule
 ("scott", "silverman", "cv" = leave-one-out likelihood, "lscv" = least-squares
 cross-validation). ``--diagnose`` adds what the estimate is made of: the
 effective number of points per query and the regime (CLT / heavy-tailed /
-extreme-value), optionally as a plot of the n_eff distribution.
+extreme-value), optionally as a plot of the n_eff distribution. ``--plot PNG``
+draws the density: for 1-D and 2-D data from :func:`kernelkit.density.grid_kde`
+(linear binning + FFT on 2,048 points / 256 x 256, O(n) in the data), so it
+works for data of any size (at most 5,000 points are drawn); with
+``--plot-only`` the per-row log densities (O(n^2) for self-scoring) are skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 from ._io import check_kernel_name, read_points, require_matplotlib, write_array
 from .._validation import param_error
 
-_RULES = ("scott", "silverman", "cv", "lscv", "isj")
+_RULES = ("scott", "silverman", "cv", "lscv", "isj", "plugin")
 
 
 def _bandwidth(text):
@@ -51,6 +55,9 @@ def register(sub):
     p.add_argument("--out", default=None, help="output file (CSV with header log_density, .npy, .npz, .parquet)")
     p.add_argument("--plot", default=None, metavar="PNG", help="plot of the density (1-D curve, 2-D contours, "
                                                                "else histogram of log densities)")
+    p.add_argument("--plot-only", action="store_true",
+                   help="with --plot: fit and plot only, no log density per row (for 1-D / 2-D data of any "
+                        "size: the plot is a binned FFT grid estimate, O(n), while scoring every row is O(n^2))")
     p.add_argument("--diagnose", nargs="?", const=True, default=None, metavar="PNG",
                    help="also print the effective number of points and the regime of the queries (CLT, "
                         "heavy-tailed, extreme-value); with PNG, plot the distribution of n_eff there")
@@ -64,7 +71,18 @@ def run(args):
     if args.plot or isinstance(diagnose, str):
         require_matplotlib()
     say = (lambda *a: None) if args.quiet else print
+    plot_only = getattr(args, "plot_only", False)
+    if plot_only:
+        clash = [name for name, v in (("--plot", not args.plot), ("--out", args.out), ("--query", args.query),
+                                      ("--diagnose", diagnose)) if v]
+        if clash:
+            raise param_error("--plot-only", None, "used with --plot and without --out, --query, --diagnose", True,
+                              noun="option", shown=("no --plot" if clash[0] == "--plot" else f"{clash[0]} as well"))
     X, cols, ignored = read_points(args.data, columns=args.columns)
+    if plot_only and X.shape[1] > 2:
+        raise param_error("--plot-only", None, "used with 1-D or 2-D data (the plot of more columns is a "
+                          "histogram of the log densities, which needs them)", True, noun="option",
+                          shown=f"data with {X.shape[1]} columns")
     if ignored:
         say(f"kernelkit kde: DATA: ignored non-numeric columns: {', '.join(ignored)}")
     if args.query is not None:
@@ -82,6 +100,14 @@ def run(args):
     t0 = time.perf_counter()
     kde.fit(X)
     t_fit = time.perf_counter() - t0
+    n, d = X.shape
+    if plot_only:
+        say(f"kernelkit kde: {n:,} points x {d} columns from {args.data}")
+        say(f"   kernel {kde.kernel_!r} at bandwidth {kde.bandwidth_:.4g} (data units, {args.bandwidth}); "
+            f"fit {t_fit:.2f} s")
+        _plot(args.plot, kde, X, None, cols, kernel)
+        say(f"   wrote {args.plot}")
+        return 0
     client = getattr(args, "dask_client", None)
     if client is not None:   # --scheduler / --local-cluster: the queries are scored by task graphs
         from ._cluster import rows_to_dask
@@ -89,7 +115,6 @@ def run(args):
     else:
         logp = kde.score_samples(Y)
     t_all = time.perf_counter() - t0
-    n, d = X.shape
     say(f"kernelkit kde: {n:,} points x {d} columns from {args.data}")
     if client is not None:
         say(f"   queries scored on the dask cluster at {client.scheduler.address} ({len(client.nthreads())} workers)")
@@ -100,7 +125,7 @@ def run(args):
         write_array(args.out, np.asarray(logp, dtype=np.float64).reshape(-1, 1), ["log_density"])
         say(f"   wrote {args.out}")
     if args.plot:
-        _plot(args.plot, kde, X, logp, cols)
+        _plot(args.plot, kde, X, logp, cols, kernel)
         say(f"   wrote {args.plot}")
     if diagnose is not None:
         import warnings
@@ -139,34 +164,79 @@ def _plot_n_eff(path, report):
     plt.close(fig)
 
 
-def _plot(path, kde, X, logp, cols):
+#: at most this many data points are drawn on a plot (a fixed-seed subsample beyond; the density uses all)
+_PLOT_POINTS = 5000
+#: grid points per axis of the plotted density (1-D, 2-D)
+_PLOT_GRID = {1: 2048, 2: 256}
+
+
+def _plot_grid(kde, X, kernel):
+    """The density on a regular grid for the plot: grid_kde (linear binning + FFT, O(n + G log G), any n),
+    with the estimator's kernel and bandwidth, the data range widened by 3 bandwidths."""
+    from ..density import grid_kde
+    d = X.shape[1]
+    return grid_kde(X[:, 0] if d == 1 else X, bandwidth=float(kde.bandwidth_), kernel=kernel,
+                    grid_size=_PLOT_GRID[d], cut=3.0)
+
+
+def _shown_points(X):
+    """The rows drawn: all of them up to _PLOT_POINTS, else a fixed-seed subsample of that many."""
+    if X.shape[0] <= _PLOT_POINTS:
+        return X
+    idx = np.random.default_rng(0).choice(X.shape[0], size=_PLOT_POINTS, replace=False)
+    return X[np.sort(idx)]
+
+
+def _hdr_levels(dens, masses=(0.99, 0.95, 0.9, 0.75, 0.5, 0.25, 0.1)):
+    """``(masses, levels)``: the density thresholds whose superlevel sets hold those shares of the grid's mass
+    (highest-density regions), increasing, duplicates dropped."""
+    v = np.sort(dens.ravel())[::-1]
+    cum = np.cumsum(v) / v.sum()
+    levels = [float(v[min(int(np.searchsorted(cum, m)), v.size - 1)]) for m in masses]
+    keep = [i for i in range(len(levels)) if 0 < levels[i] < float(v[0]) and (i == 0 or levels[i] > levels[i - 1])]
+    return [masses[i] for i in keep], [levels[i] for i in keep]
+
+
+def _plot(path, kde, X, logp, cols, kernel="gaussian"):
+    """1-D: density curve and a rug; 2-D: filled contours and the points; else a histogram of log densities.
+
+    For 1-D and 2-D data the density is :func:`kernelkit.density.grid_kde` on 2,048 points / 256 x 256:
+    its binning error, max |grid - exact| / max exact at 2,000 grid points, measured for 10^5 standard
+    normal points at Scott's bandwidth, is 4.2e-6 (1-D) and 4.8e-4 (2-D), and the cost is O(n) in the
+    data plus one FFT, so a plot of 10^7 points costs little more than one of 10^3. At most 5,000 points
+    are drawn (a fixed-seed subsample).
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 5))
-    d = X.shape[1]
+    n, d = X.shape
+    shown = _shown_points(X) if d <= 2 else X
+    note = f"{n:,} points" + (f", {shown.shape[0]:,} drawn" if shown.shape[0] < n else "")
+    if d in (1, 2):
+        axes, dens = _plot_grid(kde, X, kernel)
     if d == 1:
-        lo, hi = X.min(), X.max()
-        pad = 3 * kde.bandwidth_
-        grid = np.linspace(lo - pad, hi + pad, 400)
-        ax.plot(grid, np.exp(kde.score_samples(grid[:, None])), color="tab:blue")
-        ax.plot(X[:, 0], np.zeros(X.shape[0]), "|", color="k", alpha=0.3)
+        ax.plot(axes, dens, color="tab:blue", lw=1.5)
+        ax.fill_between(axes, dens, color="tab:blue", alpha=0.15)
+        ax.plot(shown[:, 0], np.full(shown.shape[0], -0.02 * dens.max()), "|", color="k", alpha=0.3, ms=8)
         ax.set_xlabel(cols[0] if cols else "column 0")
         ax.set_ylabel("density")
     elif d == 2:
-        pad = 3 * kde.bandwidth_
-        gx = np.linspace(X[:, 0].min() - pad, X[:, 0].max() + pad, 120)
-        gy = np.linspace(X[:, 1].min() - pad, X[:, 1].max() + pad, 120)
-        GX, GY = np.meshgrid(gx, gy)
-        P = np.exp(kde.score_samples(np.c_[GX.ravel(), GY.ravel()])).reshape(GX.shape)
-        ax.scatter(X[:, 0], X[:, 1], s=2, c="0.6", rasterized=True)
-        ax.contour(GX, GY, P, levels=10, cmap="viridis")
+        gx, gy = axes
+        masses, levels = _hdr_levels(dens)
+        cs = ax.contourf(gx, gy, dens.T, levels=np.r_[levels, dens.max()], cmap="viridis", alpha=0.8)
+        ax.scatter(shown[:, 0], shown[:, 1], s=2, c="k", alpha=0.25, rasterized=True, linewidths=0)
+        bar = fig.colorbar(cs, ax=ax, label="highest-density region holding this share of the mass")
+        bar.set_ticks(levels)
+        bar.set_ticklabels([f"{m:.0%}" for m in masses])
         ax.set_xlabel(cols[0] if cols else "column 0")
         ax.set_ylabel(cols[1] if cols else "column 1")
     else:
         ax.hist(np.asarray(logp, dtype=np.float64), bins=50, color="tab:blue")
         ax.set_xlabel("log density")
         ax.set_ylabel("count")
+    how = "grid KDE: binned + FFT" if d <= 2 else "exact, at the queries"
+    ax.set_title(f"{kde.kernel_.__class__.__name__} kernel, h = {kde.bandwidth_:.3g} ({how})\n{note}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -96,6 +96,12 @@ def run_build(args):
         print(f"private-sum build: ignored non-numeric columns of DATA: {', '.join(ignored)}")
     center = _center(args.center, X.shape[1])
     kernel = check_kernel_name(args.kernel, extra=DISTANCES)
+    client = getattr(args, "dask_client", None)
+    if client is not None:   # --scheduler / --local-cluster: the exact sums by tasks, the noise drawn here
+        from ._cluster import rows_to_dask
+        X = rows_to_dask(X, client)
+        print(f"private-sum build: exact sums on the dask cluster at {client.scheduler.address} "
+              f"({len(client.nthreads())} workers)")
     t0 = time.perf_counter()
     if kernel in DISTANCES:
         est = PrivateDistanceSum(kernel, epsilon=args.epsilon, delta=args.delta, radius=args.radius,

@@ -99,7 +99,12 @@ def run(args):
         say(f"   ignored non-numeric columns: {', '.join(ignored)}")
     say(f"   kernel {kernel!r} (bandwidth {bw:.4g} in {units}, {how})")
     t0 = time.perf_counter()
-    result = kernel_thin(Z, size, kernel, method=args.method, random_state=args.seed, delta=args.delta, g=args.g,
+    client = getattr(args, "dask_client", None)
+    if client is not None:   # --scheduler / --local-cluster: Compress++ over row chunks on the cluster
+        from ._cluster import rows_to_dask
+        say(f"   on the dask cluster at {client.scheduler.address} ({len(client.nthreads())} workers)")
+    Zin = Z if client is None else rows_to_dask(Z, client)
+    result = kernel_thin(Zin, size, kernel, method=args.method, random_state=args.seed, delta=args.delta, g=args.g,
                          return_result=True)
     idx, method = result.indices, result.method
     seconds = time.perf_counter() - t0

@@ -9,7 +9,8 @@ the same reductions with the shape of the graph as explicit keywords:
   fused, numpy or torch) on its two blocks, with explicit ``threads`` (the
   worker's cores divided by its threads) and a memory budget taken from the
   worker's memory limit (see :func:`task_resources`);
-* a tree of fan-in ``fan_in`` merges the partials over the X blocks: sums are
+* a tree of fan-in ``fan_in`` (one task per group of partials, the last one
+  per Y block rounding to the output dtype) merges the partials over the X blocks: sums are
   added in float64, log-sum-exps merged exactly in the log domain
   (:math:`\log(e^a + e^b) = \max + \log(e^{a-\max} + e^{b-\max})`), top-k
   candidates (each block's top-k, indices offset to rows of the whole X)
@@ -50,7 +51,10 @@ def graph_options(*, pairs_per_task=None, fan_in=None, memory_fraction=None):
     memory_fraction : float in (0, 1], optional
         Share of a worker's memory limit (divided by its threads) that one
         task's engine call may use for its tiles (default 0.25; the rest
-        holds the blocks themselves and dask's own buffers).
+        holds the blocks themselves and dask's own buffers). A task whose
+        blocks, weights and output partial do not fit in that rest raises
+        InvalidValueError before it allocates (instead of the worker being
+        killed for memory and the task rerun elsewhere).
 
     Examples
     --------

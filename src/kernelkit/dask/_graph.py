@@ -208,9 +208,68 @@ def task_resources(memory=None, threads=None, memory_fraction=0.25, host_threads
 
 # --- per-task functions (run on the workers) -------------------------------
 
+def _worker_share():
+    """(memory limit of the current worker divided by its threads, in bytes) or None off a limited worker."""
+    worker = _current_worker()
+    if worker is None:
+        return None
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    if not limit:
+        return None
+    return int(limit) // max(1, int(worker.state.nthreads))
+
+
+def _mb(b):
+    return f"{b / 1e6:.1f} MB"
+
+
+def check_task_fits(need, cfg, owner, what):
+    """Raise before allocating when a task's untiled arrays cannot fit its share of the worker's memory limit.
+
+    The engine tiles the kernel block into ``memory_fraction`` of the worker's memory limit per thread
+    (its budget); what cannot be tiled (the task's input blocks, its output partial, the working
+    copies) must fit in the rest, ``(1 - memory_fraction)`` of that share. Past it the worker's
+    nanny would kill the process, dask would rerun the task on the next worker and kill that one too;
+    a clear error instead, at once, names what to change.
+
+    Parameters
+    ----------
+    need : int
+        Bytes the task holds besides the engine's tiles.
+    cfg : dict
+        The graph's task configuration (its ``memory_fraction``).
+    owner : str
+        The public function, for the message.
+    what : str
+        Description of the task's blocks, for the message.
+    """
+    share = _worker_share()
+    if share is None:
+        return
+    room = int((1.0 - cfg["memory_fraction"]) * share)
+    if need > room:
+        raise InvalidValueError(
+            f"{owner}: one task ({what}) needs about {_mb(need)} besides the engine's tiles, more than the "
+            f"{_mb(room)} left of this worker's memory limit per thread ({_mb(share)}) after the engine's "
+            f"memory budget (memory_fraction={cfg['memory_fraction']:g} of it). Use smaller chunks "
+            "(X.rechunk / Y.rechunk, or a smaller pairs_per_task for NumPy operands) or raise the workers' "
+            "memory_limit.")
+
+
 def _local_opts(cfg):
     threads, memory = task_resources(cfg["memory"], cfg["threads"], cfg["memory_fraction"], cfg["host_threads"])
     return get_options(memory=memory, threads=threads, backend=cfg["backend"], progress=False)
+
+
+def _pair_bytes(X, Y, W, out_cols):
+    """Untiled bytes of one (X block, Y block) task: the blocks, their working copies, W, the float64 output."""
+    blocks = 2 * (X.size * X.dtype.itemsize + Y.size * Y.dtype.itemsize)
+    w = 0 if W is None else 8 * int(np.size(W))
+    return blocks + w + 2 * 8 * Y.shape[0] * out_cols
+
+
+def _what(X, Y, cols):
+    return f"{X.shape[0]} x {Y.shape[0]} pairs, {cols} output column(s)"
 
 
 def _blocks(kernel, X, Y, owner):
@@ -224,6 +283,7 @@ def _sum_task(X, Y, W, kernel, cfg):
     m, p = Y.shape[0], cfg["p"]
     if X.shape[0] == 0 or m == 0:
         return np.zeros((1, m, p))
+    check_task_fits(_pair_bytes(X, Y, W, p), cfg, "kernel_sum", _what(X, Y, p))
     X, Y = _blocks(kernel, X, Y, "kernel_sum")
     W = np.ones((X.shape[0], 1)) if W is None else _check_w(W, X.shape[0], "weights", "kernel_sum", False)
     opts = _local_opts(cfg)
@@ -238,6 +298,7 @@ def _lse_task(X, Y, LW, kernel, cfg):
     m, p = Y.shape[0], cfg["p"]
     if X.shape[0] == 0 or m == 0:
         return np.full((1, m, p), -np.inf)
+    check_task_fits(_pair_bytes(X, Y, LW, p), cfg, "kernel_logsumexp", _what(X, Y, p))
     X, Y = _blocks(kernel, X, Y, "kernel_logsumexp")
     LW = np.zeros((X.shape[0], 1)) if LW is None else _check_w(LW, X.shape[0], "log_weights",
                                                                "kernel_logsumexp", True)
@@ -251,6 +312,7 @@ def _topk_task(X, Y, offset, kernel, cfg):
     """Packed candidates (1, mb, 2k): the block's top-k values then their global indices (as float64)."""
     from ..engine import _backend, _working
     k, m = cfg["k"], Y.shape[0]
+    check_task_fits(_pair_bytes(X, Y, None, 3 * k), cfg, "kernel_topk", _what(X, Y, 2 * k))
     packed = np.empty((1, m, 2 * k))
     packed[0, :, :k] = -np.inf
     packed[0, :, k:] = _PAD_INDEX
@@ -287,10 +349,6 @@ def _lse_merge(parts, axis=0, keepdims=True, **_):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-def _lse_chunk(x, axis=0, keepdims=True, **_):
-    return _lse_merge(x, axis=axis, keepdims=keepdims)
-
-
 def _topk_merge_arrays(parts, k):
     """Merge packed candidates over axis 0 into the k best per query: value descending, then index ascending."""
     parts = np.asarray(parts, dtype=np.float64)
@@ -304,11 +362,56 @@ def _topk_merge_arrays(parts, k):
     return out
 
 
-def _topk_reducer(k):
-    def merge(x, axis=0, keepdims=True, **_):
-        out = _topk_merge_arrays(x, k)
-        return out if keepdims else out[0]
-    return merge
+def _sum_merge(parts):
+    """Add float64 partials (1, mb, p) over the X blocks: (1, mb, p)."""
+    total = np.array(parts[0], dtype=np.float64, copy=True)
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+def _lse_tree_merge(parts):
+    return _lse_merge(np.concatenate(parts, axis=0), axis=0, keepdims=True)
+
+
+def _topk_tree_merge(parts, k):
+    return _topk_merge_arrays(np.concatenate(parts, axis=0), k)
+
+
+def _finish(parts, merge, extra, dtype, squeeze):
+    """Last merge of one Y block's tree: (mb,) or (mb, p) in the output dtype."""
+    out = merge(parts, *extra)[0]
+    with np.errstate(over="ignore"):
+        out = out.astype(dtype, copy=False)
+    return out[:, 0] if squeeze else out
+
+
+def _merge_tree(part, merge, fan_in, dtype, squeeze, label, extra=()):
+    """Merge the partials ``part`` (nX blocks of (1, mb, q) per Y block) over the X blocks by a tree of fan-in
+    ``fan_in``: one task per group of ``fan_in`` partials, the last one per Y block casting to ``dtype`` (and
+    dropping the column axis when ``squeeze``). No per-block tasks besides the partials themselves (dask's
+    reductions add a chunk step, a getitem and a cast per block, each a scheduler round trip)."""
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+    da = require_dask()
+    keys = part.__dask_keys__()
+    n_x, n_y = part.numblocks[0], part.numblocks[1]
+    name = f"{label}-{tokenize(part, merge, fan_in, dtype, squeeze, extra)}"
+    dsk = {}
+    for j in range(n_y):
+        level = [keys[i][j][0] for i in range(n_x)]
+        depth = 0
+        while len(level) > fan_in:
+            nxt = []
+            for g, s in enumerate(range(0, len(level), fan_in)):
+                key = (f"{name}-{depth}", g, j)
+                dsk[key] = (merge, list(level[s:s + fan_in])) + tuple(extra)
+                nxt.append(key)
+            level, depth = nxt, depth + 1
+        dsk[(name, j) if squeeze else (name, j, 0)] = (_finish, list(level), merge, tuple(extra), dtype, squeeze)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[part])
+    chunks = (part.chunks[1],) if squeeze else (part.chunks[1], part.chunks[2])
+    return da.Array(graph, name, chunks=chunks, dtype=dtype)
 
 
 # --- inputs -----------------------------------------------------------------
@@ -436,14 +539,12 @@ def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend
     W, squeeze, p = _aligned_weights(weights, X, "weights", owner)
     cfg = _engine_cfg(memory, threads, backend, graph, p=p)
     part = _partials(_sum_task, X, Y, W, kernel, cfg, p)
-    out = part.sum(axis=0, split_every=graph.fan_in, dtype=np.float64)
-    out = out.astype(dtype) if dtype != np.float64 else out
-    return out[:, 0] if squeeze else out
+    return _merge_tree(part, _sum_merge, graph.fan_in, dtype, squeeze, "kernel-sum")
 
 
 def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=None, backend=None, progress=None,
                      pairs_per_task=None, fan_in=None, memory_fraction=None):
-    da = require_dask()
+    require_dask()
     owner = "kernel_logsumexp"
     _check_kernel(kernel, owner)
     if not kernel.is_positive:
@@ -454,11 +555,7 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
     LW, squeeze, p = _aligned_weights(log_weights, X, "log_weights", owner)
     cfg = _engine_cfg(memory, threads, backend, graph, p=p)
     part = _partials(_lse_task, X, Y, LW, kernel, cfg, p)
-    out = da.reduction(part, _lse_chunk, _lse_merge, combine=_lse_merge, axis=0, keepdims=False,
-                       split_every=graph.fan_in, dtype=np.float64, concatenate=True, name="kernel-logsumexp")
-    with np.errstate(over="ignore"):
-        out = out.astype(dtype) if dtype != np.float64 else out
-    return out[:, 0] if squeeze else out
+    return _merge_tree(part, _lse_tree_merge, graph.fan_in, dtype, squeeze, "kernel-logsumexp")
 
 
 def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, progress=None,
@@ -477,9 +574,7 @@ def kernel_topk(kernel, X, Y, k, *, memory=None, threads=None, backend=None, pro
     cfg = _engine_cfg(memory, threads, backend, graph, k=k)
     part = da.blockwise(_topk_task, "ijq", X, "ik", Y, "jk", offsets, "i", new_axes={"q": 2 * k}, kernel=kernel,
                         cfg=cfg, dtype=np.float64, concatenate=True, align_arrays=False, adjust_chunks={"i": 1})
-    merge = _topk_reducer(k)
-    packed = da.reduction(part, merge, merge, combine=merge, axis=0, keepdims=False, split_every=graph.fan_in,
-                          dtype=np.float64, concatenate=True, name="kernel-topk")
+    packed = _merge_tree(part, _topk_tree_merge, graph.fan_in, np.float64, False, "kernel-topk", extra=(k,))
     values = packed[:, :k]
     with np.errstate(over="ignore"):
         values = values.astype(dtype) if dtype != np.float64 else values

@@ -9,6 +9,8 @@ task that drew noise would then release two noisy values).
 from __future__ import annotations
 
 
+import math
+
 import numpy as np
 
 from .._validation import OneOf, check_param, param_error
@@ -34,10 +36,15 @@ def score_samples(kde, X):
         Y = Y.astype(np.float64) @ kde._whiten[0].T
     out_dt = np.float32 if (Y.dtype == np.float32 and kde._X.dtype == np.float32) else np.float64
     h = kde._scale
+    X_dask = _graph.is_dask(kde._X)   # fitted on a dask X: its largest |x| was found by fit
+    xmax = kde._dask_xmax if X_dask else float(np.max(np.abs(kde._X)))
     # without a pass over the queries their largest value is unknown: float32 only when the data fit it
-    f32_ok = _fits(h, np.float32) and float(np.max(np.abs(kde._X))) / h <= _F32_MAX / 4
+    f32_ok = _fits(h, np.float32) and xmax / h <= _F32_MAX / 4
     dt = out_dt if f32_ok else np.float64
-    Xs = _scaled(kde._X, h, dt)
+    if X_dask:
+        Xs = (kde._X / h).astype(dt) if kde._X.dtype == dt else (kde._X.astype(np.float64) / h).astype(dt)
+    else:
+        Xs = _scaled(kde._X, h, dt)
     Ys = (Y / h).astype(dt) if Y.dtype == dt else (Y.astype(np.float64) / h).astype(dt)
     opts = kde._engine_opts()
     lse = _graph.kernel_logsumexp(kde.kernel_, Xs, Ys, kde._log_w, memory=opts["memory"], threads=opts["threads"],
@@ -176,3 +183,220 @@ def private_query(est, Y, return_std=False):
                           Y, shown=f"shape {Y.shape}")
     both = Y.map_blocks(_query_block, est, return_std, chunks=(Y.chunks[0], (2,)), dtype=np.float64)
     return (both[:, 0], both[:, 1]) if return_std else both[:, 0]
+
+
+# --- KernelDensity.fit on a dask X: the moment rules as reductions ----------
+
+#: bandwidth rules that need more than the data's moments (repeated passes, sorting, a 1-D grid)
+_PASS_RULES = ("cv", "lscv", "isj")
+
+
+def _fit_stats(Xc, wc, owner):
+    """Pass 1 over one chunk: [finite, max|x|, max|x| where w > 0, sum w, sum w^2, rows, min (d), max (d)].
+
+    min / max are over the rows of positive weight (+inf / -inf when there are none); the chunk and its
+    weights are checked here as the local fit checks them (the task raises the same error).
+    """
+    from .._validation import check_points, check_weights
+    d = Xc.shape[1]
+    X = check_points(np.asarray(Xc), "X", owner, min_rows=0, dtype=np.float64)
+    w = np.ones(X.shape[0]) if wc is None else check_weights(wc, X.shape[0], "sample_weight", owner,
+                                                             nonnegative=True, allow_2d=False)
+    used = X[w > 0]
+    out = np.empty(5 + 2 * d)
+    out[0] = X.shape[0]
+    out[1] = float(np.max(np.abs(X), initial=0.0))
+    out[2] = float(np.max(np.abs(used), initial=0.0))
+    out[3] = float(np.sum(w))
+    out[4] = float(np.sum(w * w))
+    out[5:5 + d] = np.min(used, axis=0, initial=np.inf)
+    out[5 + d:] = np.max(used, axis=0, initial=-np.inf)
+    return out
+
+
+def _fit_moments(Xc, wc, unit, full):
+    """Pass 2 over one chunk of X / unit: [sum w, weighted mean (d), scatter] with the scatter about the chunk's
+    own mean, sum_i w_i (x_i - mu)(x_i - mu)^T ((d, d) when ``full``, else its diagonal (d))."""
+    X = np.asarray(Xc, dtype=np.float64)
+    if unit != 1.0:
+        X = X / unit
+    d = X.shape[1]
+    w = np.ones(X.shape[0]) if wc is None else np.asarray(wc, dtype=np.float64)
+    W = float(np.sum(w))
+    size = d * d if full else d
+    out = np.zeros(1 + d + size)
+    if not W > 0:
+        return out
+    mu = (w / W) @ X
+    D = X - mu
+    out[0] = W
+    out[1:1 + d] = mu
+    out[1 + d:] = ((D * w[:, None]).T @ D).ravel() if full else w @ (D * D)
+    return out
+
+
+def _merge_moments(parts, d, full):
+    """Chan et al.'s parallel merge: (sum w, weighted mean, scatter about the mean) of the whole data."""
+    parts = [p for p in parts if p[0] > 0]
+    Ws = np.array([p[0] for p in parts])
+    mus = np.array([p[1:1 + d] for p in parts])
+    W = float(Ws.sum())
+    mu = (Ws / W) @ mus
+    dm = mus - mu
+    if full:
+        S = sum(p[1 + d:].reshape(d, d) for p in parts) + (dm * Ws[:, None]).T @ dm
+    else:
+        S = sum(p[1 + d:] for p in parts) + Ws @ (dm * dm)
+    return W, mu, S
+
+
+def fit_density(kde, X, sample_weight, kernel, bw):
+    """``KernelDensity.fit`` for a dask X: moment rules by dask reductions (two passes), X kept lazy.
+
+    Pass 1 checks every chunk (finite values, non-negative weights) and gathers max |x|, the weights' sum
+    and sum of squares (Kish's n_eff) and the range of the rows of positive weight (zero spread); pass 2
+    the weighted means and scatters of the chunks, merged exactly on the client (Chan's pairwise formula),
+    of X scaled by a power of two as the local rule does for coordinates beyond 2^+-500. The bandwidth
+    then follows the local formulas. Rules that need more than moments are refused.
+    """
+    import dask
+    from ..density._kde import _F64_MAX
+    from ..density._matrix import _RELATIVE_EIGEN_TOL, _degenerate_error, whitening
+    da = require_dask()
+    owner, cls = "KernelDensity.fit", "KernelDensity"
+    if isinstance(bw, str) and bw in _PASS_RULES:
+        raise param_error("bandwidth", cls, "a float, 'scott' or 'silverman' when X is a dask array (rules "
+                          "from the data's moments)", bw,
+                          hint=f"'{bw}' needs many passes over the data; choose it on a sample, e.g. "
+                               f"KernelDensity(bandwidth='{bw}').fit(X[:20000].compute()).bandwidth_, and pass "
+                               "that float.")
+    if kde.bounds is not None:
+        raise param_error("bounds", cls, "None when X is a dask array (the boundary correction is local)",
+                          kde.bounds, hint="Compute X, or fit without bounds.")
+    spec = kde.bandwidth_matrix
+    if spec is not None:
+        if isinstance(spec, str) and spec not in ("full", "diagonal"):
+            raise param_error("bandwidth_matrix", cls, "None, 'full', 'diagonal' or a (d, d) array", spec)
+        if bw is None:
+            raise param_error("bandwidth_matrix", cls, "None with a Kernel object (name the kernel to give it a "
+                              "bandwidth matrix)", spec, shown="a bandwidth matrix")
+    X = _as_points(X, "X", owner)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    n, d = X.shape
+    if n < 1:
+        raise param_error("X", owner, "an array with at least 1 row(s)", X, shown=f"shape {X.shape}")
+    if d < 1:
+        raise param_error("X", owner, "an array with at least 1 feature", X, shown=f"shape {X.shape}")
+    try:
+        log_integral = kernel.log_integral(d)
+    except NotImplementedError:
+        raise param_error("kernel", cls, f"integrable over R^{d} (a density)", kernel) from None
+    if not np.isfinite(log_integral):
+        raise param_error("kernel", cls, f"integrable over R^{d}", kernel, shown=f"{kernel!r} (infinite integral)")
+    if sample_weight is None:
+        w = None
+    elif _graph.is_dask(sample_weight):
+        if sample_weight.ndim != 1 or sample_weight.shape[0] != n:
+            raise param_error("sample_weight", owner, f"an array of shape ({n},), one weight per data point",
+                              sample_weight, shown=f"shape {sample_weight.shape}")
+        w = sample_weight.astype(np.float64).rechunk((X.chunks[0],))
+    else:
+        from ..density._kde import _weights
+        w = da.from_array(_weights(sample_weight, n, owner), chunks=(X.chunks[0],), name=False)
+    xs = X.to_delayed().ravel()
+    ws = [None] * len(xs) if w is None else list(w.to_delayed().ravel())
+    stats = np.array(dask.compute(*[dask.delayed(_fit_stats)(a, b, owner) for a, b in zip(xs, ws)]))
+    W, W2 = float(stats[:, 3].sum()), float(stats[:, 4].sum())
+    if not W > 0:
+        raise param_error("sample_weight", owner, "weights with a positive sum (not all zero)", sample_weight,
+                          shown=f"sum {W}")
+    xmax, big = float(stats[:, 1].max()), float(stats[:, 2].max())
+    lo, hi = stats[:, 5:5 + d].min(axis=0), stats[:, 5 + d:].max(axis=0)
+    n_eff = W * W / W2
+
+    def moments(unit, full):
+        parts = dask.compute(*[dask.delayed(_fit_moments)(a, b, unit, full) for a, b in zip(xs, ws)])
+        Wm, _, S = _merge_moments(parts, d, full)
+        denom = 1.0 - W2 / (W * W)   # unbiased, as numpy.cov with aweights
+        C = S / Wm
+        return C / denom if denom > 0 else C
+
+    kde.kernel_ = kernel
+    kde.n_features_in_ = d
+    kde._whiten = None
+    kde.covariance_ = None
+    if spec is not None:
+        if isinstance(spec, str):
+            C = moments(1.0, spec == "full")
+            A = np.diag(np.diag(C) if C.ndim == 2 else C)
+            if spec == "full":
+                A = C
+                if n <= d:
+                    raise param_error("X", cls, "more points than columns for bandwidth_matrix='full' (the "
+                                      "sample covariance of n <= d points is singular)", X,
+                                      shown=f"{n} points in {d} columns", hint="Use bandwidth_matrix='diagonal' "
+                                                                               "or None.")
+            name, what = "X", f"data covariance ({spec})"
+        else:
+            from ..density._matrix import bandwidth_matrix_shape
+            A = bandwidth_matrix_shape(spec, np.zeros((0, d)), None, cls)  # an SPD array: checked there
+            name, what = "bandwidth_matrix", "bandwidth matrix"
+        vals = np.linalg.eigvalsh(A)
+        if not (vals[0] > _RELATIVE_EIGEN_TOL * max(vals[-1], 0.0) and vals[-1] > 0):
+            raise _degenerate_error(A, cls, name, what)
+        if not (isinstance(bw, float) or bw in ("scott", "silverman")):
+            raise param_error("bandwidth", cls, "a float factor, 'scott' or 'silverman' with a bandwidth matrix",
+                              bw)
+        T, L, logdet = whitening(A)
+        f = bw if isinstance(bw, float) else _rule_factor(bw, n_eff, d)
+        kde._whiten = (T, L, logdet)
+        kde.covariance_ = f * f * A
+        X = (X.astype(np.float64) @ T.T).astype(X.dtype)
+        xmax = xmax * float(np.max(np.sum(np.abs(T), axis=1)))  # |T x|_inf <= ||T||_inf |x|_inf
+        h = float(f)
+    elif bw is None:
+        h = None
+    elif isinstance(bw, float):
+        h = bw
+        if not math.isfinite(xmax / h):
+            raise param_error("bandwidth", cls, f"at least {xmax / _F64_MAX:.3g} for these data (the data "
+                              "divided by the bandwidth must stay finite float64)", kde.bandwidth)
+    elif n < 2:
+        h = 1.0
+    else:
+        if np.all(lo == hi):
+            name_ = "Scott's" if bw == "scott" else "Silverman's"
+            raise param_error("bandwidth", cls, "a float when the data have zero spread (every point with "
+                              f"positive weight is the same point): {name_} rule gives bandwidth 0 there", bw,
+                              hint="Pass a float bandwidth (bandwidth=1.0, for instance).")
+        unit = math.ldexp(1.0, int(np.frexp(big)[1])) if not 2.0 ** -500 <= big <= 2.0 ** 500 else 1.0
+        s = float(np.sqrt(np.mean(moments(unit, False)))) * unit
+        h = s * _rule_factor(bw, n_eff, d)
+    kde._X = X
+    kde._dask_xmax = xmax
+    kde._w = w
+    kde._log_w = None if w is None else w.map_blocks(_log0, dtype=np.float64)
+    kde._log_w_total = float(np.log(W))
+    kde._log_integral = float(log_integral)
+    kde._bounded = None
+    if h is None:  # a Kernel object, applied as it is
+        kde._scale = 1.0
+        kde.bandwidth_ = getattr(kernel, "bandwidth", None)
+        return kde
+    if not (h > 0 and np.isfinite(h)):
+        h = 1.0
+    kde._scale = kde.bandwidth_ = float(h)
+    return kde
+
+
+def _log0(w):
+    with np.errstate(divide="ignore"):
+        return np.log(w)
+
+
+def _rule_factor(rule, n_eff, d):
+    """Scott's n_eff^(-1/(d+4)) or Silverman's (n_eff (d+2)/4)^(-1/(d+4)) (dimensionless)."""
+    if rule == "scott":
+        return n_eff ** (-1.0 / (d + 4))
+    return (n_eff * (d + 2) / 4.0) ** (-1.0 / (d + 4))

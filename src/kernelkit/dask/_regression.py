@@ -28,7 +28,7 @@ from .._validation import param_error
 from . import _graph
 from ._graph import _as_points, is_dask, require_dask
 
-__all__ = ["DaskFalkonSystem", "falkon_start", "falkon_predict"]
+__all__ = ["DaskFalkonSystem", "falkon_start", "falkon_predict", "falkon_classifier_fit", "falkon_classifier_output"]
 
 
 def _normal_task(Xb, Wb, C, a, kernel, cfg):
@@ -210,7 +210,7 @@ def falkon_start(est, X, y, sample_weight):
         centers = check_param(centers.lower(), "centers", owner, OneOf(*CENTER_METHODS))
         if centers != "uniform":
             raise NotSupportedError(
-                f"FalkonRegressor.fit on a dask X supports centers='uniform' or an array of centres, not "
+                f"{fit_owner} on a dask X supports centers='uniform' or an array of centres, not "
                 f"{centers!r}: it needs passes over the whole data. Choose the centres on a sample, e.g. "
                 f"kernelkit.regression.select_centers(X[:20000].compute(), M, method={centers!r}), and pass them.")
         if M > n:
@@ -272,3 +272,134 @@ def falkon_predict(est, X, return_std=False):
     out = _graph.kernel_sum(est.kernel_, est._centers_work, Xd, np.asarray(est.coef_, dtype=np.float64),
                             memory=est.memory, threads=est.threads, backend=est.backend)
     return out.astype(np.float64)
+
+
+# --- FalkonClassifier: Newton steps with the data on the cluster ------------
+
+def _pm_columns(labels, classes):
+    """+-1 targets of one chunk of labels: one column for two classes, else one per class (one-vs-rest)."""
+    yi = np.searchsorted(classes, np.asarray(labels).ravel())
+    if len(classes) == 2:
+        return np.where(yi == 1, 1.0, -1.0)[:, None]
+    return np.where(yi[:, None] == np.arange(len(classes))[None, :], 1.0, -1.0)
+
+
+def _labels(y, X, owner):
+    """Class labels as a 1-D dask array chunked like X's rows, and the sorted classes (one pass)."""
+    da = require_dask()
+    n = X.shape[0]
+    if y is None:
+        raise param_error("y", owner, "an array of class labels", y, kind="type")
+    if not is_dask(y):
+        y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise param_error("y", owner, f"an array of shape ({n},), one label per row of X", y,
+                          shown=f"shape {y.shape}")
+    if is_dask(y):
+        for c in y.chunks[0]:
+            _graph._known(c, "y", owner)
+        y = y.rechunk((X.chunks[0],))
+    else:
+        y = da.from_array(y, chunks=(X.chunks[0],), name=False)
+    return y, np.unique(np.asarray(da.unique(y).compute()))
+
+
+def falkon_classifier_fit(est, X, y, sample_weight, n_newton, t0):
+    """``FalkonClassifier.fit`` for a dask X (or dask y / weights): the local Newton steps on the cluster.
+
+    The steps are the local fit's (same penalty path, the same CG per step, same stopping rule):
+    the per-point quantities (decision values F, the loss's derivatives D and G) are dask arrays
+    persisted once per step; each CG iteration submits one small graph (:class:`DaskFalkonSystem`);
+    the loss is one dask sum per step. Everything M x M stays on the client.
+    """
+    import time
+
+    import dask
+    from sklearn.utils.multiclass import check_classification_targets
+    from ..regression._falkon import _NEWTON_RTOL, _PATH_CG_ITER, FalkonIteration, _sigmoid
+    da = require_dask()
+    owner = est._owner
+    fit_owner = owner + ".fit"
+    Xd = _as_points(X, "X", fit_owner, rows_per_chunk=2 ** 16)
+    labels, classes = _labels(y, Xd, fit_owner)
+    check_classification_targets(classes)
+    if len(classes) < 2:
+        raise param_error("y", fit_owner, "labels of at least two classes", y,
+                          shown=f"only one class, {classes[0]!r}")
+    q = 1 if len(classes) == 2 else len(classes)
+    Ypm = labels.map_blocks(_pm_columns, classes, chunks=(labels.chunks[0], (q,)), new_axis=1, dtype=np.float64)
+    X, Ypm, _, w, system, opts, params = falkon_start(est, Xd, Ypm, sample_weight)
+    n = X.shape[0]
+    sw = da.ones(n, chunks=(X.chunks[0],)) if w is None else w
+    sw, Ypm = dask.persist(sw[:, None], Ypm.rechunk((X.chunks[0], -1)))
+    s = float(n) if w is None else float(w.sum().compute())
+    lam = params["penalty"]
+    path = []   # the local fit's penalty path
+    lam_t = max(lam, 1e-3)
+    while lam_t > lam * (1 + 1e-12) and len(path) < n_newton - 1:
+        path.append(lam_t)
+        lam_t /= 10
+    path += [lam] * (n_newton - len(path))
+    squeeze = q == 1
+    shape = (system.M,) if squeeze else (system.M, q)
+    alpha = np.zeros((system.M, q))
+    F = da.zeros((n, q), chunks=(X.chunks[0], q))
+    objective = []
+    last = None
+    for t, lam_t in enumerate(path, 1):
+        P = _sigmoid(Ypm * F)                          # probability of the observed label
+        D = sw * P * (1 - P)                           # second derivative of the weighted loss
+        G = -sw * Ypm * (1 - P)                        # first derivative
+        Wt, R = dask.persist(da.maximum(D, 1e-12 * sw), D * F - G)
+        system.set_weights(Wt, lam_t * s)
+        beta0 = system.Binv(alpha)
+        cg_iter = params["max_iter"] if lam_t == lam else min(params["max_iter"], _PATH_CG_ITER)
+        beta, hist = system.solve(R, cg_iter, params["tol"], beta0=beta0)
+        alpha = system.B(beta)
+        F = system.K_nM(alpha).reshape(n, q).persist()
+        loss = float(da.sum(sw * da.logaddexp(0.0, -Ypm * F)).compute()) / s
+        obj = loss + 0.5 * lam_t * float(np.sum(alpha * (system.K_MM @ alpha)))
+        objective.append(obj)
+        if est.callback is not None:
+            a = alpha.reshape(shape).copy()
+            if est.callback(FalkonIteration(t, a, hist[-1] if hist else 0.0, time.perf_counter() - t0,
+                                            lambda Z, a=a: est._predict_with(Z, a))):
+                break
+        if lam_t == lam and last is not None and abs(last - obj) <= _NEWTON_RTOL * max(abs(obj), 1e-300):
+            break
+        last = obj if lam_t == lam else None
+    est.classes_ = classes
+    est.coef_ = alpha.reshape(shape)
+    est.n_iter_ = len(objective)
+    est.objective_ = np.asarray(objective)
+    return est
+
+
+def _proba_block(f):
+    from ..regression._falkon import _sigmoid
+    if f.ndim == 1:
+        p = _sigmoid(f)
+        return np.column_stack([1 - p, p])
+    P = _sigmoid(f)
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def _label_block(f, classes):
+    return classes[(f > 0).astype(int)] if f.ndim == 1 else classes[np.argmax(f, axis=1)]
+
+
+def falkon_classifier_output(est, X, what):
+    """``FalkonClassifier.decision_function / predict_proba / predict`` on a dask X: lazy dask arrays."""
+    f = falkon_predict(est, X)
+    if what == "decision":
+        return f
+    if what == "proba":
+        k = len(est.classes_)
+        if f.ndim == 1:
+            return f.map_blocks(_proba_block, chunks=(f.chunks[0], (k,)), new_axis=1, dtype=np.float64)
+        return f.rechunk({1: -1}).map_blocks(_proba_block, chunks=(f.chunks[0], (k,)), dtype=np.float64)
+    if f.ndim == 1:
+        return f.map_blocks(_label_block, est.classes_, dtype=est.classes_.dtype)
+    return f.rechunk({1: -1}).map_blocks(_label_block, est.classes_, drop_axis=1, dtype=est.classes_.dtype)

@@ -19,7 +19,12 @@ regimes of Biroli & Mezard), ``_modes`` (mean shift, and mode finding after a
 random projection), ``_grid`` (binned FFT KDE on 1-3-D grids, for plots),
 ``_isj`` (improved Sheather-Jones bandwidth in 1-D), ``_marginals`` (cdf and
 quantiles in 1-D, marginal and conditional densities of Gaussian KDEs),
-``_bounds`` (boundary correction on a box: reflection, renormalisation).
+``_bounds`` (boundary correction on a box: reflection, renormalisation),
+``_adaptive`` (variable bandwidths: the sample-point estimator with
+Abramson's law or given per-point bandwidths, and the balloon / k-NN
+estimator; ``KernelDensity(adaptive=...)``), ``_plugin`` (multivariate
+plug-in bandwidth matrices for the Gaussian kernel, as R's ``ks::Hpi``;
+``KernelDensity(bandwidth_matrix="plugin")``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ _LAZY = {
     "kde_cdf": "._marginals", "kde_quantile": "._marginals", "kde_marginal": "._marginals",
     "kde_conditional": "._marginals",
     "BoundedDensity": "._bounds", "reflect_kde": "._bounds",
+    "bandwidth_plugin": "._plugin",
+    "ApproximateKDE": "._approx", "ApproximateDensity": "._approx",
 }
 
 __all__ = ["KernelDensity", "bandwidth_scott", "bandwidth_silverman", *_LAZY]

@@ -511,7 +511,7 @@ class FalkonRegressor(RegressorMixin, _FalkonBase):
         Precision of the kernel sums.
     n_iter_ : int
         CG iterations run.
-    residuals_ : ndarray of shape (n_iter_,)
+    residuals_ : ndarray of shape (``n_iter_``,)
         Relative residual after each iteration.
     n_features_in_ : int
     penalty_scaled_ : float
@@ -739,7 +739,7 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
         As in :class:`FalkonRegressor`.
     n_iter_ : int
         Newton steps run.
-    objective_ : ndarray of shape (n_iter_,)
+    objective_ : ndarray of shape (``n_iter_``,)
         The objective after each Newton step (summed over the one-vs-rest columns).
     """
 
@@ -784,6 +784,9 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
         owner = self._owner
         params = self._check_common(X)
         n_newton = check_param(self.newton_iter, "newton_iter", owner, Integral(low=1))
+        if any_dask(X, y, sample_weight):   # data on a dask cluster: the Newton steps' products run there
+            from ..dask._regression import falkon_classifier_fit
+            return falkon_classifier_fit(self, X, y, sample_weight, n_newton, t0)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=True)
         X = check_points(X, "X", owner + ".fit")
         check_classification_targets(y)
@@ -844,6 +847,9 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
 
     def decision_function(self, X):
         """:math:`f(x)`: shape (m,) for two classes (positive: ``classes_[1]``), else (m, n_classes)."""
+        if any_dask(X):   # dask X: a lazy dask array
+            from ..dask._regression import falkon_classifier_output
+            return falkon_classifier_output(self, X, "decision")
         return self._decision(X)
 
     def predict_proba(self, X):
@@ -852,6 +858,9 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
         Two classes: :math:`(1 - \\sigma(f), \\sigma(f))`; more: the one-vs-rest
         sigmoids normalised to sum to 1.
         """
+        if any_dask(X):   # dask X: a lazy dask array
+            from ..dask._regression import falkon_classifier_output
+            return falkon_classifier_output(self, X, "proba")
         f = self._decision(X)
         if f.ndim == 1:
             p = _sigmoid(f)
@@ -861,6 +870,9 @@ class FalkonClassifier(ClassifierMixin, _FalkonBase):
 
     def predict(self, X):
         """The most probable class for each row of X."""
+        if any_dask(X):   # dask X: a lazy dask array
+            from ..dask._regression import falkon_classifier_output
+            return falkon_classifier_output(self, X, "label")
         f = self._decision(X)
         if f.ndim == 1:
             return self.classes_[(f > 0).astype(int)]
