@@ -156,3 +156,21 @@ def test_query_parameters_change_without_refit_and_fit_parameters_do_not():
     assert np.all(tight.n_samples >= loose.n_samples) and tight.n_samples.sum() > loose.n_samples.sum()
     with pytest.raises(InvalidValueError, match="'bandwidth'.*fit again"):
         model.set_params(bandwidth=0.3).estimate(Y)
+
+
+def test_kernel_density_approximate_uses_its_data_kernel_and_bandwidth():
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((3000, 3))
+    Y = rng.standard_normal((50, 3))
+    kde = kk.KernelDensity(kernel="epanechnikov", bandwidth=1.2).fit(X)
+    approx = kde.approximate(rtol=0.2, delta=0.1, random_state=0)
+    assert approx.bandwidth_ == pytest.approx(1.2) and approx.kernel == "epanechnikov"
+    assert approx.rtol == 0.2 and approx.delta == 0.1
+    est = approx.estimate(Y)
+    exact = kde.score_samples(Y)
+    ok = np.isfinite(exact)
+    assert np.median(np.abs(np.expm1(est.log_density[ok] - exact[ok]))) < 0.2
+    with pytest.raises(ValueError, match="sample_weight"):
+        kk.KernelDensity(bandwidth=1.0).fit(X, sample_weight=rng.random(3000)).approximate()
+    with pytest.raises(TypeError, match="kernel"):
+        kk.KernelDensity(kernel=kk.Gaussian(1.0)).fit(X).approximate()

@@ -746,6 +746,49 @@ class KernelDensity(DensityMixin, BaseEstimator):
         dt = out_dt if f32_ok else np.float64
         return self.kernel_, _scaled(self._X, h, dt), _scaled(Y, h, dt), self._log_w
 
+    def approximate(self, *, rtol=0.1, delta=0.05, **options):
+        """An :class:`ApproximateKDE` of this estimate: same data, kernel and fitted bandwidth.
+
+        For many queries on large n: exact contributions of each query's nearest points plus an unbiased
+        sample of the rest, with a per-query relative error bound (see :class:`ApproximateKDE` for what
+        the bound guarantees). Only for a kernel given by name, equal weights and a scalar bandwidth (no
+        bandwidth matrix, bounds or adaptive bandwidths).
+
+        Parameters
+        ----------
+        rtol : float in (0, 1), default 0.1
+            Relative error target of each density value.
+        delta : float in (0, 1), default 0.05
+            Failure probability of each query's bound.
+        **options
+            Other :class:`ApproximateKDE` parameters (``n_neighbors``, ``n_probe``, ``bound``, ...).
+
+        Returns
+        -------
+        ApproximateKDE
+            Fitted on this estimator's data (its index is built here).
+        """
+        from ._approx import ApproximateKDE
+
+        self._check_fitted("approximate")
+        self._refuse_adaptive("approximate")
+        owner = "KernelDensity.approximate"
+        if any_dask(self._X):
+            raise param_error("X", owner, "data fitted from a NumPy array", self._X, shown="a dask array")
+        if not isinstance(self.kernel, str):
+            raise param_error("kernel", owner, "a kernel given by name (ApproximateKDE builds its own)",
+                              self.kernel, kind="type")
+        for name in ("bandwidth_matrix", "bounds"):
+            if getattr(self, name) is not None:
+                raise param_error(name, owner, "None (a scalar bandwidth on unbounded data)", getattr(self, name))
+        if not np.all(self._w == self._w[0]):
+            raise param_error("sample_weight", owner, "equal weights (ApproximateKDE samples points uniformly)",
+                              "unequal weights")
+        name = self.kernel.lower()
+        return ApproximateKDE(kernel=SKLEARN_NAMES.get(name, name), bandwidth=float(self.bandwidth_), rtol=rtol,
+                              delta=delta, memory=self.memory, threads=self.threads, backend=self.backend,
+                              **options).fit(self._X)
+
     def diagnose(self, Y, **options):
         """Per-query effective number of points, largest-term share and regime (CLT / heavy-tailed /
         extreme-value) at the queries Y: :func:`kernelkit.density.density_diagnostics` (its options too)."""
