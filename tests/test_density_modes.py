@@ -120,3 +120,56 @@ def test_bad_input():
     with pytest.raises(InvalidValueError, match="'max_iter'"):
         kde.modes(max_iter=0)
     assert math.isfinite(kde.modes(X[:3]).log_density[0])
+
+
+# --- pruned mean shift (compact shadow kernels: the points are partitioned once, kernelkit.engine._pruned) ---
+
+def _flat_loop(X, w, z, h, iters):
+    """Flat-kernel mean shift, one seed at a time: z <- weighted mean of the points with |x - z| < h."""
+    z = np.array(z, dtype=np.float64)
+    for _ in range(iters):
+        inside = np.sqrt(((X - z) ** 2).sum(1)) < h
+        z = (w[inside, None] * X[inside]).sum(0) / w[inside].sum()
+    return z
+
+
+def test_pruned_mean_shift_steps_match_the_flat_loop_reference():
+    """Epanechnikov's shadow is the flat kernel: n * seeds above the pruning threshold, so every step runs
+    pruned (checked: the prepared sum is built), against a direct loop over the points."""
+    from kernelkit.density._modes import _iterate
+    from kernelkit.engine import _pruned
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(0, 0.7, (9000, 2)), rng.normal(3, 0.7, (9001, 2))])
+    w = rng.uniform(0.5, 1.5, X.shape[0])
+    seeds = X[rng.choice(X.shape[0], 240, replace=False)]   # 18,001 x 240 = 4.3e6 pairs >= MIN_PAIRS
+    assert X.shape[0] * seeds.shape[0] >= _pruned.MIN_PAIRS
+    h = 0.6
+    g = shadow_kernel(kk.Epanechnikov(1.0))
+    summer = _pruned.prepare_pruned_sum(g, X / h, np.ones((X.shape[0], 3)))
+    assert summer is not None
+    Z, _, it = _iterate(g, X / h, seeds / h, w, np.log(w), {}, 4, 1e-300)
+    assert it == 4
+    for j in range(0, 240, 23):
+        ref = _flat_loop(X / h, w, seeds[j] / h, 1.0, 4)
+        np.testing.assert_allclose(Z[j], ref, rtol=1e-10, atol=1e-10)
+
+
+def test_pruned_mean_shift_equals_the_unpruned_one(monkeypatch):
+    """The same modes, labels and iteration counts with the pruning turned off (summation order only)."""
+    from kernelkit.engine import _pruned
+    rng = np.random.default_rng(2)
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    X = np.concatenate([rng.normal(c, 0.8, (6000, 2)) for c in centres])
+    seeds = X[rng.choice(X.shape[0], 300, replace=False)]
+    kde = kk.KernelDensity(kernel="epanechnikov", bandwidth=0.6).fit(X)
+    pruned = kde.modes(seeds, tol=1e-6, merge_radius=1.0)
+    monkeypatch.setattr(_pruned, "prepare_pruned_sum", lambda *a, **k: None)
+    plain = kde.modes(seeds, tol=1e-6, merge_radius=1.0)
+    assert pruned.modes.shape == plain.modes.shape == (3, 2)
+    np.testing.assert_allclose(pruned.modes, plain.modes, atol=1e-9)
+    assert np.array_equal(pruned.labels, plain.labels) and pruned.n_iter == plain.n_iter
+    assert pruned.converged.all()
+    # each mode is a fixed point of the flat mean shift (the mean of the points within h), to 1e-6 h
+    for m in pruned.modes:
+        inside = np.sqrt(((X - m) ** 2).sum(1)) < 0.6
+        assert np.linalg.norm(X[inside].mean(0) - m) <= 1e-6 * 0.6

@@ -70,12 +70,18 @@ class Options:
         ``"fused"``, ``"numpy"`` (blocked NumPy/BLAS reference) or ``"torch"``.
     progress : bool
         Show a progress bar (tqdm) on long calls.
+    prune : None, True or False
+        Skip the pairs beyond the support of a compactly supported kernel in
+        ``kernel_sum`` / ``kernel_logsumexp`` (exact: those values are 0).
+        None (default): when the engine's rule expects it to pay; True:
+        always where it can run; False: never. A call's ``prune=`` wins.
     """
 
     memory: int = 10**9
     threads: int = 0
     backend: str = "auto"
     progress: bool = False
+    prune: object = None
 
     def resolved_threads(self):
         if self.threads and self.threads > 0:
@@ -90,14 +96,15 @@ _CURRENT = contextvars.ContextVar("kernelkit_options", default=Options())
 
 
 #: the other options, declared once
-_CONSTRAINTS = {"threads": Integral(low=0), "backend": OneOf(*BACKENDS), "progress": OneOf(False, True)}
+_CONSTRAINTS = {"threads": Integral(low=0), "backend": OneOf(*BACKENDS), "progress": OneOf(False, True),
+                "prune": OneOf(False, True)}
 
 
-def _validated(base, memory=None, threads=None, backend=None, progress=None):
+def _validated(base, memory=None, threads=None, backend=None, progress=None, prune=None):
     changes = {}
     if memory is not None:
         changes["memory"] = parse_memory(memory)
-    for name, value in (("threads", threads), ("backend", backend), ("progress", progress)):
+    for name, value in (("threads", threads), ("backend", backend), ("progress", progress), ("prune", prune)):
         if value is not None:
             hint = "threads=0 uses all cores." if name == "threads" else None
             changes[name] = check_param(value, name, None, _CONSTRAINTS[name], noun="option", hint=hint)
@@ -120,7 +127,7 @@ def get_options(**overrides):
 
 
 @contextlib.contextmanager
-def options(*, memory=None, threads=None, backend=None, progress=None):
+def options(*, memory=None, threads=None, backend=None, progress=None, prune=None):
     """Set engine options for the duration of a ``with`` block.
 
     Parameters
@@ -132,6 +139,9 @@ def options(*, memory=None, threads=None, backend=None, progress=None):
     backend : {"auto", "fused", "numpy", "torch"}, optional
     progress : bool, optional
         Show a tqdm progress bar on long calls.
+    prune : bool, optional
+        True / False: always / never skip the pairs beyond a compact kernel's
+        support (see :class:`Options`); not given: the engine's rule.
 
     Examples
     --------
@@ -139,7 +149,7 @@ def options(*, memory=None, threads=None, backend=None, progress=None):
     >>> with kernelkit.options(memory="256MB", threads=2):
     ...     pass
     """
-    token = _CURRENT.set(_validated(_CURRENT.get(), memory, threads, backend, progress))
+    token = _CURRENT.set(_validated(_CURRENT.get(), memory, threads, backend, progress, prune))
     try:
         yield _CURRENT.get()
     finally:

@@ -34,7 +34,7 @@ import numpy as np
 
 from .._random import generator
 from .._validation import Integral, Real, check_param, check_points, param_error
-from ..engine import kernel_logsumexp, kernel_sum
+from ..engine import _pruned, kernel_logsumexp, kernel_sum
 from ..exceptions import NotSupportedError
 from ..kernels import (IMQ, Biweight, Epanechnikov, Gaussian, Laplace, Matern, RationalQuadratic, ScaledKernel, Tophat,
                        Triweight)
@@ -117,14 +117,24 @@ class ModeResult:
                 f"{int(self.converged.sum())} converged)")
 
 
-def _shift(g, Xs, Z, w, lw, opts):
-    """One mean-shift update of every row of Z (scaled units): kernel sums with d + 1 columns, and the
-    log domain for rows whose denominator underflows."""
-    d = Xs.shape[1]
-    W = np.empty((Xs.shape[0], d + 1))
+def _shift_weights(Xs, w):
+    """The d + 1 weight columns of a mean-shift step: w, and w times each coordinate."""
+    W = np.empty((Xs.shape[0], Xs.shape[1] + 1))
     W[:, 0] = w
     W[:, 1:] = w[:, None] * Xs
-    S = np.asarray(kernel_sum(g, Xs, Z, W, **opts), dtype=np.float64).reshape(Z.shape[0], d + 1)
+    return W
+
+
+def _shift(g, Xs, Z, w, lw, opts, summer=None):
+    """One mean-shift update of every row of Z (scaled units): kernel sums with d + 1 columns, and the
+    log domain for rows whose denominator underflows. ``summer``: a prepared pruned sum of the weights
+    :func:`_shift_weights` (compact shadow kernels: X partitioned once for all the steps), or None."""
+    d = Xs.shape[1]
+    if summer is not None:
+        S = summer(Z)
+    else:
+        S = np.asarray(kernel_sum(g, Xs, Z, _shift_weights(Xs, w), **opts), dtype=np.float64)
+    S = S.reshape(Z.shape[0], d + 1)
     out = np.empty_like(Z, dtype=np.float64)
     ok = S[:, 0] > 1e-280
     out[ok] = S[ok, 1:] / S[ok, :1]
@@ -148,10 +158,13 @@ def _iterate(g, Xs, Z, w, lw, opts, max_iter, tol):
     Z = np.array(Z, dtype=np.float64)
     active = np.arange(Z.shape[0])
     converged = np.zeros(Z.shape[0], dtype=bool)
+    # compactly supported shadow kernels (the flat kernel of Epanechnikov, ...): the points are partitioned
+    # once and every step sums over the points within the support of each block of seeds only (exact)
+    summer = _pruned.prepare_pruned_sum(g, Xs, _shift_weights(Xs, w), **opts)
     it = 0
     while active.size and it < max_iter:
         it += 1
-        new = _shift(g, Xs, Z[active], w, lw, opts)
+        new = _shift(g, Xs, Z[active], w, lw, opts, summer)
         step = np.sqrt(np.sum((new - Z[active]) ** 2, axis=1))
         Z[active] = new
         done = step <= tol

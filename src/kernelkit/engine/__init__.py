@@ -15,7 +15,7 @@ from .._xp import any_dask
 from .._options import get_options
 from .._validation import check_pair, check_weights, check_int, param_error
 from ..kernels import Kernel, fits_float32
-from . import _numpy
+from . import _numpy, _pruned
 from ..exceptions import InvalidValueError
 
 from ._components import (Component, Modulated, MAX_COMPONENTS, compile_components, kernel_components,
@@ -124,7 +124,7 @@ def _dask_input(*arrays):
     return any_dask(*arrays)
 
 
-def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend=None, progress=None):
+def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend=None, progress=None, prune=None):
     r"""Weighted kernel sums :math:`out_{j,:} = \sum_i k(x_i, y_j)\, W_{i,:}`.
 
     Dask arrays (X, Y or weights) give a lazy dask array, computed by tasks
@@ -143,6 +143,13 @@ def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend
     memory, threads, backend, progress : optional
         Per-call overrides of :func:`kernelkit.options` (memory budget in
         bytes or a string such as "256MB", CPU threads, backend name, tqdm bar).
+    prune : {None, True, False}, default None
+        Skip the pairs beyond the support radius of a compactly supported
+        kernel (exact: they are 0; :mod:`kernelkit.engine._pruned`). None:
+        when d <= 8, the backend is the fused or NumPy one and it pays
+        (n * m >= 2^22 and at most half the pairs kept); True: whenever the
+        kernel has a compact support and d <= 8; False: never. Dask inputs
+        use the default in every task.
 
     Returns
     -------
@@ -166,12 +173,13 @@ def kernel_sum(kernel, X, Y, weights=None, *, memory=None, threads=None, backend
     opts = _opts(memory, threads, backend, progress)
     dtype = X.dtype
     X, Y = _working(kernel, X, Y, W)
-    out = _backend(opts, kernel, "sum").kernel_sum(kernel, X, Y, W, opts)
+    out = _pruned.kernel_sum(kernel, X, Y, W, opts, lambda op: _backend(opts, kernel, op), prune)
     out = _cast(out, dtype)
     return out[:, 0] if squeeze else out
 
 
-def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=None, backend=None, progress=None):
+def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=None, backend=None, progress=None,
+                     prune=None):
     r"""Log-domain kernel sums :math:`out_{j,:} = \log \sum_i \exp(\log k(x_i, y_j) + L_{i,:})`.
 
     Exact in the log domain: nothing underflows even when every k(x_i, y_j)
@@ -190,6 +198,9 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
         Default: zeros (unit weights).
     memory, threads, backend, progress : optional
         Per-call overrides of :func:`kernelkit.options`.
+    prune : {None, True, False}, default None
+        As in :func:`kernel_sum`: compactly supported kernels skip the pairs
+        beyond the support (exact; -inf where no point is in the support).
 
     Returns
     -------
@@ -209,7 +220,7 @@ def kernel_logsumexp(kernel, X, Y, log_weights=None, *, memory=None, threads=Non
     opts = _opts(memory, threads, backend, progress)
     dtype = X.dtype
     X, Y = _working(kernel, X, Y, LW)
-    out = _backend(opts, kernel, "logsumexp").kernel_logsumexp(kernel, X, Y, LW, opts)
+    out = _pruned.kernel_logsumexp(kernel, X, Y, LW, opts, lambda op: _backend(opts, kernel, op), prune)
     out = _cast(out, dtype)
     return out[:, 0] if squeeze else out
 
