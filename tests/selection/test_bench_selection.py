@@ -40,3 +40,16 @@ def test_diamonds():
     X, y = B.diamonds()
     assert X.shape == (53_940, 9) and y.shape == (53_940,)
     assert np.isfinite(X).all() and abs(float(y.mean())) < 1e-5
+
+
+def test_curve_summary_geomean_ratios():
+    # 2 seeds, 3 rounds (round 0 excluded): seed 0 ratio exp(mean log(0.5, 0.5)) = 0.5, seed 1 ratio 1.0
+    rmse = {m: np.ones((2, 3)) for m in B.CURVE_METHODS}
+    rmse["lcmd-tp"] = np.array([[7.0, 0.5, 0.5], [7.0, 1.0, 1.0]])
+    s = B.curve_summary(rmse)
+    assert s["random"]["ratio_vs_random"] == pytest.approx(1.0)
+    assert s["lcmd-tp"]["per_seed_ratio"] == pytest.approx([0.5, 1.0])
+    assert s["lcmd-tp"]["ratio_vs_random"] == pytest.approx(np.sqrt(0.5))
+    assert (s["lcmd-tp"]["ratio_min"], s["lcmd-tp"]["ratio_max"]) == pytest.approx((0.5, 1.0))
+    assert s["lcmd-tp"]["mean_per_round"] == pytest.approx([7.0, 0.75, 0.75])
+    assert "lcmd-tp" in B._curve_table(s, 256, 256)

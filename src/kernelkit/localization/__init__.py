@@ -10,7 +10,9 @@ with ``weights="uniform"`` / ``"distance"``. RSS representations follow
 Torres-Sospedra et al. (2015) (:func:`rss_representation`); beacons can be
 ranked by a Fisher-type ratio of between-location to within-location variance
 (:func:`beacon_scores`), the subset size chosen by cross-validation grouped by
-location (:func:`grouped_cv_search`).
+location (:func:`grouped_cv_search`). ``offsets`` matches each query at its
+best of a few dB gain shifts (phones of other makes read the same signal a few
+dB apart).
 """
 
 from __future__ import annotations

@@ -25,6 +25,38 @@ _GATHER_BYTES = 32 * 2 ** 20
 _SEARCH_RANGE = 600.0
 
 
+#: most offsets one query may be searched under (each one is an engine search)
+_MAX_OFFSETS = 16
+
+
+def _checked_offsets(offsets):
+    """``offsets`` as a tuple of finite floats (dB); None -> (0.0,)."""
+    if offsets is None:
+        return (0.0,)
+    try:
+        arr = np.asarray(offsets, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise param_error("offsets", _OWNER, "None or a sequence of finite RSS offsets in dB", offsets,
+                          kind="type") from None
+    if arr.ndim != 1 or arr.size == 0 or arr.size > _MAX_OFFSETS or not np.isfinite(arr).all():
+        raise param_error("offsets", _OWNER, f"None or a non-empty sequence of at most {_MAX_OFFSETS} finite "
+                          "RSS offsets in dB (e.g. (-3, 0, 3))", offsets)
+    if np.unique(arr).size != arr.size:
+        raise param_error("offsets", _OWNER, "distinct offsets (a repeated one only repeats a search)", offsets)
+    return tuple(float(v) for v in arr)
+
+
+def _shifted(R, heard, offset, fill):
+    """Readings ``R`` (dBm) with ``offset`` dB added to the heard ones, kept in [fill, 0] (a new array).
+
+    A heard reading pushed to ``fill`` or below becomes "not heard", as any reading at or below ``fill``
+    does. Offset 0 returns ``R`` itself (unchanged), so offsets=None matches the unshifted search exactly.
+    """
+    if offset == 0.0:
+        return R
+    return np.where(heard, np.minimum(np.minimum(R, 0.0) + offset, 0.0), R)
+
+
 class Location(NamedTuple):
     """What :meth:`FingerprintLocalizer.locate` returns.
 
@@ -154,6 +186,23 @@ class FingerprintLocalizer(BaseEstimator):
         engine's search on every beacon gives max(4k, 64) candidates, which
         are re-ranked by the metric restricted to those beacons (exact within
         the candidates: an approximation of the restricted top-k over the map).
+    offsets : None or sequence of float (dB), default None
+        Device-offset-robust matching. Phones of different makes report the
+        same signal a few dB apart (a roughly constant gain offset); with
+        offsets :math:`\Delta = (\delta_1, \dots)` a query :math:`y` (dBm) is
+        matched at its best offset,
+
+        .. math::
+
+            d_\Delta(x, y) = \min_{\delta \in \Delta} d\big(x, T(y + \delta)\big),
+
+        where :math:`T` is the representation and :math:`y + \delta` shifts
+        the heard readings only (kept in [``fill``, 0] dBm; one pushed to
+        ``fill`` or below counts as not heard). The neighbours are the ``k``
+        nearest under :math:`d_\Delta` (exact: the union of the per-offset
+        top-k lists holds them), one engine search per offset, so the cost
+        grows with ``len(offsets)``. Include 0 to keep the plain match. None:
+        no shift (one search). E.g. ``(-3, 0, 3)``.
     hierarchical : bool, default True
         Building, then floor, then position (where the map has the labels).
     n_locations : int >= 1 or None, default None
@@ -172,7 +221,7 @@ class FingerprintLocalizer(BaseEstimator):
     ----------
     beacons_ : ndarray of int
         Indices (columns of the fitted RSS) of the beacons used.
-    beacon_scores_ : ndarray of shape (n_beacons_in_,) or None
+    beacon_scores_ : ndarray of shape (``n_beacons_in_``,) or None
         Fisher scores of every input beacon ("fisher" only).
     kernel_ : Kernel
         The weight kernel, bandwidth resolved.
@@ -211,8 +260,8 @@ class FingerprintLocalizer(BaseEstimator):
 
     def __init__(self, kernel="laplace", *, bandwidth="auto", k=10, weights="kernel", metric="auto",
                  representation="powed", not_heard="auto", fill=-110.0, beta=math.e, alpha=24.0,
-                 beacon_selection=None, n_beacons=None, query_beacons=None, hierarchical=True, n_locations=None,
-                 all_unheard="raise"):
+                 beacon_selection=None, n_beacons=None, query_beacons=None, offsets=None, hierarchical=True,
+                 n_locations=None, all_unheard="raise"):
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.k = k
@@ -226,6 +275,7 @@ class FingerprintLocalizer(BaseEstimator):
         self.beacon_selection = beacon_selection
         self.n_beacons = n_beacons
         self.query_beacons = query_beacons
+        self.offsets = offsets
         self.hierarchical = hierarchical
         self.n_locations = n_locations
         self.all_unheard = all_unheard
@@ -245,6 +295,7 @@ class FingerprintLocalizer(BaseEstimator):
             p["bandwidth"] = "auto"
         else:
             p["bandwidth"] = check_param(self.bandwidth, "bandwidth", _OWNER, Real(low=0, low_open=True))
+        p["offsets"] = _checked_offsets(self.offsets)
         kernel = self.kernel
         if not isinstance(kernel, (str, Kernel)):
             raise param_error("kernel", _OWNER, "a kernel name or a kernelkit Kernel object", kernel, kind="type")
@@ -442,7 +493,36 @@ class FingerprintLocalizer(BaseEstimator):
         return kernel_topk(kernel, X, Q, c)
 
     def _search(self, Q, rows, k):
-        """The k nearest map readings among ``rows`` for every query: (indices into rows, distances), sorted."""
+        """The k nearest map readings among ``rows`` for every query: (indices into rows, distances), sorted.
+
+        ``Q`` has shape (n_offsets, m, n_selected): the queries under every offset of ``offsets``. The
+        distance of a fingerprint is its least distance over the offsets (for metric="kernel": its
+        largest kernel value); the k nearest under it are among the union of the k nearest per offset
+        (a fingerprint outside every per-offset top-k has, at its best offset, k others nearer), so
+        merging the per-offset lists is exact.
+        """
+        n_off, m, nsel = Q.shape
+        if n_off == 1:
+            return self._search_one(Q[0], rows, k)
+        # one search of all the shifted queries stacked (offset-major), then the per-offset lists side by side
+        idx, d = self._search_one(np.ascontiguousarray(Q.reshape(n_off * m, nsel)), rows, k)
+        c = idx.shape[1]
+        idx = idx.reshape(n_off, m, c).transpose(1, 0, 2).reshape(m, n_off * c)
+        d = d.reshape(n_off, m, c).transpose(1, 0, 2).reshape(m, n_off * c)
+        sign = -1.0 if self.metric_ == "kernel" else 1.0       # similarities: larger is nearer
+        key = sign * d
+        order = np.lexsort((key, idx), axis=1)                  # by index, then best value first
+        idx = np.take_along_axis(idx, order, axis=1)
+        key = np.take_along_axis(key, order, axis=1)
+        dup = np.zeros(idx.shape, dtype=bool)
+        dup[:, 1:] = idx[:, 1:] == idx[:, :-1]                  # later copies of one fingerprint
+        key = np.where(dup, np.inf, key)
+        kk = min(k, rows.size)
+        order = np.lexsort((idx, key), axis=1)[:, :kk]
+        return np.take_along_axis(idx, order, axis=1), sign * np.take_along_axis(key, order, axis=1)
+
+    def _search_one(self, Q, rows, k):
+        """:meth:`_search` for one offset: Q of shape (m, n_selected)."""
         q = self._p_["query_beacons"]
         if q is None or q >= Q.shape[1] or self.metric_ == "kernel":
             return self._search_all(Q, rows, k)
@@ -653,8 +733,10 @@ class FingerprintLocalizer(BaseEstimator):
             raise param_error("rss", owner, f"an array with {self.n_beacons_in_} beacon columns, like the radio "
                               "map it was fitted on", rss, shown=f"shape {R.shape}")
         p = self._p_
-        heard = heard_mask(R, p["not_heard"], p["fill"])[:, self.beacons_].any(axis=1)
-        Q = np.ascontiguousarray(self._transform(R)[:, self.beacons_])
+        mask = heard_mask(R, p["not_heard"], p["fill"])
+        heard = mask[:, self.beacons_].any(axis=1)
+        Q = np.stack([np.ascontiguousarray(self._transform(_shifted(R, mask, off, p["fill"]))[:, self.beacons_])
+                      for off in p["offsets"]])
         return Q, ~heard
 
     # ------------------------------------------------------------------ public predictions
@@ -663,7 +745,7 @@ class FingerprintLocalizer(BaseEstimator):
 
         Parameters
         ----------
-        rss : array of shape (m, n_beacons_in_)
+        rss : array of shape (m, ``n_beacons_in_``)
             Readings in dBm, same beacons (columns) and marker as the radio map.
 
         Returns
@@ -672,8 +754,8 @@ class FingerprintLocalizer(BaseEstimator):
             ``(positions, floor, building, fallback)``.
         """
         owner = f"{_OWNER}.locate"
-        Q, unheard = self._queries(rss, owner)
-        m = Q.shape[0]
+        Q, unheard = self._queries(rss, owner)          # (n_offsets, m, n_selected)
+        m = Q.shape[1]
         if unheard.any() and self._p_["all_unheard"] == "raise":
             rows = np.flatnonzero(unheard)
             raise param_error("rss", owner, "readings that hear at least one of the radio map's selected beacons "
@@ -690,7 +772,7 @@ class FingerprintLocalizer(BaseEstimator):
                     vals, counts = np.unique(lab, return_counts=True)
                     out[unheard] = vals[np.argmax(counts)]
         if live.size:
-            self._locate_live(Q[live], live, pos, fl, bl)
+            self._locate_live(Q[:, live], live, pos, fl, bl)
         return Location(pos, fl, bl, unheard)
 
     def _locate_live(self, Q, live, pos, fl, bl):
@@ -721,11 +803,11 @@ class FingerprintLocalizer(BaseEstimator):
         for b, f in sorted(set(zip(b_hat.tolist(), f_hat.tolist()))):
             sel = np.flatnonzero((b_hat == b) & (f_hat == f))
             rows = np.flatnonzero((map_b == b) & (map_f == f))
-            P, w, _ = self._neighbours(Q[sel], rows)
+            P, w, _ = self._neighbours(Q[:, sel], rows)
             pos[live[sel]] = (w[:, :, None] * P).sum(axis=1) / w.sum(axis=1, keepdims=True)
 
     def predict(self, rss):
-        """Estimated positions, shape (m, n_dims_), in the radio map's units."""
+        """Estimated positions, shape (m, ``n_dims_``), in the radio map's units."""
         return self.locate(rss).positions
 
     def predict_floor(self, rss):
@@ -745,8 +827,8 @@ class FingerprintLocalizer(BaseEstimator):
 
         Parameters
         ----------
-        rss : array of shape (m, n_beacons_in_)
-        positions : array of shape (m, n_dims_)
+        rss : array of shape (m, ``n_beacons_in_``)
+        positions : array of shape (m, ``n_dims_``)
             True positions.
 
         Returns

@@ -174,10 +174,15 @@ def select_batch(pool, batch_size, *, method="maxdet", kernel=None, train=None, 
     B x N pivoted-Cholesky factor: O(N B) memory, O(N B^2) time; the
     posterior given n_train labelled points keeps their n_train x N factor
     (blocks within ``kernelkit.options(memory=...)``). With features
-    (N x D), max-det / coding rate run in weight space (a D x D matrix,
-    one pass ``F @ v`` per pick; the posterior is its initial value) and the
-    other methods use ``F @ phi_j`` as the column and the D x D posterior
-    features. Ties are broken by the smaller index. ``kernelkit.options(threads=n)``
+    (N x D), max-det / coding rate run in weight space (a D x D matrix; the
+    posterior is its initial value) as a lazy greedy: residuals only
+    decrease, so each pick refreshes only the largest stale residuals (a
+    few hundred rows) instead of a pass ``F @ v`` over the pool (same picks
+    up to the rounding of near-ties); the other methods use ``F @ phi_j``
+    as the column and the D x D posterior features. float32 features are
+    kept in float32 (distances to the labelled centres by one float32
+    product per block, minima accumulated in float64); float64 features in
+    float64. Ties are broken by the smaller index. ``kernelkit.options(threads=n)``
     caps the BLAS threads of those passes at n (they are memory-bound; on
     a busy machine one thread can be several times faster than two).
 

@@ -41,7 +41,7 @@ def _torch():
     return require_torch("gradient_sketch")
 
 
-def gradient_sketch(model, X, k, *, random_state=None, batch_size=8192, sketch_matrices=None):
+def gradient_sketch(model, X, k, *, random_state=None, batch_size=8192, sketch_matrices=None, sketch_dtype=None):
     r"""The k-dimensional tensor sketch of the gradient kernel of a network's ``nn.Linear`` layers.
 
     Parameters
@@ -61,6 +61,15 @@ def gradient_sketch(model, X, k, *, random_state=None, batch_size=8192, sketch_m
         Points per forward / backward pass.
     sketch_matrices : list of (R, Q) arrays, optional
         Use these matrices instead of drawing them (e.g. those of a peer).
+    sketch_dtype : None or "bfloat16", default None
+        Precision of the sketch products :math:`\tilde a_l^\top R_l` and :math:`g_l^\top Q_l` (most of the
+        work: N k sum_l (d_in + d_out) multiply-adds). None: the model's dtype. "bfloat16": the factors
+        are rounded to bfloat16 (8-bit mantissa, relative rounding 2^-9) and multiplied by torch's bfloat16
+        kernels (products accumulated in float32; several times faster on CPUs with AVX512-BF16 or AMX),
+        the elementwise product and the sum over layers in the model's dtype. The forward / backward pass
+        stays in the model's dtype. Each feature then carries a relative error of about 2^-8, far below the
+        sketch's own randomness (relative error of a kernel value about 1 / sqrt(k)); selections may differ
+        from the full-precision sketch where two candidates are that close.
 
     Returns
     -------
@@ -72,6 +81,8 @@ def gradient_sketch(model, X, k, *, random_state=None, batch_size=8192, sketch_m
         raise param_error("model", OWNER, "a torch.nn.Module", model, kind="type")
     k = check_param(k, "k", OWNER, Integral(low=1))
     batch_size = check_param(batch_size, "batch_size", OWNER, Integral(low=1))
+    if sketch_dtype not in (None, "bfloat16"):
+        raise param_error("sketch_dtype", OWNER, "None (the model's dtype) or 'bfloat16'", sketch_dtype)
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     if not layers:
         raise param_error("model", OWNER, "a module with at least one nn.Linear layer", model, kind="type",
@@ -85,8 +96,9 @@ def gradient_sketch(model, X, k, *, random_state=None, batch_size=8192, sketch_m
             R = rng.standard_normal((lay.in_features + 1, k))
             Q = rng.standard_normal((lay.out_features, k))
             sketch_matrices.append((R, Q))
-    mats = [(torch.as_tensor(np.asarray(R), dtype=dt, device=dev), torch.as_tensor(np.asarray(Q), dtype=dt,
-                                                                                   device=dev))
+    mdt = torch.bfloat16 if sketch_dtype == "bfloat16" else dt
+    mats = [(torch.as_tensor(np.asarray(R), dtype=dt, device=dev).to(mdt),
+             torch.as_tensor(np.asarray(Q), dtype=dt, device=dev).to(mdt))
             for R, Q in sketch_matrices]
     T = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
     T = T.to(device=dev, dtype=dt if T.is_floating_point() else T.dtype)
@@ -116,7 +128,11 @@ def gradient_sketch(model, X, k, *, random_state=None, batch_size=8192, sketch_m
                     a = store[lay][0].reshape(-1, lay.in_features)
                     if g is None:
                         continue
-                    term = (a @ R[:-1] + R[-1]) * (g.reshape(-1, lay.out_features) @ Q)
+                    g = g.reshape(-1, lay.out_features)
+                    if mdt != dt:
+                        term = ((a.to(mdt) @ R[:-1]).to(dt) + R[-1].to(dt)) * (g.to(mdt) @ Q).to(dt)
+                    else:
+                        term = (a @ R[:-1] + R[-1]) * (g @ Q)
                     phi = term if phi is None else phi + term
                 out[s:s + len(xb)] = (phi * scale).cpu().numpy()
     finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._options import get_options
-from ._operators import _chunk
+from ._operators import FeatureKernel, _chunk
 
 __all__ = ["maxdet", "maxdet_features", "maxdist", "kmeanspp", "lcmd", "maxdiag", "random", "bait_features"]
 
@@ -59,13 +59,24 @@ def _center_dists(op, n_pool, centers, diag):
     closest = np.full(n_pool, -1, dtype=np.intp)
     if len(centers) == 0:
         return mind, closest
-    b = _chunk(op.n, len(centers), get_options().memory)
+    native = isinstance(op, FeatureKernel) and op.dtype == np.float32
+    b = _chunk(n_pool, len(centers), get_options().memory, itemsize=4 if native else 8, factor=2 if native else 3)
+    rows = np.arange(n_pool)
     for s in range(0, len(centers), b):
         js = centers[s:s + b]
-        sq = diag[:n_pool, None] + diag[js][None, :] - 2 * op.columns(js)[:n_pool]
+        if native:
+            # float32 features: argmin_c (k(c, c) - 2 k(x, c)) in float32, in place on the product block
+            # (k(x, x) is the same for every c); the minimum itself is then formed in float64
+            G = op.columns(js, rows=n_pool, native=True)
+            G *= -2
+            G += diag[js].astype(np.float32)[None, :]
+            arg = np.argmin(G, axis=1)
+            m = diag[:n_pool] + G[rows, arg]
+        else:
+            sq = diag[:n_pool, None] + diag[js][None, :] - 2 * op.columns(js)[:n_pool]
+            arg = np.argmin(sq, axis=1)
+            m = sq[rows, arg]
         # sequentially, as each centre were added in turn (strictly smaller replaces; ties keep the earlier)
-        arg = np.argmin(sq, axis=1)
-        m = sq[np.arange(n_pool), arg]
         new = m < mind
         closest[new] = s + arg[new]
         mind[new] = m[new]
@@ -73,7 +84,8 @@ def _center_dists(op, n_pool, centers, diag):
 
 
 def _sq_dists(op, n_pool, j, diag):
-    return diag[:n_pool] + diag[j] - 2 * op.columns([j])[:n_pool, 0]
+    col = op.columns([j], rows=n_pool)[:, 0] if isinstance(op, FeatureKernel) else op.columns([j])[:n_pool, 0]
+    return diag[:n_pool] + diag[j] - 2 * col
 
 
 def maxdist(op, n_pool, batch_size, centers=()):
@@ -189,7 +201,7 @@ def random(n_pool, batch_size, rng):
     return rng.permutation(n_pool)[:batch_size].astype(np.intp), np.full(batch_size, np.nan)
 
 
-def maxdet_features(F, batch_size, sigma, extra_diag=None, F_train=None):
+def maxdet_features(F, batch_size, sigma, extra_diag=None, F_train=None, lazy=True):
     r"""Greedy max-det for the linear kernel on features F (n x D), in weight space: O(D^2) memory.
 
     The same picks and gains as :func:`maxdet` on :math:`K = F F^\top` (optionally the posterior given
@@ -199,6 +211,15 @@ def maxdet_features(F, batch_size, sigma, extra_diag=None, F_train=None):
     :math:`r_i \leftarrow r_i - (\phi_i^\top C \phi_j)^2 / r_j`,
     :math:`C \leftarrow C - C\phi_j \phi_j^\top C / r_j` (Sherman-Morrison). Per pick: one pass
     ``F @ v`` (n D) and O(D^2); no n x B factor. Gains :math:`\log(r_j / \sigma^2)`.
+
+    ``lazy=True`` (default) skips most of those passes, exactly: residuals only decrease, so a residual
+    last updated after pick :math:`t_i` is an upper bound. With :math:`w_s = C_s \phi_{j_s}` kept (B x D),
+    each pick refreshes only the m largest bounds, :math:`r_i \leftarrow r_i - \sum_{s \ge t_i}
+    (\phi_i \cdot w_s)^2 / r_{j_s}` (one m x D x (t - t_i) product, subtracted pick by pick so that the
+    rounding does not depend on when a point was refreshed: duplicates stay exact ties), and accepts the best refreshed point when
+    its residual exceeds the (m+1)-th bound (strictly; otherwise m doubles, up to the whole pool), so the pick
+    is the same argmax (ties: smaller index) as the eager loop, up to the rounding of the refreshed sums.
+    ``lazy=False``: the eager loop (one ``F @ v`` pass per pick), the reference.
     """
     import scipy.linalg
     n, D = F.shape
@@ -223,6 +244,8 @@ def maxdet_features(F, batch_size, sigma, extra_diag=None, F_train=None):
         d += extra_diag
     picks = np.empty(batch_size, dtype=np.intp)
     gains = np.empty(batch_size)
+    if lazy:
+        return _maxdet_features_lazy(F, batch_size, s2, C, d, picks, gains)
     taken = np.zeros(n, dtype=bool)
     for t in range(batch_size):
         scores = np.where(taken, -np.inf, d)
@@ -236,6 +259,58 @@ def maxdet_features(F, batch_size, sigma, extra_diag=None, F_train=None):
         v = C @ F[j].astype(np.float64)
         c = np.asarray(F @ v.astype(F.dtype), dtype=np.float64)
         d -= c * c / dj
+        C -= np.outer(v, v) / dj
+    return picks, gains
+
+
+def _maxdet_features_lazy(F, batch_size, s2, C, d, picks, gains, m0=64):
+    """The lazy-greedy loop of :func:`maxdet_features` (see there): bounds ``d`` refreshed on demand."""
+    n, D = F.shape
+    W = np.zeros((batch_size, D), dtype=F.dtype)        # w_s = C_s phi_j / sqrt(r_j), in F's dtype
+    last = np.zeros(n, dtype=np.intp)                   # picks applied to d[i]
+    avail = np.ones(n, dtype=bool)
+    m = m0
+    for t in range(batch_size):
+        n_left = int(avail.sum())
+        while True:
+            cand = np.flatnonzero(avail)
+            if m < n_left:
+                ub = d[cand]
+                part = np.argpartition(-ub, m)
+                thr = float(ub[part[m]])                 # the (m+1)-th largest bound
+                S = cand[part[:m]]
+            else:
+                thr, S = -np.inf, cand
+            stale = S[last[S] < t]
+            if len(stale):
+                # subtract pick by pick, in pick order: a residual's rounding then depends on the point
+                # only, not on when it was refreshed (exact duplicates stay exact ties: smaller index)
+                stale = stale[np.argsort(last[stale], kind="stable")]
+                ls = last[stale]
+                lo = int(ls[0])
+                c = np.asarray(F[stale] @ W[lo:t].T, dtype=np.float64)
+                c *= c
+                ds = d[stale]
+                for q in range(t - lo):
+                    k = int(np.searchsorted(ls, lo + q, side="right"))     # rows with last <= lo + q
+                    ds[:k] -= c[:k, q]
+                d[stale] = ds
+                last[stale] = t
+            vals = d[S]
+            best = float(vals.max())
+            if best > thr or thr == -np.inf:
+                j = int(S[vals == best].min())
+                break
+            m = min(2 * m, n_left)
+        m = max(m0, m // 2)
+        dj = d[j]
+        picks[t] = j
+        avail[j] = False
+        gains[t] = np.log(dj / s2) if dj > 0 else -np.inf
+        if dj <= 0:
+            continue
+        v = C @ F[j].astype(np.float64)
+        W[t] = (v / np.sqrt(dj)).astype(F.dtype)
         C -= np.outer(v, v) / dj
     return picks, gains
 

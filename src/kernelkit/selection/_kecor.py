@@ -27,7 +27,9 @@ def _torch():
 
 
 def proxy_mlp(n_in, n_out, hidden=(512, 100)):
-    r"""KECOR's proxy network: ``Linear(n_in, h1) -> SiLU -> Linear(h1, h2) -> SiLU -> ... -> Linear(., n_out)``.
+    r"""KECOR's proxy network, a multilayer perceptron with SiLU activations.
+
+    ``Linear(n_in, h1)``, SiLU, ``Linear(h1, h2)``, SiLU and so on, up to ``Linear(h_last, n_out)``.
 
     Parameters
     ----------

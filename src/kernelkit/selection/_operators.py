@@ -76,9 +76,14 @@ class FeatureKernel:
         F = self.F
         return np.einsum("ij,ij->i", F, F, dtype=np.float64)
 
-    def columns(self, js):
+    def columns(self, js, rows=None, native=False):
+        """``F[:rows] @ F[js].T`` (rows: None for all), float64, or in F's dtype with ``native=True``.
+
+        One column is a matrix-vector product (``F @ phi_j``), not a one-column matrix product."""
         js = np.asarray(js, dtype=np.intp)
-        return np.asarray(self.F @ self.F[js].T, dtype=np.float64)
+        F = self.F if rows is None else self.F[:rows]
+        K = (F @ self.F[js[0]])[:, None] if len(js) == 1 else F @ self.F[js].T
+        return K if native else np.asarray(K, dtype=np.float64)
 
 
 class ConditionedKernel:
