@@ -14,3 +14,14 @@ def write_results(name, results):
         json.dump(results, fh, indent=1)
     print(f"\nwrote {path}")
     return path
+
+
+def best_of(fn, reps=1):
+    """``(the last result of fn(), its best wall time in seconds over reps calls)``."""
+    import time
+    best, out = float("inf"), None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return out, best

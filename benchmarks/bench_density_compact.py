@@ -26,26 +26,18 @@ Writes benchmarks/results/density_compact[_quick].json.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import kernelkit as kk
 
 from _machine import cpu_info, cpu_line
-from _results import write_results
+from _results import best_of as _timed, write_results
 
 SKLEARN_NAMES = ("epanechnikov", "tophat", "linear", "cosine")
 KERNELKIT_ONLY = ("biweight", "triweight")
 
 
-def _timed(fn, reps=1):
-    best, out = np.inf, None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
 
 
 def part_density(n, m, d, seed, reps):

@@ -31,16 +31,9 @@ import kernelkit as kk
 from kernelkit.density import regime_thresholds
 
 from _machine import cpu_info, cpu_line
-from _results import write_results
+from _results import best_of as _timed, write_results
 
 
-def _timed(fn, reps=1):
-    best, out = np.inf, None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
 
 
 def part_diagnostics(n, m, d, seed):

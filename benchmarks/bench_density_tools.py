@@ -41,14 +41,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _machine import cpu_info, cpu_line  # noqa: E402
-from _results import write_results  # noqa: E402
+from _results import best_of as _best, write_results  # noqa: E402
 
 import kernelkit as kk  # noqa: E402
 from kernelkit.density._grid import grid_kde  # noqa: E402
@@ -113,13 +112,6 @@ def run_kdepy(py, arrays, reps):
     return out, json.loads(str(out.pop("times"))), str(out.pop("version"))
 
 
-def _best(fn, reps):
-    best, out = np.inf, None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
 
 
 def _grid_error(kde, points, dens, idx):

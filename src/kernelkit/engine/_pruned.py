@@ -218,6 +218,7 @@ class _Plan:
     def __init__(self, X, Y, R, l1, xs=None, memory=1 << 27, flat=False):
         n, d = X.shape
         self.n, self.m, self.d = n, Y.shape[0], d
+        self.support = (R, l1)
         self.xs = _leaves(X, LEAF_POINTS) if xs is None else xs
         self.ys = _leaves(Y, BLOCK_QUERIES)
         eps = float(np.finfo(X.dtype).eps)
@@ -364,15 +365,24 @@ def _inner(opts):
     return dataclasses.replace(opts, progress=False, threads=1)
 
 
+def _plan(kernel, X, Y, opts, prune, mod, owner):
+    """The pruning plan for this call, or None when it runs unpruned (the rules of the module docstring:
+    by the automatic rule, also when more than MAX_KEPT of the pairs would be kept)."""
+    sup = _decide(kernel, X, Y, opts, prune, mod, owner)
+    if sup is None:
+        return None
+    pl = _Plan(X, Y, *sup, memory=opts.memory, flat=_flat(kernel))
+    if (opts.prune if prune is None else prune) is None and pl.kept > MAX_KEPT * X.shape[0] * Y.shape[0]:
+        return None
+    return pl
+
+
 def kernel_sum(kernel, X, Y, W, opts, backend, prune=None):
     """``out[j] = sum_i k(x_i, y_j) W[i]`` (float64, (m, p)) on validated working arrays, pruned when the
     rules of the module docstring allow, else by ``backend("sum")`` unpruned."""
     mod = backend("sum")
-    sup = _decide(kernel, X, Y, opts, prune, mod, "kernel_sum")
-    if sup is None:
-        return mod.kernel_sum(kernel, X, Y, W, opts)
-    pl = _Plan(X, Y, *sup, memory=opts.memory, flat=_flat(kernel))
-    if (opts.prune if prune is None else prune) is None and pl.kept > MAX_KEPT * X.shape[0] * Y.shape[0]:
+    pl = _plan(kernel, X, Y, opts, prune, mod, "kernel_sum")
+    if pl is None:
         return mod.kernel_sum(kernel, X, Y, W, opts)
     inner = _inner(opts)
     order = pl.xs.order
@@ -384,11 +394,8 @@ def kernel_logsumexp(kernel, X, Y, LW, opts, backend, prune=None):
     """``out[j] = log sum_i exp(log k(x_i, y_j) + LW[i])`` (float64, (m, p)), pruned when the rules allow
     (through the kernel sum with weights exp(LW - max LW), module docstring), else ``backend("logsumexp")``."""
     lse = backend("logsumexp")
-    sup = _decide(kernel, X, Y, opts, prune, lse, "kernel_logsumexp")
-    if sup is None:
-        return lse.kernel_logsumexp(kernel, X, Y, LW, opts)
-    pl = _Plan(X, Y, *sup, memory=opts.memory, flat=_flat(kernel))
-    if (opts.prune if prune is None else prune) is None and pl.kept > MAX_KEPT * X.shape[0] * Y.shape[0]:
+    pl = _plan(kernel, X, Y, opts, prune, lse, "kernel_logsumexp")
+    if pl is None:
         return lse.kernel_logsumexp(kernel, X, Y, LW, opts)
     inner = _inner(opts)
     order = pl.xs.order
@@ -416,7 +423,7 @@ def kernel_logsumexp(kernel, X, Y, LW, opts, backend, prune=None):
     redo = np.any((S < floor) & np.isfinite(top) & ~((S == 0) & no_underflow), axis=1)
     if redo.any():   # near or below underflow: the backend's log-sum-exp on the blocks of these queries
         if pl.inside_block.size:   # the log-sum-exp evaluates every pair of the support
-            pl = _Plan(X, Y, *sup, xs=pl.xs, memory=opts.memory)
+            pl = _Plan(X, Y, *pl.support, xs=pl.xs, memory=opts.memory)
         blocks = np.zeros(pl.ys.lo.shape[0], dtype=bool)
         rank = np.empty(pl.m, dtype=np.int64)
         rank[pl.ys.order] = np.arange(pl.m)

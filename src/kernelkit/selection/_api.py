@@ -5,10 +5,10 @@ See :func:`select_batch` for the methods and their formulas.
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 
+from .._blas import blas_threads
 from .._options import get_options
 from .._random import generator
 from ..exceptions import NotSupportedError
@@ -231,22 +231,10 @@ def select_batch(pool, batch_size, *, method="maxdet", kernel=None, train=None, 
 
     rng = generator(random_state, OWNER)          # validated for every method; used by kmeanspp and random
     threads = get_options().threads
-    with _blas_threads(threads):
+    with blas_threads(threads):   # the greedy passes F @ v are memory-bound: extra BLAS threads contend
         idx, gains = _dispatch(method, pool, train, kernel, batch_size, sigma, train_mode, extra, rng)
     idx = idx.astype(np.int64)
     return (idx, gains) if return_gains else idx
-
-
-@contextlib.contextmanager
-def _blas_threads(limit):
-    """Cap the BLAS threads at ``limit`` (None or 0: leave them) while the greedy loop runs: its passes
-    ``F @ v`` are memory-bound, and on a loaded machine extra BLAS threads only contend."""
-    if not limit:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=int(limit), user_api="blas"):
-        yield
 
 
 def _dispatch(method, pool, train, kernel, batch_size, sigma, train_mode, extra, rng):
