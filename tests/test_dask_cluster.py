@@ -44,8 +44,13 @@ def _pids(client):
 
 
 def _peak_rss():
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    """The worker process's own peak resident size (VmHWM, bytes). Not ru_maxrss: that survives exec, so a
+    worker spawned by a large pytest process would report its parent's peak."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024   # kB
+    pytest.skip("no VmHWM in /proc/self/status")
 
 
 def _data(n, m, d=3, seed=0):
