@@ -90,7 +90,8 @@ suppress_warnings = ["myst.header"]
 # --- HTML ---
 html_theme = "pydata_sphinx_theme"
 html_title = "kernelkit"
-html_static_path = ["_static"]
+# no static files of our own (an empty _static folder would not survive a git clone)
+html_static_path = []
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_show_sourcelink = False
 # MathJax comes from its CDN; KERNELKIT_MATHJAX=<a local MathJax 3 "es5" folder> (npm's mathjax package)

@@ -297,8 +297,8 @@ def test_prune_option_is_inherited_and_a_call_overrides_it(monkeypatch):
     X, Y = rng.random((300, 2)), rng.random((40, 2))
     k = kk.Epanechnikov(0.2)
     calls = []
-    real = _pruned._run
-    monkeypatch.setattr(_pruned, "_run", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = _pruned._sum_sorted   # the pruned sum, compiled over ranges or block by block
+    monkeypatch.setattr(_pruned, "_sum_sorted", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     want = kk.kernel_sum(k, X, Y, prune=False)
     assert not calls
     with kk.options(prune=True):          # small sizes: the automatic rule alone would not prune
@@ -310,3 +310,95 @@ def test_prune_option_is_inherited_and_a_call_overrides_it(monkeypatch):
     with pytest.raises(TypeError, match="'prune' option"):
         with kk.options(prune="yes"):
             pass
+
+
+# --- the compiled path over point ranges (fused backend) against the block-by-block path -------------
+
+needs_fused = pytest.mark.skipif(not kk.fused_available(), reason="the compiled engine is not built here")
+
+
+@needs_fused
+@pytest.mark.parametrize("name", list(PROFILES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("leaf, block", [(5, 7), (64, 96), (300, 13)])
+def test_compiled_ranges_match_the_block_path(name, dtype, leaf, block, monkeypatch):
+    rng = np.random.default_rng(21)
+    X = clustered(rng, 2311, 3).astype(dtype)
+    Y = clustered(rng, 517, 3).astype(dtype)
+    W = rng.standard_normal((X.shape[0], 3)).astype(dtype)
+    LW = rng.uniform(-3, 0, (X.shape[0], 2))
+    k = PROFILES[name][0](0.7)
+    calls = []
+    real = _pruned._run_compiled
+    with monkeypatch.context() as m:
+        m.setattr(_pruned, "LEAF_POINTS", leaf)
+        m.setattr(_pruned, "BLOCK_QUERIES", block)
+        m.setattr(_pruned, "_run_compiled", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        fast_s = kernel_sum(k, X, Y, W, prune=True)
+        fast_l = kernel_logsumexp(k, X, Y, LW, prune=True)
+        assert calls   # the compiled path ran
+        m.setattr(_pruned, "_compiled_plan", lambda *a, **kw: None)
+        slow_s = kernel_sum(k, X, Y, W, prune=True)
+        slow_l = kernel_logsumexp(k, X, Y, LW, prune=True)
+    close(fast_s, slow_s, dtype, np.abs(slow_s).max())
+    close(fast_s, direct_sum(name, 0.7, X, Y, W), dtype, np.abs(slow_s).max())
+    fin = np.isfinite(slow_l)
+    assert np.array_equal(fin, np.isfinite(fast_l))
+    np.testing.assert_allclose(fast_l[fin], slow_l[fin], rtol=0, atol=10 * RTOL[dtype])
+
+
+@needs_fused
+def test_compiled_ranges_l1_threads_and_tiny_tiles(monkeypatch):
+    """L1 kernels, two threads against one (the same sums exactly), and a memory budget that shrinks the
+    compiled tiles to the smallest sizes."""
+    rng = np.random.default_rng(5)
+    X, Y = clustered(rng, 3001, 2), clustered(rng, 401, 2)
+    W = rng.standard_normal((X.shape[0], 2))
+    k = kk.Epanechnikov(0.9, distance="l1")
+    one = kernel_sum(k, X, Y, W, prune=True, threads=1)
+    two = kernel_sum(k, X, Y, W, prune=True, threads=2)
+    np.testing.assert_array_equal(one, two)
+    close(one, direct_sum("epanechnikov", 0.9, X, Y, W, l1=True), np.float64, np.abs(one).max())
+    tiny = kernel_sum(k, X, Y, W, prune=True, memory=20_000)
+    close(tiny, one, np.float64, np.abs(one).max())
+
+
+@needs_fused
+def test_compiled_ranges_redo_in_the_log_domain(monkeypatch):
+    """Log weights so small that the pruned sum underflows: the queries are redone by the compiled
+    log-sum-exp over the same ranges, equal to the direct log-domain reference."""
+    rng = np.random.default_rng(8)
+    X, Y = rng.random((900, 2)), rng.random((120, 2))
+    LW = np.full((900, 1), -800.0)
+    LW[X[:, 0] < 0.3] = 0.0   # queries to the right see only terms of about e^-800: the sum underflows
+    k = kk.Biweight(0.15)
+    calls = []
+    real = _pruned._run_compiled
+    monkeypatch.setattr(_pruned, "_run_compiled", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    got = kernel_logsumexp(k, X, Y, LW, prune=True)
+    assert "logsumexp" in calls
+    want = direct_logsumexp("biweight", 0.15, X, Y, LW)
+    fin = np.isfinite(want)
+    assert np.array_equal(fin, np.isfinite(got))
+    np.testing.assert_allclose(got[fin], want[fin], rtol=0, atol=1e-10)
+
+
+@needs_fused
+def test_compiled_ranges_reject_a_bad_plan():
+    from kernelkit.engine import _fused
+    rng = np.random.default_rng(0)
+    X, Y, W = rng.random((50, 2)), rng.random((10, 2)), np.ones((50, 1))
+    from kernelkit.engine import _opts
+    fp = _fused.ranges_plan(kk.Epanechnikov(0.3), X, Y, _opts(None, 1, None, False), 1)
+    out = np.zeros((10, 1))
+    z = np.zeros(1, dtype=np.int64)
+    one = np.ones(1, dtype=np.int64)
+    with pytest.raises(ValueError, match="point range outside"):
+        _fused.run_ranges(fp, "sum", W, z, one * 10, z, one, z, one * 51, 0.09, out)
+    with pytest.raises(ValueError, match="sorted and disjoint"):
+        _fused.run_ranges(fp, "sum", W, np.array([0, 3]), np.array([5, 8]), np.zeros(2, np.int64),
+                          np.ones(2, np.int64), z, one * 50, 0.09, out)
+    with pytest.raises(ValueError, match="sorted and disjoint"):
+        _fused.run_ranges(fp, "sum", W, z, one * 11, z, one, z, one * 50, 0.09, out)
+    _fused.run_ranges(fp, "sum", W, z, one * 10, z, one, z, one * 50, -1.0, out)   # every pair, no test
+    np.testing.assert_allclose(out, kernel_sum(kk.Epanechnikov(0.3), X, Y, W, prune=False), rtol=1e-12)

@@ -363,6 +363,39 @@ def kernel_sum(kernel, X, Y, W, opts, mode=None):
     return out
 
 
+def ranges_plan(kernel, X, Y, opts, p, op="sum"):
+    """A :class:`Plan` for the pruned reduction over point ranges (:func:`run_ranges`), or None when this
+    backend cannot run it there: modulated components, a distance that needs centring or the x.y form
+    (only the direct differences run over ranges), or a log-sum-exp the extension does not cover."""
+    if not supports(kernel, op):
+        return None
+    plain, mod = _compile(kernel)
+    if mod or not plain:
+        return None
+    pl = plan(plain, X, Y, opts, None, p, distance=kernel_distance(kernel))
+    if pl.c is not None or pl.gram == GRAM:
+        return None
+    if op == "logsumexp":
+        pl.params = pl.params.copy()
+        pl.params[0, 0] = math.log(pl.params[0, 0])   # the scale enters as log w
+    return pl
+
+
+def run_ranges(pl, op, W, qlo, qhi, rbeg, rend, rlo, rhi, thr, out, maxima=None):
+    """Add the pruned reduction into ``out`` (and ``maxima`` for op "logsumexp"), float64 (m, p).
+
+    Query block b is ``pl.Y[qlo[b]:qhi[b]]`` (blocks sorted and disjoint), its points the ranges
+    ``pl.X[rlo[r]:rhi[r]]`` for r in ``range(rbeg[b], rend[b])``; ``thr`` >= 0: a query whose distance to
+    the box of a tile of points (squared Euclidean, or L1 for kernels of the L1 distance) exceeds thr
+    skips that tile (it must be a bound beyond which the kernel is exactly 0, margin included); < 0: no
+    test. ``W``: weights (sum) or log weights (logsumexp), (n, p) in the working dtype."""
+    W = np.ascontiguousarray(W, dtype=pl.X.dtype)
+    idx = [np.ascontiguousarray(a, dtype=np.int64) for a in (qlo, qhi, rbeg, rend, rlo, rhi)]
+    _ext.ranges(_LSE if op == "logsumexp" else _SUM, pl.X, pl.Y, W, pl.codes, pl.params, pl.gram, pl.nb, pl.jb,
+                pl.threads, *idx, float(thr), int(pl.gram == DIRECT_L1), out, maxima)
+    return out
+
+
 def kernel_block(kernel, X, Y, opts, mode=None):
     """Dense K[i, j] = k(X[i], Y[j]) in the dtype of X and Y, evaluated tile by tile in C.
 

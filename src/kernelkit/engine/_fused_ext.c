@@ -273,6 +273,99 @@ static PyObject *py_normal(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ranges(op, X, Y, W, codes, params, gram, nb, jb, nthreads, qlo, qhi, rbeg, rend, rlo, rhi, thr, l1, out, out_aux):
+ * the pruned reduction (op 0 sum, 1 log-sum-exp; no centring): query blocks [qlo[b], qhi[b]) (not overlapping)
+ * each against the point ranges [rlo[r], rhi[r]), r in [rbeg[b], rend[b]); 1-D int64 index arrays; thr < 0: no
+ * per-tile test, else rows farther than thr from a tile's box skip it (l1: L1 distance, else squared
+ * Euclidean). out (m, p) float64 zeros (sums); out_aux (m, p) float64 -inf (log-sum-exp maxima) or None. */
+static int check_index(PyObject *o, int64_t len, const char *what) {
+    if (!PyArray_Check(o) || PyArray_TYPE((PyArrayObject *)o) != NPY_INT64 || PyArray_NDIM((PyArrayObject *)o) != 1
+        || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)o) || (len >= 0 && PyArray_DIM((PyArrayObject *)o, 0) != len)) {
+        PyErr_Format(PyExc_TypeError, "fused ranges: %s must be a C-contiguous 1-D int64 array of the right length", what);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_ranges(PyObject *self, PyObject *args) {
+    int op, gram, nb, jb, nthreads, l1;
+    double thr;
+    PyObject *Xo, *Yo, *Wo, *codes, *params, *qlo_o, *qhi_o, *rbeg_o, *rend_o, *rlo_o, *rhi_o, *outo, *auxo;
+    if (!PyArg_ParseTuple(args, "iOOOOOiiiiOOOOOOdiOO", &op, &Xo, &Yo, &Wo, &codes, &params, &gram, &nb, &jb,
+                          &nthreads, &qlo_o, &qhi_o, &rbeg_o, &rend_o, &rlo_o, &rhi_o, &thr, &l1, &outo, &auxo))
+        return NULL;
+    kspec ks;
+    if (parse_spec(codes, params, &ks)) return NULL;
+    if (!PyArray_Check(Xo)) { PyErr_SetString(PyExc_TypeError, "fused ranges: X must be an array"); return NULL; }
+    const int typenum = PyArray_TYPE((PyArrayObject *)Xo);
+    if ((typenum != NPY_FLOAT32 && typenum != NPY_FLOAT64) || (op != OP_SUM && op != OP_LSE)) {
+        PyErr_SetString(PyExc_TypeError, "fused ranges: float32 or float64, sums or log-sum-exps only");
+        return NULL;
+    }
+    if (check_arr(Xo, typenum, 2, "X") || check_arr(Yo, typenum, 2, "Y") || check_arr(Wo, typenum, 2, "W")
+        || check_arr(outo, NPY_FLOAT64, 2, "out"))
+        return NULL;
+    PyArrayObject *X = (PyArrayObject *)Xo, *Y = (PyArrayObject *)Yo, *W = (PyArrayObject *)Wo, *O = (PyArrayObject *)outo;
+    const int64_t n = PyArray_DIM(X, 0), m = PyArray_DIM(Y, 0);
+    const int d = (int)PyArray_DIM(X, 1), p = (int)PyArray_DIM(W, 1);
+    if (PyArray_DIM(Y, 1) != d || d < 1 || p < 1 || PyArray_DIM(W, 0) != n || PyArray_DIM(O, 0) != m
+        || PyArray_DIM(O, 1) != p) {
+        PyErr_SetString(PyExc_ValueError, "fused ranges: shapes of X, Y, W and out do not agree");
+        return NULL;
+    }
+    if (op == OP_LSE && (check_arr(auxo, NPY_FLOAT64, 2, "out_aux") || PyArray_DIM((PyArrayObject *)auxo, 0) != m
+                         || PyArray_DIM((PyArrayObject *)auxo, 1) != p)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "fused ranges: out_aux has the wrong shape");
+        return NULL;
+    }
+    if (nb < KK_TILE_MULT || nb % KK_TILE_MULT || jb < MR || jb % MR || nthreads < 1 || (op == OP_LSE && ks.n != 1)) {
+        PyErr_SetString(PyExc_ValueError, "fused ranges: bad tile sizes, thread count or log-sum-exp spec");
+        return NULL;
+    }
+    if (check_index(qlo_o, -1, "qlo")) return NULL;
+    const int64_t nblk = PyArray_DIM((PyArrayObject *)qlo_o, 0);
+    if (check_index(qhi_o, nblk, "qhi") || check_index(rbeg_o, nblk, "rbeg") || check_index(rend_o, nblk, "rend")
+        || check_index(rlo_o, -1, "rlo") || check_index(rhi_o, PyArray_DIM((PyArrayObject *)rlo_o, 0), "rhi"))
+        return NULL;
+    const int64_t nr = PyArray_DIM((PyArrayObject *)rlo_o, 0);
+    const int64_t *qlo = (const int64_t *)PyArray_DATA((PyArrayObject *)qlo_o);
+    const int64_t *qhi = (const int64_t *)PyArray_DATA((PyArrayObject *)qhi_o);
+    const int64_t *rbeg = (const int64_t *)PyArray_DATA((PyArrayObject *)rbeg_o);
+    const int64_t *rend = (const int64_t *)PyArray_DATA((PyArrayObject *)rend_o);
+    const int64_t *rlo = (const int64_t *)PyArray_DATA((PyArrayObject *)rlo_o);
+    const int64_t *rhi = (const int64_t *)PyArray_DATA((PyArrayObject *)rhi_o);
+    /* every index in range (a bad plan must be an error, not a read out of bounds); blocks are written by
+     * different threads, so they must not overlap: checked as sorted and disjoint */
+    for (int64_t b = 0; b < nblk; b++)
+        if (qlo[b] < 0 || qlo[b] > qhi[b] || qhi[b] > m || (b && qlo[b] < qhi[b - 1]) || rbeg[b] < 0
+            || rbeg[b] > rend[b] || rend[b] > nr) {
+            PyErr_SetString(PyExc_ValueError, "fused ranges: query blocks not sorted and disjoint in [0, m], or "
+                                              "range offsets outside [0, len(rlo)]");
+            return NULL;
+        }
+    for (int64_t r = 0; r < nr; r++)
+        if (rlo[r] < 0 || rlo[r] > rhi[r] || rhi[r] > n) {
+            PyErr_SetString(PyExc_ValueError, "fused ranges: a point range outside [0, n]");
+            return NULL;
+        }
+    double *out = (double *)PyArray_DATA(O);
+    double *aux = op == OP_LSE ? (double *)PyArray_DATA((PyArrayObject *)auxo) : NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (typenum == NPY_FLOAT32) {
+        job_f32 J = {(const float *)PyArray_DATA(X), (const float *)PyArray_DATA(Y), (const float *)PyArray_DATA(W),
+                     NULL, n, m, d, p, nb, jb, gram, op, 0, &ks, NULL, NULL, NULL};
+        rc = run_ranges_f32(&J, nthreads, nblk, qlo, qhi, rbeg, rend, rlo, rhi, thr, l1, out, aux);
+    } else {
+        job_f64 J = {(const double *)PyArray_DATA(X), (const double *)PyArray_DATA(Y), (const double *)PyArray_DATA(W),
+                     NULL, n, m, d, p, nb, jb, gram, op, 0, &ks, NULL, NULL, NULL};
+        rc = run_ranges_f64(&J, nthreads, nblk, qlo, qhi, rbeg, rend, rlo, rhi, thr, l1, out, aux);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* vexp(x, out): out = exp(x) elementwise with the engine's vectorised exp (x <= 0; same dtype, 1-D). */
 static PyObject *py_vexp(PyObject *self, PyObject *args) {
     PyObject *xo, *oo;
@@ -314,6 +407,7 @@ static PyMethodDef methods[] = {
     {"run", py_run, METH_VARARGS, "Fused kernel reduction (see kernelkit/engine/_fused.py)."},
     {"block", py_block, METH_VARARGS, "Dense kernel block (see kernelkit/engine/_fused.py)."},
     {"normal", py_normal, METH_VARARGS, "Normal product K^T diag(Wq) K V (see kernelkit/engine/_fused.py)."},
+    {"ranges", py_ranges, METH_VARARGS, "Pruned reduction over point ranges (see kernelkit/engine/_pruned.py)."},
     {"vexp", py_vexp, METH_VARARGS, "Elementwise exp(x), x <= 0, with the engine's vectorised exp."},
     {NULL, NULL, 0, NULL},
 };

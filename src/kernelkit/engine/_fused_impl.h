@@ -70,6 +70,21 @@ KK_INLINE void FN(pack_y)(const R *Y, int64_t j0, int len, int d, int jb, const 
     }
 }
 
+/* pack_y for the rows j0 + rows[a], a < len (no centring), zero rows up to jb. */
+KK_INLINE void FN(pack_y_rows)(const R *Y, int64_t j0, const int *rows, int len, int d, int jb, R *Yb, R *ny) {
+    for (int a = 0; a < jb; a++) {
+        R *dst = Yb + (int64_t)(a / MR) * d * MR + a % MR;
+        const R *src = a < len ? Y + (j0 + rows[a]) * d : NULL;
+        R s = 0;
+        for (int k = 0; k < d; k++) {
+            R v = src ? src[k] : (R)0;
+            dst[k * MR] = v;
+            s += v * v;
+        }
+        ny[a] = s;
+    }
+}
+
 /* ---- micro-kernel: T[a, i] for a < jb (multiple of MR), i < nb (multiple of NR) ----
  * gram = 0, direct: T = sum_k (x_ik - y_ak)^2   (exact, for small d)
  * gram = 1, gram:   T = sum_k x_ik y_ak         (the GEMM part of |x|^2 + |y|^2 - 2 x.y)
@@ -253,9 +268,95 @@ static int FN(work_alloc)(FN(work) *w, const FN(job) *J) {
     return 0;
 }
 
+/* One packed tile of nb points (len real ones, starting at point i0) against the packed query block
+ * w->Yb (jb rows, jlen real): distances, then every row a < jlen reduced into output row ra = rows[a]
+ * (rows == NULL: ra = a) of acc / mx (sums, log-sum-exps) or of the heaps (top-k). */
+KK_INLINE void FN(reduce_tile)(const FN(job) *J, FN(work) *w, const R *Xt, const R *nx, const R *Wt, int nb, int jb,
+                               int len, int64_t i0, int jlen, const int *rows, double *acc, double *mx,
+                               double *hv, int64_t *hi, int *hsize) {
+    const int d = J->d, p = J->p, gram = J->gram, op = J->op;
+    FN(tile)(gram, Xt, nb, w->Yb, d, jb, w->T);
+    /* (the one-pass Gaussian bounds r by |x| + |y|: Euclidean distances only) */
+    const int gauss1 = op == OP_SUM && p == 1 && J->ks->n == 1 && J->ks->code[0] == K_GAUSS && gram != 2;
+    /* |x - c| <= rx for every point of the tile: |x - y|^2 <= (rx + |y - c|)^2 bounds a row */
+    const R rx = gauss1 ? SQRT(FN(kk_row_max)(nx, nb)) : (R)0;
+    for (int a = 0; a < jlen; a++) {
+        const int64_t ra = rows ? rows[a] : a;
+        const R *t = w->T + (int64_t)a * nb;
+        if (gauss1) {
+            /* the common case in one pass: sum_i w_i exp(-g r_i^2) */
+            const R g = (R)J->ks->p[0], ny = w->ny[a], ry = rx + SQRT(ny);
+            R s = 0;
+            if (-g * (ry * ry) >= EXP_FAST_LO) {   /* every result normal: the one-factor exp */
+                if (gram == 1) {
+#pragma omp simd reduction(+ : s)
+                    for (int i = 0; i < nb; i++) {
+                        R v = nx[i] + ny - (R)2 * t[i];
+                        s += Wt[i] * FN(kexp_normal)(-g * (v > 0 ? v : (R)0));
+                    }
+                } else {
+#pragma omp simd reduction(+ : s)
+                    for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp_normal)(-g * t[i]);
+                }
+            } else {
+                const R *r2 = FN(row_r2)(gram, t, nx, ny, w->r2, nb);
+                if (-g * FN(kk_row_max)(r2, nb) >= EXP_FAST_LO) {
+#pragma omp simd reduction(+ : s)
+                    for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp_normal)(-g * r2[i]);
+                } else {
+#pragma omp simd reduction(+ : s)
+                    for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp)(-g * r2[i]);
+                }
+            }
+            acc[ra] += (double)s * J->ks->w[0];
+        } else if (op == OP_SUM) {
+            FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
+            /* padding points have weight 0: drop their values (an overflowing polynomial
+             * value there would make inf * 0 = NaN) */
+            for (int i = len; i < nb; i++) w->val[i] = 0;
+            for (int q = 0; q < p; q++) acc[ra * p + q] += (double)FN(row_dot)(w->val, Wt + (int64_t)q * nb, nb);
+        } else if (op == OP_LSE) {
+            const int gauss = J->ks->code[0] == K_GAUSS;
+            const R *r2 = gauss ? FN(row_r2)(gram, t, nx, w->ny[a], w->r2, nb) : NULL;
+            const R g = (R)J->ks->p[0], lw0 = (R)J->ks->w[0];
+            if (!gauss) FN(row_log_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, nb);
+            for (int q = 0; q < p; q++) {
+                const R *lw = Wt + (int64_t)q * nb;
+                if (gauss) {   /* log k + log w in one pass */
+#pragma omp simd
+                    for (int i = 0; i < nb; i++) w->tmp[i] = (lw0 - g * r2[i]) + lw[i];
+                } else {
+#pragma omp simd
+                    for (int i = 0; i < nb; i++) w->tmp[i] = w->val[i] + lw[i];
+                }
+                const R bmax = FN(row_max)(w->tmp, nb);
+                if (!(bmax > -INFINITY)) continue;   /* every weight zero in this tile */
+                double *M = mx + ra * p + q, *S = acc + ra * p + q;
+                if ((double)bmax > *M) {
+                    *S *= exp(*M - (double)bmax);    /* exp(-inf) = 0 on the first tile */
+                    *M = (double)bmax;
+                }
+                const R Mr = (R)*M;
+                R s = 0;
+#pragma omp simd reduction(+ : s)
+                for (int i = 0; i < nb; i++) s += FN(kexp)(w->tmp[i] - Mr);
+                *S += (double)s;
+            }
+        } else {
+            FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
+            double *v = hv + ra * J->k;
+            int64_t *ix = hi + ra * J->k;
+            for (int i = 0; i < len; i++) {
+                double x = (double)w->val[i];
+                if (hsize[ra] < J->k || x > v[0]) FN(heap_push)(v, ix, hsize + ra, J->k, x, i0 + i);
+            }
+        }
+    }
+}
+
 KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int jlen, int64_t ilo, int64_t ihi,
                                 double *acc, double *mx, double *hv, int64_t *hi, int *hsize) {
-    const int nb = J->nb, jb = J->jb, d = J->d, p = J->p, gram = J->gram, op = J->op;
+    const int nb = J->nb, jb = J->jb, d = J->d, p = J->p, op = J->op;
     FN(pack_y)(J->Y, j0, jlen, d, jb, J->c, w->Yb, w->ny);
     for (int64_t i0 = ilo; i0 < ihi; i0 += nb) {
         const int len = (int)(ihi - i0 < nb ? ihi - i0 : nb);
@@ -269,83 +370,87 @@ KK_CLONES static void FN(block)(const FN(job) *J, FN(work) *w, int64_t j0, int j
             FN(pack_x)(J->X, i0, len, d, nb, J->c, w->Xt, w->nx);
             if (op != OP_TOPK) FN(pack_w)(J->W, i0, len, p, nb, op == OP_LSE ? (R)(-INFINITY) : (R)0, w->Wt);
         }
-        FN(tile)(gram, Xt, nb, w->Yb, d, jb, w->T);
-        /* (the one-pass Gaussian bounds r by |x| + |y|: Euclidean distances only) */
-        const int gauss1 = op == OP_SUM && p == 1 && J->ks->n == 1 && J->ks->code[0] == K_GAUSS && gram != 2;
-        /* |x - c| <= rx for every point of the tile: |x - y|^2 <= (rx + |y - c|)^2 bounds a row */
-        const R rx = gauss1 ? SQRT(FN(kk_row_max)(nx, nb)) : (R)0;
-        for (int a = 0; a < jlen; a++) {
-            const R *t = w->T + (int64_t)a * nb;
-            if (gauss1) {
-                /* the common case in one pass: sum_i w_i exp(-g r_i^2) */
-                const R g = (R)J->ks->p[0], ny = w->ny[a], ry = rx + SQRT(ny);
-                R s = 0;
-                if (-g * (ry * ry) >= EXP_FAST_LO) {   /* every result normal: the one-factor exp */
-                    if (gram == 1) {
-#pragma omp simd reduction(+ : s)
-                        for (int i = 0; i < nb; i++) {
-                            R v = nx[i] + ny - (R)2 * t[i];
-                            s += Wt[i] * FN(kexp_normal)(-g * (v > 0 ? v : (R)0));
+        FN(reduce_tile)(J, w, Xt, nx, Wt, nb, jb, len, i0, jlen, NULL, acc, mx, hv, hi, hsize);
+    }
+}
+
+/* Distance from each of the jlen queries Y[j0 + a] to the box [lo, hi] of the points
+ * X[i0, i0 + len) (squared Euclidean, or L1 when l1), in double: the queries within thr are listed in
+ * rows (a, ascending); returns how many. */
+KK_INLINE int FN(rows_near)(const R *X, int64_t i0, int len, const R *Y, int64_t j0, int jlen, int d, int l1,
+                            double thr, double *lo, double *hi, int *rows) {
+    for (int k = 0; k < d; k++) { lo[k] = INFINITY; hi[k] = -INFINITY; }
+    for (int i = 0; i < len; i++) {
+        const R *x = X + (i0 + i) * d;
+        for (int k = 0; k < d; k++) {
+            const double v = (double)x[k];
+            lo[k] = v < lo[k] ? v : lo[k];
+            hi[k] = v > hi[k] ? v : hi[k];
+        }
+    }
+    int kept = 0;
+    for (int a = 0; a < jlen; a++) {
+        const R *y = Y + (j0 + a) * d;
+        double s = 0;
+        for (int k = 0; k < d; k++) {
+            const double v = (double)y[k];
+            const double g = v < lo[k] ? lo[k] - v : (v > hi[k] ? v - hi[k] : 0.0);
+            s += l1 ? g : g * g;
+        }
+        if (s <= thr) rows[kept++] = a;
+    }
+    return kept;
+}
+
+/* Pruned reduction (kernelkit.engine._pruned): queries in nblk blocks [qlo[b], qhi[b]), each against its
+ * point ranges [rlo[r], rhi[r]) for r in [rbeg[b], rend[b]) (sums, log-sum-exps); blocks must not overlap.
+ * Points and queries are in the caller's order (no centring: J->c must be NULL). Each block's queries
+ * are split into runs of at most jb; each range into tiles of at most nb points, a partial tile
+ * narrowed to a multiple of the panel width. With thr >= 0, a query whose distance to a tile's box
+ * exceeds thr skips that tile (its kernel values there are exactly 0: the caller's thr keeps a margin
+ * for rounding), and a tile no query is near is not computed. Blocks run in parallel (dynamic); each
+ * query's sum is the same whatever the thread count. Returns 0 or -1 (allocation failure). */
+KK_CLONES static int FN(run_ranges)(const FN(job) *J, int nthreads, int64_t nblk, const int64_t *qlo,
+                                    const int64_t *qhi, const int64_t *rbeg, const int64_t *rend, const int64_t *rlo,
+                                    const int64_t *rhi, double thr, int l1, double *out, double *out_mx) {
+    const int nb = J->nb, jb = J->jb, d = J->d, p = J->p, op = J->op;
+    int failed = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : failed)
+    {
+        FN(work) w;
+        int *rows = (int *)malloc(sizeof(int) * (size_t)jb);
+        double *box = (double *)malloc(sizeof(double) * 2 * (size_t)d);
+        if (FN(work_alloc)(&w, J) || !rows || !box) failed = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < nblk; b++) {
+            if (failed) continue;
+            for (int64_t j0 = qlo[b]; j0 < qhi[b]; j0 += jb) {
+                const int jlen = (int)(qhi[b] - j0 < jb ? qhi[b] - j0 : jb);
+                double *acc = out + j0 * p, *mx = op == OP_LSE ? out_mx + j0 * p : NULL;
+                if (thr < 0) FN(pack_y)(J->Y, j0, jlen, d, (jlen + MR - 1) / MR * MR, NULL, w.Yb, w.ny);
+                for (int64_t r = rbeg[b]; r < rend[b]; r++) {
+                    for (int64_t i0 = rlo[r]; i0 < rhi[r]; i0 += nb) {
+                        const int len = (int)(rhi[r] - i0 < nb ? rhi[r] - i0 : nb);
+                        const int nbe = (len + NR - 1) / NR * NR;
+                        int cnt = jlen;
+                        const int *map = NULL;
+                        if (thr >= 0) {   /* only the queries near this tile's box, packed together */
+                            cnt = FN(rows_near)(J->X, i0, len, J->Y, j0, jlen, d, l1, thr, box, box + d, rows);
+                            if (!cnt) continue;
+                            FN(pack_y_rows)(J->Y, j0, rows, cnt, d, (cnt + MR - 1) / MR * MR, w.Yb, w.ny);
+                            map = rows;
                         }
-                    } else {
-#pragma omp simd reduction(+ : s)
-                        for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp_normal)(-g * t[i]);
+                        FN(pack_x)(J->X, i0, len, d, nbe, NULL, w.Xt, w.nx);
+                        FN(pack_w)(J->W, i0, len, p, nbe, op == OP_LSE ? (R)(-INFINITY) : (R)0, w.Wt);
+                        FN(reduce_tile)(J, &w, w.Xt, w.nx, w.Wt, nbe, (cnt + MR - 1) / MR * MR, len, i0, cnt, map, acc,
+                                        mx, NULL, NULL, NULL);
                     }
-                } else {
-                    const R *r2 = FN(row_r2)(gram, t, nx, ny, w->r2, nb);
-                    if (-g * FN(kk_row_max)(r2, nb) >= EXP_FAST_LO) {
-#pragma omp simd reduction(+ : s)
-                        for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp_normal)(-g * r2[i]);
-                    } else {
-#pragma omp simd reduction(+ : s)
-                        for (int i = 0; i < nb; i++) s += Wt[i] * FN(kexp)(-g * r2[i]);
-                    }
-                }
-                acc[a] += (double)s * J->ks->w[0];
-            } else if (op == OP_SUM) {
-                FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
-                /* padding points have weight 0: drop their values (an overflowing polynomial
-                 * value there would make inf * 0 = NaN) */
-                for (int i = len; i < nb; i++) w->val[i] = 0;
-                for (int q = 0; q < p; q++) acc[a * p + q] += (double)FN(row_dot)(w->val, Wt + (int64_t)q * nb, nb);
-            } else if (op == OP_LSE) {
-                const int gauss = J->ks->code[0] == K_GAUSS;
-                const R *r2 = gauss ? FN(row_r2)(gram, t, nx, w->ny[a], w->r2, nb) : NULL;
-                const R g = (R)J->ks->p[0], lw0 = (R)J->ks->w[0];
-                if (!gauss) FN(row_log_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, nb);
-                for (int q = 0; q < p; q++) {
-                    const R *lw = Wt + (int64_t)q * nb;
-                    if (gauss) {   /* log k + log w in one pass */
-#pragma omp simd
-                        for (int i = 0; i < nb; i++) w->tmp[i] = (lw0 - g * r2[i]) + lw[i];
-                    } else {
-#pragma omp simd
-                        for (int i = 0; i < nb; i++) w->tmp[i] = w->val[i] + lw[i];
-                    }
-                    const R bmax = FN(row_max)(w->tmp, nb);
-                    if (!(bmax > -INFINITY)) continue;   /* every weight zero in this tile */
-                    double *M = mx + a * p + q, *S = acc + a * p + q;
-                    if ((double)bmax > *M) {
-                        *S *= exp(*M - (double)bmax);    /* exp(-inf) = 0 on the first tile */
-                        *M = (double)bmax;
-                    }
-                    const R Mr = (R)*M;
-                    R s = 0;
-#pragma omp simd reduction(+ : s)
-                    for (int i = 0; i < nb; i++) s += FN(kexp)(w->tmp[i] - Mr);
-                    *S += (double)s;
-                }
-            } else {
-                FN(row_values)(J->ks, gram, t, nx, w->ny[a], w->r2, w->val, w->tmp, w->pw, nb);
-                double *v = hv + (int64_t)a * J->k;
-                int64_t *ix = hi + (int64_t)a * J->k;
-                for (int i = 0; i < len; i++) {
-                    double x = (double)w->val[i];
-                    if (hsize[a] < J->k || x > v[0]) FN(heap_push)(v, ix, hsize + a, J->k, x, i0 + i);
                 }
             }
         }
+        free(rows); free(box); free(w.Xt);
     }
+    return failed ? -1 : 0;
 }
 
 /* Whole reduction; returns 0 or -1 (allocation failure). Parallel over query

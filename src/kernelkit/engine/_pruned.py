@@ -356,6 +356,77 @@ def _run(pl, Y, rows_source, run, init, combine, opts, desc, only=None):
     return res
 
 
+def _ranges(pl):
+    """Each query block's data rows as maximal runs of consecutive leaves (rows of the sorted points):
+    (rbeg, rend) per block into (rlo, rhi)."""
+    B = pl.ys.lo.shape[0]
+    blk, leaf = pl.block, pl.leaf
+    new = np.ones(leaf.size, dtype=bool)
+    new[1:] = (blk[1:] != blk[:-1]) | (leaf[1:] != leaf[:-1] + 1)
+    first = np.flatnonzero(new)
+    last = np.append(first[1:] - 1, leaf.size - 1) if first.size else first
+    rlo, rhi = pl.xs.starts[leaf[first]], pl.xs.starts[leaf[last] + 1]
+    edges = np.searchsorted(blk[first], np.arange(B + 1))
+    return edges[:-1], edges[1:], rlo, rhi
+
+
+def _interior(pl, Ws):
+    """(m sorted queries, p): the weight sums of the leaves wholly inside the support of each block
+    (a flat kernel's pairs that were not evaluated), or None."""
+    if not pl.inside_block.size:
+        return None
+    wsum = np.add.reduceat(Ws.astype(np.float64, copy=False), pl.xs.starts[:-1], axis=0)
+    interior = np.zeros((pl.ys.lo.shape[0], Ws.shape[1]))
+    np.add.at(interior, pl.inside_block, wsum[pl.inside_leaf])
+    return np.repeat(interior, pl.ys.counts, axis=0)
+
+
+def _run_compiled(pl, fp, op, Ws, opts, desc, only=None):
+    """The pruned reduction in one compiled call per batch of blocks (``fp``: the fused backend's
+    :func:`~kernelkit.engine._fused.ranges_plan` on the sorted points and queries); sums, or
+    log-sum-exps (``op="logsumexp"``, Ws the log weights); float64 (m, p) in the original query order.
+    Every pair of the plan's blocks is evaluated except those of a tile of points whose box is beyond
+    the support from the query (the same margin as the plan), which are exactly 0."""
+    from . import _fused
+    p = Ws.shape[1]
+    lse = op == "logsumexp"
+    out = np.zeros((pl.m, p))
+    maxima = np.full((pl.m, p), -np.inf) if lse else None
+    rbeg, rend, rlo, rhi = _ranges(pl)
+    qs = pl.ys.starts
+    blocks = np.arange(qs.size - 1) if only is None else np.flatnonzero(only)
+    # batches of blocks between progress updates (one batch without a bar)
+    pairs = (pl.ys.counts * pl.rows_per_block)[blocks]
+    step = _fused._PROGRESS_PAIRS if opts.progress else np.inf
+    cuts = np.searchsorted(np.cumsum(pairs), np.arange(1, int(pairs.sum() // step) + 1) * step) if opts.progress \
+        else np.zeros(0, dtype=np.int64)
+    with progress_bar(pl.m, opts.progress, desc) as bar:
+        for sel in np.split(blocks, np.unique(np.clip(cuts, 1, max(blocks.size - 1, 1)))):
+            if sel.size:
+                _fused.run_ranges(fp, op, Ws, qs[sel], qs[sel + 1], rbeg[sel], rend[sel], rlo, rhi, pl.thr, out,
+                                  maxima)
+                bar.update(int(np.sum(pl.ys.counts[sel])))
+    if lse:
+        with np.errstate(divide="ignore"):
+            out = np.where(out > 0, maxima + np.log(out), -np.inf)
+    else:
+        interior = _interior(pl, Ws)
+        if interior is not None:
+            out += interior
+    res = np.empty_like(out)
+    res[pl.ys.order] = out
+    return res
+
+
+def _compiled_plan(kernel, pl, Xs, Ys, opts, p, mod, op="sum"):
+    """The fused backend's plan for the pruned reduction over ranges, or None (NumPy backend, or a
+    kernel the ranges path does not cover: the per-block path runs)."""
+    if getattr(mod, "__name__", "").rsplit(".", 1)[-1] != "_fused":
+        return None
+    from . import _fused
+    return _fused.ranges_plan(kernel, Xs, Ys, opts, p, op)
+
+
 def _flat(kernel):
     """True for a plain Tophat (k = 1 exactly on the support: a leaf inside it adds its weight sum)."""
     return type(kernel) is Tophat
@@ -384,10 +455,19 @@ def kernel_sum(kernel, X, Y, W, opts, backend, prune=None):
     pl = _plan(kernel, X, Y, opts, prune, mod, "kernel_sum")
     if pl is None:
         return mod.kernel_sum(kernel, X, Y, W, opts)
+    return _sum_sorted(pl, kernel, X[pl.xs.order], W[pl.xs.order], Y, opts, mod, "kernel_sum")
+
+
+def _sum_sorted(pl, kernel, Xs, Ws, Y, opts, mod, desc):
+    """The pruned kernel sum of a plan on the sorted points Xs and weights Ws: compiled over ranges where
+    the fused backend covers the kernel, else block by block through ``mod``."""
+    Ys = np.ascontiguousarray(Y[pl.ys.order])
+    fp = _compiled_plan(kernel, pl, Xs, Ys, opts, Ws.shape[1], mod)
+    if fp is not None:
+        return _run_compiled(pl, fp, "sum", Ws, opts, desc)
     inner = _inner(opts)
-    order = pl.xs.order
-    return _run(pl, Y, (X[order], W[order]), lambda Xg, Yb, Wg: mod.kernel_sum(kernel, Xg, Yb, Wg, inner),
-                0.0, np.add, opts, "kernel_sum")
+    return _run(pl, Y, (Xs, Ws), lambda Xg, Yb, Wg: mod.kernel_sum(kernel, Xg, Yb, Wg, inner), 0.0, np.add, opts,
+                desc)
 
 
 def kernel_logsumexp(kernel, X, Y, LW, opts, backend, prune=None):
@@ -405,9 +485,7 @@ def kernel_logsumexp(kernel, X, Y, LW, opts, backend, prune=None):
         top = np.max(np.where(np.isfinite(LWo), LWo, -np.inf), axis=0) if n else np.full(p, -np.inf)
     shift = np.where(np.isfinite(top), top, 0.0)
     Wexp = np.exp(LWo - shift).astype(X.dtype)     # in [0, 1]; 0 for -inf log weights
-    mod = backend("sum")
-    S = _run(pl, Y, (Xo, Wexp), lambda Xg, Yb, Wg: mod.kernel_sum(kernel, Xg, Yb, Wg, inner), 0.0, np.add, opts,
-             "kernel_logsumexp")
+    S = _sum_sorted(pl, kernel, Xo, Wexp, Y, opts, backend("sum"), "kernel_logsumexp")
     fi = np.finfo(X.dtype)
     floor = max(n, 1) * float(fi.tiny) / float(fi.eps)   # below it, terms lost to underflow could matter
     with np.errstate(divide="ignore"):
@@ -428,8 +506,12 @@ def kernel_logsumexp(kernel, X, Y, LW, opts, backend, prune=None):
         rank = np.empty(pl.m, dtype=np.int64)
         rank[pl.ys.order] = np.arange(pl.m)
         blocks[np.searchsorted(pl.ys.starts, rank[redo], side="right") - 1] = True
-        L = _run(pl, Y, (Xo, LWo), lambda Xg, Yb, Lg: lse.kernel_logsumexp(kernel, Xg, Yb, Lg, inner),
-                 -np.inf, np.logaddexp, opts, "kernel_logsumexp", only=blocks)
+        fp = _compiled_plan(kernel, pl, Xo, np.ascontiguousarray(Y[pl.ys.order]), opts, p, lse, "logsumexp")
+        if fp is not None:
+            L = _run_compiled(pl, fp, "logsumexp", LWo, opts, "kernel_logsumexp", only=blocks)
+        else:
+            L = _run(pl, Y, (Xo, LWo), lambda Xg, Yb, Lg: lse.kernel_logsumexp(kernel, Xg, Yb, Lg, inner),
+                     -np.inf, np.logaddexp, opts, "kernel_logsumexp", only=blocks)
         out[redo] = L[redo]
     return out
 
@@ -459,9 +541,7 @@ class PreparedPrunedSum:
             self._sorted = (X[pl.xs.order], W[pl.xs.order])
         if pl.kept > MAX_KEPT * X.shape[0] * Y.shape[0]:
             return self.mod.kernel_sum(self.kernel, X, Y, W, opts)
-        inner = _inner(opts)
-        return _run(pl, Y, self._sorted, lambda Xg, Yb, Wg: self.mod.kernel_sum(self.kernel, Xg, Yb, Wg, inner),
-                    0.0, np.add, opts, "kernel_sum")
+        return _sum_sorted(pl, self.kernel, *self._sorted, Y, opts, self.mod, "kernel_sum")
 
 
 def prepare_pruned_sum(kernel, X, W, *, memory=None, threads=None, backend=None, progress=None):
