@@ -402,3 +402,34 @@ def test_compiled_ranges_reject_a_bad_plan():
         _fused.run_ranges(fp, "sum", W, z, one * 11, z, one, z, one * 50, 0.09, out)
     _fused.run_ranges(fp, "sum", W, z, one * 10, z, one, z, one * 50, -1.0, out)   # every pair, no test
     np.testing.assert_allclose(out, kernel_sum(kk.Epanechnikov(0.3), X, Y, W, prune=False), rtol=1e-12)
+
+
+@pytest.mark.parametrize("d, l1", [(1, False), (2, True), (3, False), (5, False)])
+def test_compiled_near_pairs_equal_the_numpy_test(d, l1, monkeypatch):
+    """The compiled box test lists the same (block, leaf) pairs as the NumPy reference (padded groups
+    included: a leaf count that is not a multiple of GROUP)."""
+    rng = np.random.default_rng(d)
+    X, Y = clustered(rng, 4003, d), clustered(rng, 611, d)
+    xs, ys = _pruned._leaves(X, 9), _pruned._leaves(Y, 13)
+    group = next(g for g in (5, 6, 7, 11) if xs.lo.shape[0] % g)
+    monkeypatch.setattr(_pruned, "GROUP", group)
+    for thr in (0.0, 0.3, 2.0):
+        got = _pruned._near_pairs(ys.lo, ys.hi, xs.lo, xs.hi, thr, l1)
+        want = _pruned._near_pairs_numpy(ys.lo, ys.hi, xs.lo, xs.hi, thr, l1)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want))
+        assert got[0].size   # not an empty comparison
+
+
+def test_leaves_partition_and_boxes():
+    """Every point in exactly one leaf, leaves of at most ``size`` points unless they coincide, and each
+    box the tight bounding box of its points."""
+    rng = np.random.default_rng(2)
+    X = np.concatenate([clustered(rng, 3000, 3), np.zeros((200, 3))])   # 200 coinciding points
+    lv = _pruned._leaves(X, 17)
+    assert np.array_equal(np.sort(lv.order), np.arange(X.shape[0]))
+    Xs = X[lv.order]
+    for i in range(lv.starts.size - 1):
+        pts = Xs[lv.starts[i]:lv.starts[i + 1]]
+        assert pts.shape[0] <= 17 or np.all(pts == pts[0])
+        np.testing.assert_array_equal(lv.lo[i], pts.min(axis=0))
+        np.testing.assert_array_equal(lv.hi[i], pts.max(axis=0))

@@ -366,6 +366,91 @@ static PyObject *py_ranges(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* near_pairs(qlo, qhi, dlo, dhi, thr, l1, group): the (block, leaf) pairs whose boxes are within thr
+ * (box-to-box distance: squared Euclidean, or L1 when l1), as two int64 arrays sorted by block then
+ * leaf. qlo/qhi (B, d) and dlo/dhi (P, d) float64 boxes. Two levels: each run of `group` consecutive
+ * leaves is tested by its own bounding box first, then its leaves. The distance of a gap g_k per
+ * coordinate is sum_k g_k^2 (or sum_k g_k), g_k = max(0, blo_k - ahi_k, alo_k - bhi_k), in double as
+ * _pruned._box_dist computes it. */
+static inline double box_gap(const double *alo, const double *ahi, const double *blo, const double *bhi, int d, int l1) {
+    double s = 0;
+    for (int k = 0; k < d; k++) {
+        double g = blo[k] - ahi[k], h = alo[k] - bhi[k];
+        g = g > h ? g : h;
+        g = g > 0 ? g : 0;
+        s += l1 ? g : g * g;
+    }
+    return s;
+}
+
+static PyObject *py_near_pairs(PyObject *self, PyObject *args) {
+    PyObject *qlo_o, *qhi_o, *dlo_o, *dhi_o;
+    double thr;
+    int l1, group;
+    if (!PyArg_ParseTuple(args, "OOOOdii", &qlo_o, &qhi_o, &dlo_o, &dhi_o, &thr, &l1, &group)) return NULL;
+    if (check_arr(qlo_o, NPY_FLOAT64, 2, "qlo") || check_arr(qhi_o, NPY_FLOAT64, 2, "qhi")
+        || check_arr(dlo_o, NPY_FLOAT64, 2, "dlo") || check_arr(dhi_o, NPY_FLOAT64, 2, "dhi"))
+        return NULL;
+    const int64_t B = PyArray_DIM((PyArrayObject *)qlo_o, 0), P = PyArray_DIM((PyArrayObject *)dlo_o, 0);
+    const int d = (int)PyArray_DIM((PyArrayObject *)qlo_o, 1);
+    if (PyArray_DIM((PyArrayObject *)qhi_o, 0) != B || PyArray_DIM((PyArrayObject *)dhi_o, 0) != P || d < 1
+        || PyArray_DIM((PyArrayObject *)qhi_o, 1) != d || PyArray_DIM((PyArrayObject *)dlo_o, 1) != d
+        || PyArray_DIM((PyArrayObject *)dhi_o, 1) != d || group < 1) {
+        PyErr_SetString(PyExc_ValueError, "near_pairs: boxes of different shapes, or group < 1");
+        return NULL;
+    }
+    const double *qlo = PyArray_DATA((PyArrayObject *)qlo_o), *qhi = PyArray_DATA((PyArrayObject *)qhi_o);
+    const double *dlo = PyArray_DATA((PyArrayObject *)dlo_o), *dhi = PyArray_DATA((PyArrayObject *)dhi_o);
+    const int64_t G = (P + group - 1) / group;
+    double *glo = (double *)malloc(sizeof(double) * (size_t)(G * d + 1));
+    double *ghi = (double *)malloc(sizeof(double) * (size_t)(G * d + 1));
+    int64_t *count = (int64_t *)calloc((size_t)B + 1, sizeof(int64_t));
+    if (!glo || !ghi || !count) { free(glo); free(ghi); free(count); return PyErr_NoMemory(); }
+    for (int64_t g = 0; g < G; g++)
+        for (int k = 0; k < d; k++) {
+            double lo = INFINITY, hi = -INFINITY;
+            for (int64_t l = g * group; l < P && l < (g + 1) * group; l++) {
+                lo = dlo[l * d + k] < lo ? dlo[l * d + k] : lo;
+                hi = dhi[l * d + k] > hi ? dhi[l * d + k] : hi;
+            }
+            glo[g * d + k] = lo;
+            ghi[g * d + k] = hi;
+        }
+    /* pass 1 counts, pass 2 writes at the counted offsets */
+    PyObject *res = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t *ob = NULL, *ol = NULL;
+        PyArrayObject *ab = NULL, *al = NULL;
+        if (pass == 1) {
+            for (int64_t b = 0; b < B; b++) count[b + 1] += count[b];
+            npy_intp len = (npy_intp)count[B];
+            ab = (PyArrayObject *)PyArray_SimpleNew(1, &len, NPY_INT64);
+            al = (PyArrayObject *)PyArray_SimpleNew(1, &len, NPY_INT64);
+            if (!ab || !al) { Py_XDECREF(ab); Py_XDECREF(al); break; }
+            ob = (int64_t *)PyArray_DATA(ab);
+            ol = (int64_t *)PyArray_DATA(al);
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (int64_t b = 0; b < B; b++) {
+            const double *alo = qlo + b * d, *ahi = qhi + b * d;
+            int64_t c = pass ? count[b] : 0;
+            for (int64_t g = 0; g < G; g++) {
+                if (box_gap(alo, ahi, glo + g * d, ghi + g * d, d, l1) > thr) continue;
+                for (int64_t l = g * group; l < P && l < (g + 1) * group; l++)
+                    if (box_gap(alo, ahi, dlo + l * d, dhi + l * d, d, l1) <= thr) {
+                        if (pass) { ob[c] = b; ol[c] = l; }
+                        c++;
+                    }
+            }
+            if (!pass) count[b + 1] = c;
+        }
+        Py_END_ALLOW_THREADS
+        if (pass == 1) res = Py_BuildValue("NN", (PyObject *)ab, (PyObject *)al);
+    }
+    free(glo); free(ghi); free(count);
+    return res;
+}
+
 /* vexp(x, out): out = exp(x) elementwise with the engine's vectorised exp (x <= 0; same dtype, 1-D). */
 static PyObject *py_vexp(PyObject *self, PyObject *args) {
     PyObject *xo, *oo;
@@ -408,6 +493,7 @@ static PyMethodDef methods[] = {
     {"block", py_block, METH_VARARGS, "Dense kernel block (see kernelkit/engine/_fused.py)."},
     {"normal", py_normal, METH_VARARGS, "Normal product K^T diag(Wq) K V (see kernelkit/engine/_fused.py)."},
     {"ranges", py_ranges, METH_VARARGS, "Pruned reduction over point ranges (see kernelkit/engine/_pruned.py)."},
+    {"near_pairs", py_near_pairs, METH_VARARGS, "(block, leaf) pairs of boxes within a distance (see kernelkit/engine/_pruned.py)."},
     {"vexp", py_vexp, METH_VARARGS, "Elementwise exp(x), x <= 0, with the engine's vectorised exp."},
     {NULL, NULL, 0, NULL},
 };
