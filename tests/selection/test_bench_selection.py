@@ -53,3 +53,18 @@ def test_curve_summary_geomean_ratios():
     assert (s["lcmd-tp"]["ratio_min"], s["lcmd-tp"]["ratio_max"]) == pytest.approx((0.5, 1.0))
     assert s["lcmd-tp"]["mean_per_round"] == pytest.approx([7.0, 0.75, 0.75])
     assert "lcmd-tp" in B._curve_table(s, 256, 256)
+
+
+def test_exact_gradient_kernel_is_the_parameter_gradient_gram():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 7), torch.nn.ReLU(), torch.nn.Linear(7, 5), torch.nn.ReLU(),
+                              torch.nn.Linear(5, 1)).double().eval()
+    X = np.random.default_rng(1).normal(size=(6, 3))
+    G = []
+    for x in torch.as_tensor(X):
+        net.zero_grad()
+        net(x[None]).sum().backward()
+        G.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy().copy())
+    G = np.array(G)
+    np.testing.assert_allclose(B.exact_gradient_kernel(net, X), G @ G.T, rtol=1e-12, atol=1e-12)

@@ -155,12 +155,101 @@ def test_bfloat16_sketch_close_to_full_precision():
     net = torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
                               torch.nn.Linear(64, 1)).eval()
     X = np.random.default_rng(0).normal(size=(301, 4)).astype(np.float32)
-    F = gradient_sketch(net, X, 96, random_state=1, batch_size=128)
-    Fb = gradient_sketch(net, X, 96, random_state=1, batch_size=128, sketch_dtype="bfloat16")
+    F = gradient_sketch(net, X, 96, random_state=1, batch_size=128, sketch="gaussian")
+    Fb = gradient_sketch(net, X, 96, random_state=1, batch_size=128, sketch_dtype="bfloat16", sketch="gaussian")
     assert Fb.dtype == np.float32 and Fb.shape == F.shape
     rel = np.linalg.norm(Fb - F) / np.linalg.norm(F)
     assert 1e-5 < rel < 2e-2                    # rounded (not the same numbers), but at the 2^-8 level
     K, Kb = F.astype(np.float64) @ F.T.astype(np.float64), Fb.astype(np.float64) @ Fb.T.astype(np.float64)
     assert np.linalg.norm(Kb - K) / np.linalg.norm(K) < 1e-2
     with pytest.raises(InvalidValueError, match="sketch_dtype"):
-        gradient_sketch(net, X, 8, sketch_dtype="float16")
+        gradient_sketch(net, X, 8, sketch_dtype="float16", sketch="gaussian")
+
+
+# --------------------------------------------------------------------------- pruned distance pass
+def _spectral_features(n, D, seed, dtype):
+    """Rows with a decaying spectrum (like gradient features): column scales 1 / (1 + i)."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, D)) / (1.0 + np.arange(D))).astype(dtype)
+
+
+@pytest.mark.parametrize("method", ["lcmd", "maxdist", "kmeanspp"])
+@pytest.mark.parametrize("with_train", [False, True])
+def test_pruned_distance_pass_matches_dense_reference(method, with_train, monkeypatch):
+    # float64 features, the pruning forced on (n >= 64): the same picks as the dense float64 reference
+    monkeypatch.setattr(_greedy, "_PRUNE_MIN_N", 64)
+    monkeypatch.setattr(_greedy, "_PRUNE_RANK", 8)
+    F = _spectral_features(400, 64, 11, np.float64)
+    T = _spectral_features(30, 64, 12, np.float64) if with_train else None
+    rows = F if T is None else np.concatenate([F, T])
+    K = rows @ rows.T
+    centers = np.arange(400, 430) if with_train else ()
+    if method == "lcmd":
+        ref = R.lcmd(K, 400, 40, centers)
+    elif method == "maxdist":
+        ref = R.kcenter(K, 400, 40, centers)[0]
+    else:
+        ref = R.kmeanspp(K, 400, 40, np.random.default_rng(0), centers)
+    calls = []
+    real = _greedy._NewCentre.update
+    monkeypatch.setattr(_greedy._NewCentre, "update",
+                        lambda self, j, mind: calls.append(self.Y is not None) or real(self, j, mind))
+    got = select_batch(F, 40, method=method, train=T, train_mode="centers", random_state=0)
+    np.testing.assert_array_equal(got, ref)
+    assert calls and all(calls)                 # the pruned path ran
+
+
+@pytest.mark.parametrize("method", ["lcmd", "maxdist", "kmeanspp"])
+def test_pruned_distance_pass_float32_same_as_unpruned(method, monkeypatch):
+    # float32 features: picks and gains of the pruned pass against the full pass (pruning off)
+    F = _spectral_features(5000, 96, 13, np.float32)
+    T = _spectral_features(50, 96, 14, np.float32)
+    kw = dict(method=method, train=T, train_mode="centers", random_state=1, return_gains=True)
+    monkeypatch.setattr(_greedy, "_PRUNE_MIN_N", 10 ** 9)
+    ref = select_batch(F, 60, **kw)
+    monkeypatch.setattr(_greedy, "_PRUNE_MIN_N", 1000)
+    seen = []
+    real = _greedy._NewCentre.update
+
+    def spy(self, j, mind):
+        rows, sq = real(self, j, mind)
+        seen.append(len(rows) / self.n)
+        return rows, sq
+    monkeypatch.setattr(_greedy._NewCentre, "update", spy)
+    got = select_batch(F, 60, **kw)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-5)
+    assert np.mean(seen) < 0.9                  # it did prune
+
+
+def test_pruning_bound_is_a_lower_bound():
+    # the bound lb - tol never exceeds the float64 squared distance (all rows, several centres)
+    F = _spectral_features(5000, 80, 15, np.float32)
+    op = FeatureKernel(F)
+    diag = op.diag()
+    nc = _greedy._NewCentre(op, 5000, diag)
+    assert nc.Y is not None
+    F64 = F.astype(np.float64)
+    for j in (0, 17, 4999):
+        true = ((F64 - F64[j]) ** 2).sum(1)
+        # with mind = true - margin every row must be kept (its exact distance may fall below mind)
+        rows, sq = nc.update(j, true * (1 - 1e-3) - 1e-12)
+        assert len(rows) == 5000
+        np.testing.assert_allclose(sq, true, rtol=1e-4, atol=1e-5 * diag.max())
+        # with mind far below every distance, rows are pruned
+        rows, _ = nc.update(j, np.full(5000, -1.0))
+        assert len(rows) <= 1
+
+
+@pytest.mark.parametrize("n_train", [6, 30])
+def test_maxdet_posterior_diagonal_woodbury_and_full(n_train):
+    # 2 n_train <= D: the initial residuals by the Woodbury form; otherwise by the D x D posterior matrix. Both:
+    # the explicit greedy logdet of the dense posterior kernel (float64, same picks and gains)
+    rng = np.random.default_rng(21)
+    F, T = rng.normal(size=(60, 16)) / 4, rng.normal(size=(n_train, 16)) / 4
+    rows = np.concatenate([F, T])
+    Kp = R.posterior(rows @ rows.T, 60, np.arange(60, 60 + n_train), SIGMA)
+    ref = R.greedy_logdet(Kp, 8, SIGMA)
+    got = select_batch(F, 8, method="maxdet", train=T, sigma=SIGMA, return_gains=True)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-8, atol=1e-10)

@@ -42,15 +42,15 @@ def test_gradient_sketch_explicit_formula_and_unbiased():
     rng = np.random.default_rng(1)
     lin = [m for m in net if isinstance(m, torch.nn.Linear)]
     mats = [(rng.standard_normal((m.in_features + 1, 5)), rng.standard_normal((m.out_features, 5))) for m in lin]
-    F = gradient_sketch(net, X, 5, sketch_matrices=mats, batch_size=4)
+    F = gradient_sketch(net, X, 5, sketch_matrices=mats, batch_size=4, sketch="gaussian")
     assert F.shape == (9, 5) and F.dtype == np.float64
     # unbiased: a 60,000-dim sketch (relative sd about 1% per entry) is within 5% of max |K|; 64 dims are not
-    F = gradient_sketch(net, X, 60_000, random_state=0)
+    F = gradient_sketch(net, X, 60_000, random_state=0, sketch="gaussian")
     assert np.abs(F @ F.T - K).max() < 0.05 * np.abs(K).max()
-    F = gradient_sketch(net, X, 4, random_state=0)
+    F = gradient_sketch(net, X, 4, random_state=0, sketch="gaussian")
     assert np.abs(F @ F.T - K).max() > 0.05 * np.abs(K).max()
-    np.testing.assert_array_equal(gradient_sketch(net, X, 8, random_state=3),
-                                  gradient_sketch(net, X, 8, random_state=3))
+    np.testing.assert_array_equal(gradient_sketch(net, X, 8, random_state=3, sketch="gaussian"),
+                                  gradient_sketch(net, X, 8, random_state=3, sketch="gaussian"))
     for p in net.parameters():
         assert p.grad is None
 
@@ -64,7 +64,7 @@ def test_gradient_sketch_exact_per_layer():
     mats = [(np.zeros((m.in_features + 1, 1)), np.zeros((m.out_features, 1))) for m in lin]
     mats[1][0][2, 0] = 1.0                      # input 2 of layer 1
     mats[1][1][5, 0] = 1.0                      # output 5 of layer 1
-    F = gradient_sketch(net, X, 1, sketch_matrices=mats)
+    F = gradient_sketch(net, X, 1, sketch_matrices=mats, sketch="gaussian")
     for i, x in enumerate(torch.as_tensor(X)):
         net.zero_grad()
         net(x[None]).sum().backward()
@@ -132,3 +132,109 @@ def test_empirical_ntk_result_as_pool():
     np.testing.assert_array_equal(select_batch(res, 5, method="lcmd"), select_batch(res.features1, 5, method="lcmd"))
     with pytest.raises(InvalidTypeError, match="pool.*projected"):
         select_batch(empirical_ntk(net, X[:3], kind="trace"), 2)       # not projected: not features
+
+
+# --------------------------------------------------------------------------- the Hadamard sketch
+def _explicit_layers(net, X):
+    """Per point and layer, (a_l, g_l) by an explicit numpy forward / backward of the Tanh MLP (float64)."""
+    lin = [m for m in net if isinstance(m, torch.nn.Linear)]
+    W = [m.weight.detach().numpy() for m in lin]
+    b = [m.bias.detach().numpy() for m in lin]
+    a, zs, acts = X, [], [X]
+    for i in range(len(W)):
+        z = a @ W[i].T + b[i]
+        zs.append(z)
+        a = np.tanh(z) if i < len(W) - 1 else z
+        acts.append(a)
+    g = np.ones_like(zs[-1])
+    gs = [g]
+    for i in range(len(W) - 1, 0, -1):
+        g = (g @ W[i]) * (1 - np.tanh(zs[i - 1]) ** 2)
+        gs.insert(0, g)
+    return [(acts[i], gs[i]) for i in range(len(W))]
+
+
+def _sylvester(p):
+    H = np.ones((1, 1))
+    while len(H) < p:
+        H = np.block([[H, H], [H, -H]])
+    return H
+
+
+def _explicit_factor(rng, d, k):
+    """The d x k matrix of S(a) = [H_p D_1 a, ..., H_p D_b a]_J from the documented draws of ``rng``."""
+    p = 1 << max(0, (d - 1).bit_length())
+    nb = -(-k // p)
+    signs = rng.integers(0, 2, size=(nb, d)) * 2.0 - 1.0
+    M = np.concatenate([_sylvester(p)[:, :d] * signs[i][None, :] for i in range(nb)])
+    if nb * p != k:
+        last = np.sort(rng.choice(p, size=k - (nb - 1) * p, replace=False))
+        M = M[np.concatenate([np.arange((nb - 1) * p), (nb - 1) * p + last])]
+    return M.T
+
+
+@pytest.mark.parametrize("w,k", [(16, 5), (100, 300), (128, 128)])
+def test_hadamard_sketch_explicit_formula(w, k):
+    # the features are sum_l (a_l S_l + r_l) * (g_l T_l) / sqrt(k) with the documented draws; w = 100 and 128:
+    # the two-pass transform (p = 128 > 64), w = 16: the explicit-matrix path
+    from kernelkit.selection import gradient_sketch
+    net = _mlp(w=w, out=2)
+    X = np.random.default_rng(5).normal(size=(11, 3))
+    F = gradient_sketch(net, X, k, random_state=7, sketch="hadamard", batch_size=4)
+    rng = np.random.default_rng(7)
+    ref = np.zeros((11, k))
+    for m, (a, g) in zip([m for m in net if isinstance(m, torch.nn.Linear)], _explicit_layers(net, X)):
+        S = _explicit_factor(rng, m.in_features, k)
+        r = rng.integers(0, 2, size=k) * 2.0 - 1.0
+        T = _explicit_factor(rng, m.out_features, k)
+        ref += (a @ S + r) * (g @ T)
+    ref /= np.sqrt(k)
+    assert F.shape == (11, k) and F.dtype == np.float64
+    np.testing.assert_allclose(F, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+
+
+def test_hadamard_sketch_unbiased():
+    from kernelkit.selection import gradient_sketch
+    net = _mlp(out=2)
+    X = np.random.default_rng(0).normal(size=(9, 3))
+    K = _grad_kernel(net, X)
+    F = gradient_sketch(net, X, 60_000, random_state=0, sketch="hadamard")
+    assert np.abs(F @ F.T - K).max() < 0.05 * np.abs(K).max()
+    # the mean of many 16-dim sketches converges to K (one of them does not)
+    mean = np.mean([(lambda F: F @ F.T)(gradient_sketch(net, X, 16, random_state=s, sketch="hadamard"))
+                    for s in range(800)], axis=0)
+    assert np.abs(mean - K).max() < 0.04 * np.abs(K).max()
+    F = gradient_sketch(net, X, 16, random_state=0, sketch="hadamard")
+    assert np.abs(F @ F.T - K).max() > 0.04 * np.abs(K).max()
+    np.testing.assert_array_equal(gradient_sketch(net, X, 8, random_state=3, sketch="hadamard"),
+                                  gradient_sketch(net, X, 8, random_state=3, sketch="hadamard"))
+    for p in net.parameters():
+        assert p.grad is None
+
+
+def test_hadamard_sketch_error_not_above_gaussian():
+    # relative Frobenius error of F F^T against the exact gradient kernel (ReLU MLP 4-128-128-1), same k
+    from kernelkit.selection import gradient_sketch
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 128), torch.nn.ReLU(), torch.nn.Linear(128, 128), torch.nn.ReLU(),
+                              torch.nn.Linear(128, 1)).double().eval()
+    X = np.random.default_rng(3).normal(size=(120, 4))
+    K = _grad_kernel(net, X)
+    err = {sk: np.mean([np.linalg.norm((lambda F: F @ F.T)(gradient_sketch(net, X, 128, random_state=s, sketch=sk))
+                                       - K) / np.linalg.norm(K) for s in range(6)])
+           for sk in ("gaussian", "hadamard")}
+    assert 0.01 < err["hadamard"] <= 1.1 * err["gaussian"]
+
+
+def test_hadamard_sketch_bad_input():
+    from kernelkit.selection import gradient_sketch
+    net, X = _mlp(), np.zeros((2, 3))
+    with pytest.raises(InvalidValueError, match="'sketch'"):
+        gradient_sketch(net, X, 4, sketch="srht")
+    # the default is the Hadamard sketch
+    np.testing.assert_array_equal(gradient_sketch(net, X, 8, random_state=1),
+                                  gradient_sketch(net, X, 8, random_state=1, sketch="hadamard"))
+    with pytest.raises(InvalidValueError, match="sketch_dtype"):
+        gradient_sketch(net, X, 4, sketch="hadamard", sketch_dtype="bfloat16")
+    with pytest.raises(InvalidTypeError, match="sketch_matrices"):
+        gradient_sketch(net, X, 4, sketch="hadamard", sketch_matrices=[])

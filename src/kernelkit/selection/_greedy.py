@@ -88,6 +88,79 @@ def _sq_dists(op, n_pool, j, diag):
     return diag[:n_pool] + diag[j] - 2 * col
 
 
+# exact pruning of the per-pick distance pass (feature kernels with D >= _PRUNE_MIN_D, n_pool >= _PRUNE_MIN_N)
+_PRUNE_MIN_D = 64
+_PRUNE_MIN_N = 4096
+_PRUNE_RANK = 32
+_PRUNE_SAMPLE = 4096
+
+
+class _NewCentre:
+    r"""Squared distances of the pool to each new centre, skipping the rows that provably keep their minimum.
+
+    ``update(j, mind)`` returns ``(rows, sq)``: ``sq = d^2(x_rows, x_j)`` as :func:`_sq_dists` computes them
+    (``rows`` None: every pool row). Rows left out satisfy ``d^2(x_i, x_j) > mind_i`` with room for rounding, so
+    a rule updating ``mind_i`` only where ``sq_i < mind_i`` keeps the same minima as without the pruning (up to
+    the rounding of the gathered products: a near-tie at the 1e-7 level may resolve differently).
+
+    For features F (n x D) with :math:`D \ge` ``_PRUNE_MIN_D`` and :math:`n \ge` ``_PRUNE_MIN_N``: an orthonormal
+    basis V (D x r, r = ``_PRUNE_RANK``) of the leading principal directions of a strided subsample of F gives
+    :math:`y = V^\top \phi` and the squared residual norm :math:`\rho^2 = k(x, x) - \|y\|^2`, and
+
+    .. math::
+
+        d^2(x, x_j) = \|y - y_j\|^2 + \|(\phi - V y) - (\phi_j - V y_j)\|^2 \ge \|y - y_j\|^2 + (\rho - \rho_j)^2 ,
+
+    one pass over the n x r array Y (F's dtype) per pick instead of over F. Rounding: with
+    :math:`\tau = (4 D + r)\,\epsilon` (:math:`\epsilon` the unit roundoff of F's dtype), each :math:`\rho^2` is
+    known within :math:`\pm \tau k(x, x)`, so :math:`(\rho - \rho_j)^2` is replaced by its smallest value over those
+    intervals, and only rows with :math:`\mathrm{lb}_i \le \mathrm{mind}_i + \tau (k(x_i, x_i) + k(x_j, x_j))` (a
+    bound on the rounding of the computed :math:`k_{ii} + k_{jj} - 2\,\phi_i \cdot \phi_j` and of the bound) are
+    computed, from the gathered rows of F. On gradient features (a fast-decaying spectrum) about 1% of the
+    rows remain per pick.
+    """
+
+    def __init__(self, op, n_pool, diag):
+        self.op, self.n, self.diag = op, n_pool, diag
+        self.Y = None
+        if not isinstance(op, FeatureKernel):
+            return
+        F = op.F
+        D = F.shape[1]
+        if D < _PRUNE_MIN_D or n_pool < _PRUNE_MIN_N:
+            return
+        S = F[:n_pool:max(1, n_pool // _PRUNE_SAMPLE)].astype(np.float64)
+        _, V = np.linalg.eigh(S.T @ S)
+        V = np.ascontiguousarray(V[:, ::-1][:, :min(_PRUNE_RANK, D)]).astype(F.dtype)
+        r = V.shape[1]
+        Y = F[:n_pool] @ V
+        self.Y = Y
+        self.Yt = np.ascontiguousarray(Y.T)               # r x n: one contiguous pass per pick
+        self.yn = yn = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
+        self.tau = tau = (4 * D + r) * float(np.finfo(F.dtype).eps)
+        q = diag[:n_pool] - yn
+        e = tau * diag[:n_pool]
+        self.lo = np.sqrt(np.clip(q - e, 0.0, None))
+        self.hi = np.sqrt(np.clip(q + e, 0.0, None))
+        self.base = yn - e                                # lb_i = base_i + yn_j - 2 y_i . y_j + gap_i^2
+
+    def update(self, j, mind):
+        if self.Y is None:
+            return None, _sq_dists(self.op, self.n, j, self.diag)
+        diag = self.diag
+        lb = np.multiply(self.Y[j] @ self.Yt, -2.0, dtype=np.float64)
+        lb += self.base
+        gap = np.subtract(self.lo, self.hi[j])
+        np.maximum(gap, np.subtract(self.lo[j], self.hi), out=gap)
+        np.maximum(gap, 0.0, out=gap)
+        gap *= gap
+        lb += gap
+        rows = np.flatnonzero(lb <= mind + (self.tau * diag[j] - self.yn[j]))
+        F = self.op.F
+        col = np.asarray(F[rows] @ F[j], dtype=np.float64)
+        return rows, diag[rows] + diag[j] - 2 * col
+
+
 def maxdist(op, n_pool, batch_size, centers=()):
     r"""Greedy k-center: each pick maximises :math:`\min_{c} d^2(x, c)` over the centres so far.
 
@@ -99,6 +172,7 @@ def maxdist(op, n_pool, batch_size, centers=()):
     diag = op.diag()
     centers = np.asarray(centers, dtype=np.intp)
     mind, _ = _center_dists(op, n_pool, centers, diag)
+    nc = _NewCentre(op, n_pool, diag)
     picks = np.empty(batch_size, dtype=np.intp)
     gains = np.empty(batch_size)
     for t in range(batch_size):
@@ -111,7 +185,11 @@ def maxdist(op, n_pool, batch_size, centers=()):
             j = int(np.argmax(scores))
             gains[t] = mind[j]
         picks[t] = j
-        mind = np.minimum(mind, _sq_dists(op, n_pool, j, diag))
+        rows, sq = nc.update(j, mind)
+        if rows is None:
+            np.minimum(mind, sq, out=mind)
+        else:
+            mind[rows] = np.minimum(mind[rows], sq)
     return picks, gains
 
 
@@ -139,6 +217,7 @@ def kmeanspp(op, n_pool, batch_size, rng, centers=()):
     diag = op.diag()
     centers = np.asarray(centers, dtype=np.intp)
     mind, _ = _center_dists(op, n_pool, centers, diag)
+    nc = _NewCentre(op, n_pool, diag)
     picks = np.empty(batch_size, dtype=np.intp)
     gains = np.empty(batch_size)
     for t in range(batch_size):
@@ -149,7 +228,11 @@ def kmeanspp(op, n_pool, batch_size, rng, centers=()):
             j = _draw(rng, mind, picks[:t])
             gains[t] = mind[j]
         picks[t] = j
-        mind = np.minimum(mind, _sq_dists(op, n_pool, j, diag))
+        rows, sq = nc.update(j, mind)
+        if rows is None:
+            np.minimum(mind, sq, out=mind)
+        else:
+            mind[rows] = np.minimum(mind[rows], sq)
     return picks, gains
 
 
@@ -168,6 +251,7 @@ def lcmd(op, n_pool, batch_size, centers=()):
     mind, closest = _center_dists(op, n_pool, centers, diag)
     label = closest + 1                     # 0: no centre yet; centre c has label c + 1
     n_lab = len(centers)
+    nc = _NewCentre(op, n_pool, diag)
     picks = np.empty(batch_size, dtype=np.intp)
     gains = np.empty(batch_size)
     for t in range(batch_size):
@@ -181,11 +265,16 @@ def lcmd(op, n_pool, batch_size, centers=()):
             j = int(np.argmax(scores))
             gains[t] = mind[j]
         picks[t] = j
-        sq = _sq_dists(op, n_pool, j, diag)
+        rows, sq = nc.update(j, mind)
         n_lab += 1
-        new = sq < mind
-        label[new] = n_lab
-        mind[new] = sq[new]
+        if rows is None:
+            new = sq < mind
+            label[new] = n_lab
+            mind[new] = sq[new]
+        else:
+            new = sq < mind[rows]
+            label[rows[new]] = n_lab
+            mind[rows[new]] = sq[new]
     return picks, gains
 
 
@@ -220,6 +309,10 @@ def maxdet_features(F, batch_size, sigma, extra_diag=None, F_train=None, lazy=Tr
     its residual exceeds the (m+1)-th bound (strictly; otherwise m doubles, up to the whole pool), so the pick
     is the same argmax (ties: smaller index) as the eager loop, up to the rounding of the refreshed sums.
     ``lazy=False``: the eager loop (one ``F @ v`` pass per pick), the reference.
+
+    Initial residuals given :math:`n_T` training features with :math:`2 n_T \le D`: by the Woodbury form
+    :math:`\phi^\top C_0 \phi = \|\phi\|^2 - \|L^{-1} F_T \phi\|^2`, :math:`L L^\top = F_T F_T^\top + \sigma^2 I`
+    (n n_T D multiply-adds instead of n D^2).
     """
     import scipy.linalg
     n, D = F.shape
@@ -235,10 +328,24 @@ def maxdet_features(F, batch_size, sigma, extra_diag=None, F_train=None, lazy=Tr
         C = 0.5 * (C + C.T)
         d = np.empty(n)
         b = max(1, min(n, get_options().memory // max(1, 16 * D)))
-        Cf = C.astype(F.dtype)
-        for s in range(0, n, b):
-            Fb = F[s:s + b]
-            d[s:s + b] = np.einsum("ij,ij->i", Fb @ Cf, Fb, dtype=np.float64)
+        nt = Ft.shape[0]
+        if 2 * nt <= D:
+            # fewer labelled points than features: phi^T C phi = |phi|^2 - |L^{-1} F_T phi|^2 (Woodbury,
+            # L L^T = F_T F_T^T + sigma^2 I), n nt D multiply-adds instead of n D^2
+            A = Ft @ Ft.T
+            A[np.diag_indices(nt)] += s2
+            Mt = scipy.linalg.solve_triangular(scipy.linalg.cholesky(A, lower=True), Ft, lower=True)
+            Mf = np.ascontiguousarray(Mt.T).astype(F.dtype)
+            for s in range(0, n, b):
+                Fb = F[s:s + b]
+                G = Fb @ Mf
+                d[s:s + b] = (np.einsum("ij,ij->i", Fb, Fb, dtype=np.float64)
+                              - np.einsum("ij,ij->i", G, G, dtype=np.float64))
+        else:
+            Cf = C.astype(F.dtype)
+            for s in range(0, n, b):
+                Fb = F[s:s + b]
+                d[s:s + b] = np.einsum("ij,ij->i", Fb @ Cf, Fb, dtype=np.float64)
     d += s2
     if extra_diag is not None:
         d += extra_diag
@@ -291,8 +398,8 @@ def _maxdet_features_lazy(F, batch_size, s2, C, d, picks, gains, m0=64):
                 c = np.asarray(F[stale] @ W[lo:t].T, dtype=np.float64)
                 c *= c
                 ds = d[stale]
-                for q in range(t - lo):
-                    k = int(np.searchsorted(ls, lo + q, side="right"))     # rows with last <= lo + q
+                ks = np.searchsorted(ls, np.arange(lo, t), side="right").tolist()   # rows with last <= lo + q
+                for q, k in enumerate(ks):
                     ds[:k] -= c[:k, q]
                 d[stale] = ds
                 last[stale] = t
