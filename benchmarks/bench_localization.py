@@ -16,7 +16,10 @@ Sections (one process, one run):
   dB shifts, for phones of other gains) on / off and its width. Offsets are
   offered to the same grouped CV as every other choice; rows marked "a priori"
   use offsets (-3, 0, 3) dB fixed before any run (device gains differ by a few
-  dB), whatever the CV chose, and say so.
+  dB), whatever the CV chose, and say so. The local ridge model
+  (``local_model="ridge"``: a weighted ridge regression of position on
+  fingerprint among the neighbours, instead of their weighted mean) is offered
+  to the same grouped CV (``--ridge-grid``); its row and ablations follow.
 * Speed: the 1,111 validation queries against the 19,937 x 520 radio map:
   the engine's L1 top-k alone, the exact Bray-Curtis top-k (certified
   re-ranking), the whole hierarchical method, and scikit-learn's brute-force
@@ -26,8 +29,8 @@ Sections (one process, one run):
   grouped CV inside the training part) vs weighted kNN k = 5.
 
 ``--reuse-cv PATH`` takes the (k, bandwidth, fill, beta, beacon) CV choice from a
-previous results JSON instead of re-running those grids (the offsets CV still
-runs); the JSON written then records it. ``--quick`` runs a small subset to check that the script works (its figures
+previous results JSON instead of re-running those grids (and the offsets CV
+too where that JSON has it); the JSON written then records it. ``--quick`` runs a small subset to check that the script works (its figures
 mean nothing). Data: ``--data`` (default ../shared/data/indoor next to the
 repository). Results: benchmarks/results/localization.json.
 """
@@ -158,24 +161,53 @@ def uji(args, out):
     return _uji_rows(args, out, tr, va, method, search_sel.best_error if use_sel else search.best_error)
 
 
-def _uji_rows(args, out, tr, va, method, method_cv_error):
+def _uji_rows(args, out, tr, va, method, method_cv_error_before_offsets):
     from kernelkit.localization import grouped_cv_search, rss_representation
     FingerprintLocalizer = _Localizer
     # ---- device-offset matching, offered to the same grouped CV (on top of the choice so far)
     off_grid = {"offsets": [None, A_PRIORI_OFFSETS]}
-    t0 = time.perf_counter()
-    search_off = grouped_cv_search(FingerprintLocalizer(**method), tr.rss, tr.positions, off_grid, groups=tr.groups,
-                                   floor=tr.floor, building=tr.building, n_splits=args.folds, refit=False)
-    t_off = time.perf_counter() - t0
-    for r in search_off.results:
+    prev_off = None
+    if args.reuse_cv:
+        with open(args.reuse_cv) as fh:
+            prev_off = json.load(fh).get("uji_cv_offsets")
+    if prev_off is not None and not args.quick:
+        out["uji_cv_offsets"] = dict(prev_off, reused_from=args.reuse_cv)
+        off_results = prev_off["results"]
+        print(f"offsets CV reused from {args.reuse_cv}")
+    else:
+        t0 = time.perf_counter()
+        search_off = grouped_cv_search(FingerprintLocalizer(**method), tr.rss, tr.positions, off_grid,
+                                       groups=tr.groups, floor=tr.floor, building=tr.building, n_splits=args.folds,
+                                       refit=False)
+        t_off = time.perf_counter() - t0
+        off_results = [dict(r, params={"offsets": None if r["params"]["offsets"] is None
+                                       else list(r["params"]["offsets"])}) for r in search_off.results]
+        print(f"offsets by grouped CV ({t_off:.0f} s)")
+        out["uji_cv_offsets"] = {"grid": {"offsets": [None, list(A_PRIORI_OFFSETS)]}, "results": off_results,
+                                 "seconds": t_off}
+    for r in off_results:
         print(f"   CV {r['params']}: {r['error']:.3f} m, floor {100 * r.get('floor_hit', 0):.2f}%")
-    print(f"offsets by grouped CV ({t_off:.0f} s): best {search_off.best_params}")
-    out["uji_cv_offsets"] = {"grid": {"offsets": [None, list(A_PRIORI_OFFSETS)]},
-                             "results": [dict(r, params={"offsets": None if r["params"]["offsets"] is None
-                                                         else list(r["params"]["offsets"])})
-                                         for r in search_off.results], "seconds": t_off}
-    if search_off.best_params["offsets"] is not None:
-        method = dict(method, offsets=search_off.best_params["offsets"])
+    best_off = min(off_results, key=lambda r: r["error"])
+    if best_off["params"]["offsets"] is not None:
+        method = dict(method, offsets=tuple(best_off["params"]["offsets"]))
+    method_cv_error = best_off["error"]
+    # ---- the local ridge model, offered to the same grouped CV on top of that choice
+    ridge_grid = {"ridge": [float(v) for v in args.ridge_grid.split(",")]} if args.ridge_grid else None
+    local = None
+    if ridge_grid:
+        t0 = time.perf_counter()
+        search_loc = grouped_cv_search(FingerprintLocalizer(**dict(method, local_model="ridge")), tr.rss,
+                                       tr.positions, ridge_grid, groups=tr.groups, floor=tr.floor,
+                                       building=tr.building, n_splits=args.folds, refit=False)
+        t_loc = time.perf_counter() - t0
+        for r in search_loc.results:
+            print(f"   CV local_model='ridge' {r['params']}: {r['error']:.3f} m (weighted mean: "
+                  f"{method_cv_error:.3f} m)")
+        print(f"local ridge by grouped CV ({t_loc:.0f} s): best {search_loc.best_params}")
+        out["uji_cv_local_ridge"] = {"grid": ridge_grid, "results": search_loc.results, "seconds": t_loc,
+                                     "weighted_mean_cv_error": method_cv_error}
+        if search_loc.best_error < method_cv_error:
+            local = dict(method, local_model="ridge", **search_loc.best_params)
     a_priori = dict(method, offsets=A_PRIORI_OFFSETS)
     use_sel = method.get("beacon_selection") == "fisher"
 
@@ -221,6 +253,19 @@ def _uji_rows(args, out, tr, va, method, method_cv_error):
                tr, va, rows)
     _run_model(f"  kNN k=9 (Sorensen, flat) + offsets {A_PRIORI_OFFSETS}", FingerprintLocalizer(
         k=9, weights="uniform", hierarchical=False, offsets=A_PRIORI_OFFSETS), tr, va, rows)
+    if local is not None:
+        print("local ridge model (CV-chosen over the weighted mean) and its ablations:")
+        _run_model(f"kernel top-k + local ridge, CV-tuned ridge={local['ridge']:g}", FingerprintLocalizer(**local),
+                   tr, va, rows)
+        _run_model("  local ridge, flat", FingerprintLocalizer(**dict(local, hierarchical=False)), tr, va, rows)
+        if local.get("offsets") is not None:
+            _run_model("  local ridge, without device offsets", FingerprintLocalizer(**dict(local, offsets=None)),
+                       tr, va, rows)
+        _run_model("  local ridge, k=60, bandwidth 0.03 (best of a scratch grouped CV of k, bandwidth, ridge)",
+                   FingerprintLocalizer(**dict(local, k=60, bandwidth=0.03, ridge=1e-3)), tr, va, rows)
+        _run_model("  weighted mean at k=60, bandwidth 0.03", FingerprintLocalizer(**dict(method, k=60,
+                                                                                          bandwidth=0.03)),
+                   tr, va, rows)
     for rep in ("positive", "exponential"):
         _run_model(f"  representation {rep} (auto bandwidth)", FingerprintLocalizer(
             **dict(method, representation=rep, bandwidth="auto")), tr, va, rows)
@@ -257,6 +302,8 @@ def _uji_rows(args, out, tr, va, method, method_cv_error):
     out["uji_agreement_with_sklearn"] = agree
     out["uji_method"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in method.items()}
     out["uji_method_cv_error"] = method_cv_error
+    out["uji_local_method"] = None if local is None else {k: (list(v) if isinstance(v, tuple) else v)
+                                                          for k, v in local.items()}
     return tr, va, Xtr, Xva, peers, method
 
 
@@ -357,6 +404,8 @@ def main(argv=None):
     ap.add_argument("--skip", nargs="*", default=[], choices=["uji", "speed", "ibeacon"])
     ap.add_argument("--reuse-cv", default=None, metavar="PATH",
                     help="take the k / bandwidth / representation / beacon CV choice from this results JSON")
+    ap.add_argument("--ridge-grid", default="1e-3,3e-3", metavar="L1,L2",
+                    help="ridge values of local_model='ridge' for the grouped CV ('' to skip the local model)")
     ap.add_argument("--tag", default=None, help="write results/localization_<tag>.json")
     args = ap.parse_args(argv)
     if args.quick:

@@ -12,7 +12,8 @@ ranked by a Fisher-type ratio of between-location to within-location variance
 (:func:`beacon_scores`), the subset size chosen by cross-validation grouped by
 location (:func:`grouped_cv_search`). ``offsets`` matches each query at its
 best of a few dB gain shifts (phones of other makes read the same signal a few
-dB apart).
+dB apart). ``local_model="ridge"`` replaces the neighbours' weighted mean by
+a locally weighted ridge regression of position on fingerprint.
 """
 
 from __future__ import annotations
