@@ -203,3 +203,63 @@ def test_bad_input(rng):
         perturbed_ksd_test(X, score, logp, modes=m[:1])
     with pytest.raises(TypeError, match="score"):
         perturbed_ksd_test(X, score(X), logp, modes=m)
+
+
+def _imq_stein_matrix_loops(X, S, c, beta=-0.5):
+    """Slow, independent reference: the Langevin Stein kernel of (1 + |x - y|^2 / c^2)^beta, pair by pair.
+
+    k_p(x, y) = s(x).s(y) k + s(x).grad_y k + s(y).grad_x k + tr(grad_x grad_y k), with u = x - y,
+    q = 1 + |u|^2 / c^2: grad_x k = 2 beta q^(beta - 1) u / c^2 = -grad_y k and
+    tr(grad_x grad_y k) = -2 beta d q^(beta - 1) / c^2 - 4 beta (beta - 1) q^(beta - 2) |u|^2 / c^4.
+    """
+    n, d = X.shape
+    H = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            u = X[i] - X[j]
+            r2 = float(u @ u)
+            q = 1.0 + r2 / c ** 2
+            gx = 2.0 * beta * q ** (beta - 1) * u / c ** 2
+            tr = -2.0 * beta * d * q ** (beta - 1) / c ** 2 - 4.0 * beta * (beta - 1) * q ** (beta - 2) * r2 / c ** 4
+            H[i, j] = (S[i] @ S[j]) * q ** beta - S[i] @ gx + S[j] @ gx + tr
+    return H
+
+
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_statistic_and_wild_bootstrap_match_a_loop_reference(unbiased):
+    """Statistic and every bootstrap draw against the hand-written Stein kernel (no SteinKernel involved).
+
+    U-statistic: the diagonal is left out of the statistic AND of every draw eps^T (H - diag H) eps / (n (n-1));
+    V-statistic: both keep it (eps_i^2 h_ii = h_ii) and divide by n^2. A mismatch would make the test
+    conservative or anti-conservative.
+    """
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((23, 4)) * 1.3 + 0.2
+    S = -0.8 * X + 0.1                       # the score of N(0.125, I / 0.8), not of the sample
+    c = kk.median_bandwidth(X)
+    H = _imq_stein_matrix_loops(X, S, c)
+    n = X.shape[0]
+    E = np.random.default_rng(7).integers(0, 2, size=(n, 64), dtype=np.int8).astype(float) * 2 - 1
+    if unbiased:
+        Hd = H - np.diag(np.diag(H))
+        stat, null = Hd.sum() / (n * (n - 1)), np.einsum("ib,ij,jb->b", E, Hd, E) / (n * (n - 1))
+    else:
+        stat, null = H.sum() / n ** 2, np.einsum("ib,ij,jb->b", E, H, E) / n ** 2
+    for memory in (None, 4000):
+        with kk.options(memory=memory) if memory else kk.options():
+            res = ksd_test(X, S, "imq", n_bootstrap=64, unbiased=unbiased, random_state=7)
+        assert res.statistic == pytest.approx(stat, rel=1e-10, abs=1e-12)
+        np.testing.assert_allclose(res.null, null, rtol=1e-9, atol=1e-12)
+        assert res.pvalue == pytest.approx((1 + np.sum(null >= stat)) / 65)
+    assert ksd(X, S, "imq", unbiased=unbiased) == pytest.approx(stat, rel=1e-10, abs=1e-12)
+
+
+def test_wild_bootstrap_level_in_dimension_10_with_the_median_bandwidth():
+    """The benchmark's level setting at small n: N(0, I_10), n = 40, IMQ median bandwidth, 400 repetitions."""
+    rng = np.random.default_rng(22)
+    rej = 0
+    for r in range(400):
+        X = rng.standard_normal((40, 10))
+        rej += ksd_test(X, -X, "imq", n_bootstrap=99, random_state=r).reject
+    lo, hi = binom_99(400)
+    assert lo <= rej <= hi, rej
