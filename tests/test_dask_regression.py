@@ -278,3 +278,55 @@ def test_classifier_float32_and_errors():
         FalkonClassifier(**_ckw(centers="kmeans")).fit(dX, y)
     with pytest.raises(kk.exceptions.NotFittedError):
         FalkonClassifier().predict(dX)
+
+
+# --- validation_search on dask arrays ------------------------------------------------------------
+
+def test_validation_search_on_dask_equals_numpy():
+    from kernelkit.regression import validation_search
+    X, y = _data(np.float64)
+    dX, dy = da.from_array(X, chunks=(CHUNKS, 3)), da.from_array(y, chunks=70)
+    grid = {"bandwidth": [0.7, 1.5], "penalty": [1e-4, 1e-2]}
+    est = FalkonRegressor(**_kw())   # 5 CG iterations: rounding differences stay small
+    ref = validation_search(est, X, y, grid, random_state=4)
+    got = validation_search(est, dX, dy, grid, random_state=4)
+    np.testing.assert_array_equal(got.validation_indices, ref.validation_indices)
+    assert got.best_params == ref.best_params
+    # dask: one fit per grid point, against the same fits on NumPy arrays of the same split
+    it, iv = ref.train_indices, ref.validation_indices
+    direct = []
+    for r in got.results:
+        f = FalkonRegressor(**_kw()).set_params(**r["params"]).fit(X[it], y[it])
+        direct.append(np.mean((f.predict(X[iv]) - y[iv]) ** 2))
+    np.testing.assert_allclose([r["score"] for r in got.results], direct, rtol=1e-9)
+    # NumPy's penalty path (one CG solve for all penalties): the same optimum, to CG's accuracy
+    np.testing.assert_allclose([r["score"] for r in got.results], [r["score"] for r in ref.results], rtol=1e-4)
+    assert len({r["score"] for r in got.results}) == 4          # the grid points differ
+    assert got.best_estimator.n_features_in_ == 3
+    pred = got.best_estimator.predict(dX)
+    assert isinstance(pred, da.Array)
+    np.testing.assert_allclose(pred.compute(), ref.best_estimator.predict(X), rtol=1e-6, atol=1e-8)
+    # NumPy y and weights with a dask X
+    w = np.linspace(0.5, 2.0, X.shape[0])
+    ref_w = validation_search(est, X, y, {"bandwidth": [0.7, 1.5]}, sample_weight=w, random_state=1, refit=False)
+    got_w = validation_search(est, dX, y, {"bandwidth": [0.7, 1.5]}, sample_weight=w, random_state=1, refit=False)
+    np.testing.assert_allclose([r["score"] for r in got_w.results], [r["score"] for r in ref_w.results], rtol=1e-8)
+    assert got_w.best_estimator is None
+
+
+def test_validation_search_on_dask_classifier_and_refusals():
+    from kernelkit.regression import FalkonClassifier, KernelRidge, validation_search
+    X, y = _data(np.float64)
+    labels = np.where(y > np.median(y), "hi", "lo")
+    dX = da.from_array(X, chunks=(CHUNKS, 3))
+    est = FalkonClassifier(kernel="gaussian", bandwidth=1.0, penalty=1e-3, n_centers=31, random_state=3)
+    ref = validation_search(est, X, labels, {"bandwidth": [0.5, 2.0]}, random_state=2, refit=False)
+    got = validation_search(est, dX, labels, {"bandwidth": [0.5, 2.0]}, random_state=2, refit=False)
+    assert [r["score"] for r in got.results] == pytest.approx([r["score"] for r in ref.results], abs=1e-12)
+    with pytest.raises(NotSupportedError, match="FalkonRegressor or FalkonClassifier"):
+        validation_search(KernelRidge(), dX, y, {"alpha": [1.0, 0.1]})
+    with pytest.raises(NotSupportedError, match="NumPy X and dask y"):
+        validation_search(FalkonRegressor(**_kw()), X, da.from_array(y, chunks=70), {"penalty": [1e-3]})
+    unknown = dX[dX[:, 0] > -np.inf]                       # boolean indexing: chunk sizes unknown
+    with pytest.raises(InputError, match="known chunk sizes"):
+        validation_search(FalkonRegressor(**_kw()), unknown, y, {"penalty": [1e-3]})

@@ -13,6 +13,13 @@ kernel sum. A grid of 8 penalties then costs little more than one fit.
 For :class:`KernelRidge` pass a list of penalties as its own ``alpha``
 instead: it picks among them by exact leave-one-out from one
 eigendecomposition, and the search here then varies the bandwidth.
+
+Dask arrays (X, and y or sample_weight with it) stay on the cluster for
+:class:`FalkonRegressor` and :class:`FalkonClassifier`: the split takes the
+same rows as for the NumPy array (a sorted gather per chunk, never the whole
+of X on the client), every grid point is one fit whose products run on the
+cluster (the penalty path is NumPy only: on dask each penalty is its own
+fit), and only the validation predictions and targets come back.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from sklearn.model_selection import ParameterGrid
 
 from .._random import generator
 from .._validation import Real, check_param, param_error
+from .._xp import any_dask
+from ..exceptions import NotSupportedError
 
 __all__ = ["validation_search", "ValidationSearch"]
 
@@ -74,6 +83,11 @@ def _fmt(v):
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _gathered(a):
+    """A dask array computed to NumPy (the validation predictions and targets); anything else as is."""
+    return a.compute() if any_dask(a) else a
+
+
 def _score(pred, y, w, classifier):
     """Validation score: (weighted) mean squared error, or error rate for a classifier."""
     if classifier:
@@ -94,9 +108,11 @@ def validation_search(estimator, X, y, param_grid, *, validation_size=0.2, sampl
         For example a :class:`FalkonRegressor`, :class:`FalkonClassifier` or
         :class:`KernelRidge`; it is cloned, never modified.
     X : array of shape (n, d)
-        Data (data units).
+        Data (data units). A dask array (row chunks of known sizes) with a
+        :class:`FalkonRegressor` or :class:`FalkonClassifier` keeps the data on
+        the cluster (module docstring).
     y : array of shape (n,) or (n, p)
-        Targets or labels.
+        Targets or labels (NumPy, or dask with a dask X).
     param_grid : dict of str to list
         Values to try per parameter (scikit-learn's
         :class:`~sklearn.model_selection.ParameterGrid`), e.g.
@@ -105,7 +121,7 @@ def validation_search(estimator, X, y, param_grid, *, validation_size=0.2, sampl
         Fraction of the rows held out (at least one row on each side).
     sample_weight : array of shape (n,), optional
         Passed to ``fit`` (training rows) and used to weight the validation
-        score.
+        score (NumPy, or dask with a dask X).
     random_state : None, int, SeedSequence or Generator
         Seeds the split.
     refit : bool, default True
@@ -140,14 +156,28 @@ def validation_search(estimator, X, y, param_grid, *, validation_size=0.2, sampl
             raise param_error("param_grid", owner, "a non-empty list of values for each parameter", values,
                               shown=f"{name!r}: {values!r}")
     frac = check_param(validation_size, "validation_size", owner, Real(low=0, high=1, low_open=True, high_open=True))
-    X = np.asarray(X)
-    y = np.asarray(y)
+    from ._falkon import FalkonClassifier, FalkonRegressor
+    on_dask = any_dask(X, y, sample_weight)
+    if on_dask:
+        if not isinstance(estimator, (FalkonRegressor, FalkonClassifier)) or not any_dask(X):
+            raise NotSupportedError(
+                f"validation_search runs on dask arrays with a dask X and a FalkonRegressor or FalkonClassifier "
+                f"(their products run on the cluster). Got {type(estimator).__name__} with "
+                f"{'a dask X' if any_dask(X) else 'a NumPy X and dask y or sample_weight'}; "
+                "compute the arrays first (.compute()) for other estimators.")
+        if any(math.isnan(c) for c in X.shape):
+            raise param_error("X", owner, "a dask array with known chunk sizes", X,
+                              shown=f"shape {X.shape}", hint="Call X.compute_chunk_sizes() first.")
+    else:
+        X = np.asarray(X)
+        y = np.asarray(y)
     n = X.shape[0] if X.ndim >= 1 else 0
     if X.ndim != 2 or n < 2 or y.shape[0] != n:
         raise param_error("X", owner, "an array of shape (n, d) with n >= 2 rows and as many targets in y",
                           X, shown=f"X shape {X.shape}, y shape {y.shape}")
-    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if w is not None and w.shape != (n,):
+    w = None if sample_weight is None else (sample_weight if any_dask(sample_weight)
+                                            else np.asarray(sample_weight, dtype=np.float64))
+    if w is not None and tuple(w.shape) != (n,):
         raise param_error("sample_weight", owner, f"an array of shape ({n},)", sample_weight,
                           shown=f"shape {w.shape}")
     n_val = min(n - 1, max(1, math.ceil(frac * n)))
@@ -156,12 +186,14 @@ def validation_search(estimator, X, y, param_grid, *, validation_size=0.2, sampl
     Xtr, ytr, Xva, yva = X[it], y[it], X[iv], y[iv]
     wtr = None if w is None else w[it]
     wva = None if w is None else w[iv]
+    if on_dask:   # the validation targets and weights are scored on the client
+        yva, wva = _gathered(yva), _gathered(wva)
     classifier = is_classifier(estimator)
     grid = list(ParameterGrid(param_grid))
     results = [None] * len(grid)
 
-    from ._falkon import FalkonRegressor
-    path = isinstance(estimator, FalkonRegressor) and "penalty" in param_grid and len(param_grid["penalty"]) > 1
+    path = (isinstance(estimator, FalkonRegressor) and "penalty" in param_grid and len(param_grid["penalty"]) > 1
+            and not on_dask)
     if path:
         # group the grid by the other parameters; each group is one penalty path
         groups = {}
@@ -191,7 +223,7 @@ def validation_search(estimator, X, y, param_grid, *, validation_size=0.2, sampl
             else:
                 est.fit(Xtr, ytr, sample_weight=wtr)
             elapsed = time.perf_counter() - t0
-            results[i] = {"params": p, "score": _score(est.predict(Xva), yva, wva, classifier),
+            results[i] = {"params": p, "score": _score(_gathered(est.predict(Xva)), yva, wva, classifier),
                           "fit_time": elapsed}
     finite = [r for r in results if np.isfinite(r["score"])]
     if not finite:
