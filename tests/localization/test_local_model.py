@@ -6,7 +6,7 @@ import pytest
 import kernelkit as kk
 from kernelkit.localization import FingerprintLocalizer, rss_representation
 
-from test_offsets import _random_map, _ref_dist, _ref_shift
+from test_offsets import _random_map, _ref_dist, _ref_shift, _vote
 
 
 def _ref_ridge(model, rss_map, pos, floor, building, queries, offsets, metric, hierarchical, lam):
@@ -24,21 +24,14 @@ def _ref_ridge(model, rss_map, pos, floor, building, queries, offsets, metric, h
         logs = [-v / h for v, _ in d]
         return [i for _, i in d], [float(np.exp(v - max(logs))) for v in logs]
 
-    def vote(labels, idx, w):
-        s = {}
-        for i, wi in zip(idx, w):
-            s[labels[i]] = s.get(labels[i], 0.0) + wi
-        best = max(s.values())
-        return min(lab for lab, v in s.items() if v == best)
-
     out = []
     for q in queries:
         ys = [rss_representation(np.array([_ref_shift(q, o)]))[0, cols].tolist() for o in offsets]
         y0 = rss_representation(np.array([q]))[0, cols]
         idx, w = near(range(n), ys)
         if hierarchical:
-            b = vote(building, idx, w)
-            f = vote(floor, [i for i in idx if building[i] == b], [wi for i, wi in zip(idx, w) if building[i] == b])
+            b = _vote(building, idx, w)
+            f = _vote(floor, [i for i in idx if building[i] == b], [wi for i, wi in zip(idx, w) if building[i] == b])
             idx, w = near([i for i in range(n) if building[i] == b and floor[i] == f], ys)
         w = np.array(w) / sum(w)
         xbar = sum(wi * X[i] for i, wi in zip(idx, w))

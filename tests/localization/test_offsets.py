@@ -17,6 +17,15 @@ def _ref_shift(row, offset, fill=-110.0):
     return out
 
 
+def _vote(labels, idx, w):
+    """The label with the largest weight sum among idx (ties: the smallest label)."""
+    s = {}
+    for i, wi in zip(idx, w):
+        s[labels[i]] = s.get(labels[i], 0.0) + wi
+    best = max(s.values())
+    return min(lab for lab, v in s.items() if v == best)
+
+
 def _ref_dist(x, y, metric):
     if metric == "euclidean":
         return float(np.sqrt(sum((a - b) ** 2 for a, b in zip(x, y))))
@@ -45,23 +54,16 @@ def _ref_locate(model, rss_map, pos, floor, building, queries, offsets, metric, 
         w = [float(np.exp(v - max(logs))) for v in logs]
         return [i for _, i in top], w
 
-    def vote(labels, idx, w):
-        s = {}
-        for i, wi in zip(idx, w):
-            s[labels[i]] = s.get(labels[i], 0.0) + wi
-        best = max(s.values())
-        return min(lab for lab, v in s.items() if v == best)
-
     P, F, B = [], [], []
     for q in queries:
         ys = [rss_representation(np.array([_ref_shift(q, o)]))[0, cols].tolist() for o in offsets]
         idx, w = near(range(n), ys)
-        b = vote(building, idx, w)
-        f = vote(floor, [i for i in idx if building[i] == b], [wi for i, wi in zip(idx, w) if building[i] == b])
+        b = _vote(building, idx, w)
+        f = _vote(floor, [i for i in idx if building[i] == b], [wi for i, wi in zip(idx, w) if building[i] == b])
         if hierarchical:
             idx, w = near([i for i in range(n) if building[i] == b and floor[i] == f], ys)
         else:
-            b, f = vote(building, idx, w), vote(floor, idx, w)
+            b, f = _vote(building, idx, w), _vote(floor, idx, w)
         P.append([sum(wi * pos[i][j] for i, wi in zip(idx, w)) / sum(w) for j in range(pos.shape[1])])
         F.append(f)
         B.append(b)
