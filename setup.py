@@ -9,6 +9,7 @@ fails, the package still installs: the engine falls back to blocked NumPy and
 import glob
 import os
 import platform
+import shutil
 import sys
 
 from setuptools import Extension, setup
@@ -29,10 +30,51 @@ class OptionalBuildExt(build_ext):
                   "the NumPy backend will be used.", file=sys.stderr)
 
     def build_extension(self, ext):
+        cached = _cached_build(self, ext)
+        target = self.get_ext_fullpath(ext.name)
+        if cached is not None and os.path.exists(cached):
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+            shutil.copyfile(cached, target)
+            print(f"{ext.name}: reused {cached} (same sources, headers, flags and compiler)")
+            return
         try:
             super().build_extension(ext)
         except Exception as exc:  # pragma: no cover
             print(f"WARNING: could not build {ext.name} ({exc}); falling back to NumPy.", file=sys.stderr)
+            return
+        if cached is not None and os.path.exists(target):
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            tmp = f"{cached}.{os.getpid()}.tmp"
+            shutil.copyfile(target, tmp)
+            os.replace(tmp, cached)
+
+
+def _cached_build(cmd, ext):
+    """Path of this extension's compiled module in the build cache, or None when there is none.
+
+    Only with the environment variable KERNELKIT_BUILD_CACHE (a folder; .ci/run sets it so that its
+    three builds of the same sources compile once). The key hashes everything the object depends on:
+    the sources and headers (their bytes), the compile and link flags, the compiler command, the
+    NumPy and Python versions and the extension suffix; any change compiles afresh.
+    """
+    root = os.environ.get("KERNELKIT_BUILD_CACHE")
+    if not root:
+        return None
+    import hashlib
+    import sysconfig
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for path in list(ext.sources) + sorted(ext.depends):
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + b"\0" + f.read() + b"\0")
+    compiler = getattr(cmd.compiler, "compiler_so", None) or [type(cmd.compiler).__name__]
+    for part in (ext.name, ext.extra_compile_args, ext.extra_link_args, compiler, np.__version__, sys.version,
+                 sysconfig.get_config_var("EXT_SUFFIX"), platform.machine()):
+        h.update(repr(part).encode() + b"\0")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    return os.path.join(root, f"{ext.name}-{h.hexdigest()[:24]}{suffix}")
 
 
 # the one compiled definition of the kernel families, shared by every extension
