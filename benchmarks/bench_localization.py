@@ -20,6 +20,19 @@ Sections (one process, one run):
   (``local_model="ridge"``: a weighted ridge regression of position on
   fingerprint among the neighbours, instead of their weighted mean) is offered
   to the same grouped CV (``--ridge-grid``); its row and ablations follow.
+* Phone-aware CV (``device_location_folds``: 3 phone folds x 3 location folds,
+  each cell tests the readings of held-out phones at held-out locations
+  against a map of the other phones at the other locations; the validation
+  set was recorded weeks later by partly other phones, and this CV ranks
+  methods as validation does where the location-only CV does not). Its
+  choice (``DEVICE_CV_METHOD``: offsets width, k, bandwidth, representation,
+  beacon subset, hierarchy, local model, and the other ideas tried) was made
+  under that CV by a scratch search on neighbour lists cached per cell (half
+  of the held-out readings per cell; figures in ``DEVICE_CV_NOTES``), before
+  looking at validation; its row and ablations are measured here.
+  ``--device-cv`` re-runs the library's ``grouped_cv_search(devices=...)``
+  on the row's offsets choice (all held-out readings; slow: one 9-cell pass
+  per grid point).
 * Speed: the 1,111 validation queries against the 19,937 x 520 radio map:
   the engine's L1 top-k alone, the exact Bray-Curtis top-k (certified
   re-ranking), the whole hierarchical method, and scikit-learn's brute-force
@@ -29,8 +42,8 @@ Sections (one process, one run):
   grouped CV inside the training part) vs weighted kNN k = 5.
 
 ``--reuse-cv PATH`` takes the (k, bandwidth, fill, beta, beacon) CV choice from a
-previous results JSON instead of re-running those grids (and the offsets CV
-too where that JSON has it); the JSON written then records it. ``--quick`` runs a small subset to check that the script works (its figures
+previous results JSON instead of re-running those grids (and the offsets and
+local-ridge CVs too where that JSON has them); the JSON written then records it. ``--quick`` runs a small subset to check that the script works (its figures
 mean nothing). Data: ``--data`` (default ../shared/data/indoor next to the
 repository). Results: benchmarks/results/localization.json.
 """
@@ -49,6 +62,42 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "indoor")
 #: device-offset matching tried in the table (dB), fixed before any run: phones differ in gain by a few dB
 A_PRIORI_OFFSETS = (-3.0, 0.0, 3.0)
+#: the configuration chosen by the phone-aware CV (3 x 3 cells of device_location_folds, seed 0), before any
+#: look at the validation set (see DEVICE_CV_NOTES)
+DEVICE_CV_METHOD = dict(k=40, bandwidth=0.03, beta=2.0, fill=-110.0, offsets=(-6.0, -3.0, 0.0, 3.0, 6.0),
+                        hierarchical=False, location_means=True)
+#: phone-aware CV mean errors (m) behind DEVICE_CV_METHOD; scratch search on cached neighbour lists, half of the
+#: held-out readings of each cell (9,931 queries), flat voting; the map of a cell holds ~44% of the training set
+DEVICE_CV_NOTES = {
+    "chosen (k=40, h=0.03, offsets -6..6 step 3, location means, flat)": 10.527,
+    "chosen, library grouped_cv_search(devices=phone), all 19,937 held-out readings (76 of them hear no WAP of "
+    "their cell's map and get the all_unheard='prior' fallback, which the scratch search left out)": 10.849,
+    "the same without location means": 10.543,
+    "k=60, h=0.03, location means (grid minimum; k=40 kept: within 0.02 m, fewer neighbours)": 10.516,
+    "k=20, h=0.05, offsets (-3, 0, 3) (the location-only CV's choice, flat)": 10.788,
+    "k=40, h=0.03, offsets (-3, 0, 3)": 10.757,
+    "k=20, h=0.05, no offsets": 11.191,
+    "offsets (-9, -6, -3, 0, 3, 6, 9), k=20, h=0.05": 10.515,
+    "offsets (-12 .. 12 step 3), k=20, h=0.05": 10.575,
+    "offsets -6..6 step 1 (13 searches), k=40, h=0.03": 10.550,
+    "kNN k=9 uniform, no offsets (baseline)": 11.496,
+    "per-query offset: the grid offset (-6..6 step 1) of least mean top-5 distance, k=40, h=0.03": 10.646,
+    "per-query gain from co-heard beacons (median dBm difference to the top 10), +-3 dB around it, k=40": 10.642,
+    "soft-min over offsets (sum of kernel values), k=40, h=0.03": 10.611,
+    "adaptive k (d <= 1.5 d_1, k in [8, 40]), h=0.03": 10.573,
+    "second pass on the voted floor, own bandwidth (k=20, h=0.05 -> k=40, h=0.03)": 10.601,
+    "n_locations=8 (k=40, h=0.03)": 10.539,
+    "local ridge (k=20, h=0.05, ridge 0.03; 1e-3: 11.33)": 10.667,
+    "asymmetric not-heard terms (0.5 / 2 weights either way; best: symmetric), k=40, h=0.03": 10.543,
+    "SSD-like: every reading shifted so its strongest AP reads -40 dBm, offsets (-3, 0, 3), k=40, h=0.03": 11.573,
+    "ensemble of beta=2 and beta=e positions (offsets (-3, 0, 3), k=40, h=0.03)": 10.842,
+    "beta=e instead of 2 (offsets (-3, 0, 3), k=40, h=0.03)": 11.082,
+    "fill -104 instead of -110 (offsets (-3, 0, 3), k=40, h=0.05)": 10.877,
+    "fisher selection, 80% of the WAPs (offsets (-3, 0, 3), k=40, h=0.03)": 10.806,
+    "location-only CV (3 folds, same cached method), chosen configuration without location means": 7.563,
+    "location-only CV, k=20, h=0.05, offsets (-3, 0, 3)": 7.554,
+    "location-only CV, k=20, h=0.05, no offsets": 7.569,
+}
 
 
 def _Localizer(*args, **kw):
@@ -104,7 +153,7 @@ def _subset(data, idx):
 
 def uji(args, out):
     from kernelkit.datasets import load_ujiindoorloc
-    from kernelkit.localization import grouped_cv_search, rss_representation
+    from kernelkit.localization import grouped_cv_search
     FingerprintLocalizer = _Localizer
     path = os.path.join(args.data, "UJIIndoorLoc.zip")
     t0 = time.perf_counter()
@@ -194,7 +243,17 @@ def _uji_rows(args, out, tr, va, method, method_cv_error_before_offsets):
     # ---- the local ridge model, offered to the same grouped CV on top of that choice
     ridge_grid = {"ridge": [float(v) for v in args.ridge_grid.split(",")]} if args.ridge_grid else None
     local = None
-    if ridge_grid:
+    prev_loc = None
+    if args.reuse_cv and ridge_grid:
+        with open(args.reuse_cv) as fh:
+            prev_loc = json.load(fh).get("uji_cv_local_ridge")
+    if prev_loc is not None and not args.quick and prev_loc["grid"] == ridge_grid:
+        out["uji_cv_local_ridge"] = dict(prev_loc, reused_from=args.reuse_cv)
+        best_loc = min(prev_loc["results"], key=lambda r: r["error"])
+        print(f"local ridge CV reused from {args.reuse_cv}: best {best_loc['params']} ({best_loc['error']:.3f} m)")
+        if best_loc["error"] < method_cv_error:
+            local = dict(method, local_model="ridge", **best_loc["params"])
+    elif ridge_grid:
         t0 = time.perf_counter()
         search_loc = grouped_cv_search(FingerprintLocalizer(**dict(method, local_model="ridge")), tr.rss,
                                        tr.positions, ridge_grid, groups=tr.groups, floor=tr.floor,
@@ -266,6 +325,7 @@ def _uji_rows(args, out, tr, va, method, method_cv_error_before_offsets):
         _run_model("  weighted mean at k=60, bandwidth 0.03", FingerprintLocalizer(**dict(method, k=60,
                                                                                           bandwidth=0.03)),
                    tr, va, rows)
+    _device_cv_rows(args, out, tr, va, rows)
     for rep in ("positive", "exponential"):
         _run_model(f"  representation {rep} (auto bandwidth)", FingerprintLocalizer(
             **dict(method, representation=rep, bandwidth="auto")), tr, va, rows)
@@ -307,6 +367,39 @@ def _uji_rows(args, out, tr, va, method, method_cv_error_before_offsets):
     return tr, va, Xtr, Xva, peers, method
 
 
+def _device_cv_rows(args, out, tr, va, rows):
+    """The phone-aware-CV choice on validation, with its ablation (one change each)."""
+    from kernelkit.localization import grouped_cv_search
+    FingerprintLocalizer = _Localizer
+    method = dict(DEVICE_CV_METHOD)
+    out["uji_device_cv_method"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in method.items()}
+    out["uji_device_cv_notes"] = DEVICE_CV_NOTES
+    if args.device_cv:
+        grid = {"offsets": [(-3.0, 0.0, 3.0), method["offsets"]]}
+        t0 = time.perf_counter()
+        search = grouped_cv_search(FingerprintLocalizer(**{k: v for k, v in method.items() if k != "offsets"}),
+                                   tr.rss, tr.positions, grid, groups=tr.groups, devices=tr.meta["phone"],
+                                   floor=tr.floor, building=tr.building, n_splits=3, n_device_splits=3,
+                                   refit=False)
+        t_cv = time.perf_counter() - t0
+        res = [dict(r, params={"offsets": list(r["params"]["offsets"])}) for r in search.results]
+        for r in res:
+            print(f"   phone-aware CV {r['params']}: {r['error']:.3f} m, floor {100 * r.get('floor_hit', 0):.2f}%")
+        print(f"phone-aware CV (library grouped_cv_search, 9 cells, {t_cv:.0f} s)")
+        out["uji_device_cv"] = {"grid": {"offsets": [list(v) for v in grid["offsets"]]}, "results": res,
+                                "seconds": t_cv}
+    print("phone-aware-CV choice (device_location_folds 3 x 3) and its ablations:")
+    _run_model(f"kernel top-k, phone-aware-CV choice {method}", FingerprintLocalizer(**method), tr, va, rows)
+    _run_model(f"  offsets {A_PRIORI_OFFSETS} instead", FingerprintLocalizer(**dict(method, offsets=A_PRIORI_OFFSETS)),
+               tr, va, rows)
+    _run_model("  without device offsets", FingerprintLocalizer(**dict(method, offsets=None)), tr, va, rows)
+    _run_model("  offsets (-9, -6, -3, 0, 3, 6, 9) (wider)", FingerprintLocalizer(
+        **dict(method, offsets=(-9.0, -6.0, -3.0, 0.0, 3.0, 6.0, 9.0))), tr, va, rows)
+    _run_model("  without location means", FingerprintLocalizer(**dict(method, location_means=False)), tr, va, rows)
+    _run_model("  hierarchical", FingerprintLocalizer(**dict(method, hierarchical=True)), tr, va, rows)
+    _run_model("  k=20, bandwidth 0.05", FingerprintLocalizer(**dict(method, k=20, bandwidth=0.05)), tr, va, rows)
+
+
 def speed(args, out, tr, va, Xtr, Xva, peers, method):
     import kernelkit as kk
     FingerprintLocalizer = _Localizer
@@ -334,7 +427,10 @@ def speed(args, out, tr, va, Xtr, Xva, peers, method):
         for name, model in (("exact Bray-Curtis top-10 (flat kNN)", flat),
                             (f"kernel method as chosen ({shape} x {n_off} searches)", fitted()),
                             (f"kernel method + offsets {A_PRIORI_OFFSETS}, flat (3 searches)",
-                             fitted(offsets=A_PRIORI_OFFSETS, hierarchical=False))):
+                             fitted(offsets=A_PRIORI_OFFSETS, hierarchical=False)),
+                            (f"phone-aware-CV choice (flat, {len(DEVICE_CV_METHOD['offsets'])} searches)",
+                             FingerprintLocalizer(**DEVICE_CV_METHOD).fit(tr.rss, tr.positions, floor=tr.floor,
+                                                                          building=tr.building, groups=tr.groups))):
             ts = []
             for _ in range(args.reps):
                 t0 = time.perf_counter()
@@ -406,6 +502,8 @@ def main(argv=None):
                     help="take the k / bandwidth / representation / beacon CV choice from this results JSON")
     ap.add_argument("--ridge-grid", default="1e-3,3e-3", metavar="L1,L2",
                     help="ridge values of local_model='ridge' for the grouped CV ('' to skip the local model)")
+    ap.add_argument("--device-cv", action="store_true",
+                    help="re-run the phone-aware CV (library) on the offsets choice of DEVICE_CV_METHOD (slow)")
     ap.add_argument("--tag", default=None, help="write results/localization_<tag>.json")
     args = ap.parse_args(argv)
     if args.quick:

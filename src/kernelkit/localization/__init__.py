@@ -14,6 +14,10 @@ location (:func:`grouped_cv_search`). ``offsets`` matches each query at its
 best of a few dB gain shifts (phones of other makes read the same signal a few
 dB apart). ``local_model="ridge"`` replaces the neighbours' weighted mean by
 a locally weighted ridge regression of position on fingerprint.
+``location_means=True`` adds one averaged fingerprint per location to the map.
+:func:`device_location_folds` (``grouped_cv_search(devices=...)``) holds out
+new phones at new locations together, the situation of a map used weeks later
+by other phones.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ _LAZY = {
     "rss_representation": "._representation", "REPRESENTATIONS": "._representation",
     "beacon_scores": "._selection",
     "grouped_cv_search": "._cv", "GroupedSearch": "._cv", "location_groups": "._cv",
+    "device_location_folds": "._cv",
     "positioning_errors": "._cv",
 }
 
