@@ -6,7 +6,7 @@ import pytest
 import kernelkit as kk
 from kernelkit.localization import FingerprintLocalizer, rss_representation
 
-from test_offsets import _random_map, _ref_dist, _ref_shift, _vote
+from test_offsets import _random_map, _ref_locate_map
 
 
 def _ref_means_locate(model, rss_map, pos, floor, building, groups, queries, offsets, metric, hierarchical):
@@ -22,29 +22,7 @@ def _ref_means_locate(model, rss_map, pos, floor, building, groups, queries, off
         P.append([sum(pos[i][j] for i in rows) / len(rows) for j in range(pos.shape[1])])
         F.append(floor[rows[0]])
         B.append(building[rows[0]])
-    k, n = model.k, len(X)
-    h = model.kernel_.bandwidth
-    laplace = isinstance(model.kernel_, kk.Laplace)
-
-    def near(rows, ys):
-        d = sorted((min(_ref_dist(X[i], y, metric) for y in ys), i) for i in rows)[:min(k, len(rows))]
-        logs = [(-v / h) if laplace else (-v * v / (2 * h * h)) for v, _ in d]
-        return [i for _, i in d], [float(np.exp(v - max(logs))) for v in logs]
-
-    out_p, out_f, out_b = [], [], []
-    for q in queries:
-        ys = [rss_representation(np.array([_ref_shift(q, o)]))[0, cols].tolist() for o in offsets]
-        idx, w = near(range(n), ys)
-        b = _vote(B, idx, w)
-        f = _vote(F, [i for i in idx if B[i] == b], [wi for i, wi in zip(idx, w) if B[i] == b])
-        if hierarchical:
-            idx, w = near([i for i in range(n) if B[i] == b and F[i] == f], ys)
-        else:
-            b, f = _vote(B, idx, w), _vote(F, idx, w)
-        out_p.append([sum(wi * P[i][j] for i, wi in zip(idx, w)) / sum(w) for j in range(pos.shape[1])])
-        out_f.append(f)
-        out_b.append(b)
-    return np.array(out_p), np.array(out_f), np.array(out_b)
+    return _ref_locate_map(model, X, np.array(P), F, B, queries, offsets, metric, hierarchical)
 
 
 CASES = [("sorensen", kk.Laplace(0.05)), ("euclidean", kk.Gaussian(0.3)), ("l1", kk.Laplace(0.4, distance="l1"))]

@@ -7,6 +7,8 @@ import kernelkit as kk
 from kernelkit.datasets import make_building
 from kernelkit.localization import FingerprintLocalizer, rss_representation
 
+from test_localizer import _ref_vote as _vote   # the label with the largest weight sum (ties: smallest)
+
 
 def _ref_shift(row, offset, fill=-110.0):
     """One query row (dBm, +100 = not heard) with ``offset`` added to its heard readings, by a plain loop."""
@@ -15,15 +17,6 @@ def _ref_shift(row, offset, fill=-110.0):
         heard = fill < v <= 0
         out.append(min(v + offset, 0.0) if heard else v)
     return out
-
-
-def _vote(labels, idx, w):
-    """The label with the largest weight sum among idx (ties: the smallest label)."""
-    s = {}
-    for i, wi in zip(idx, w):
-        s[labels[i]] = s.get(labels[i], 0.0) + wi
-    best = max(s.values())
-    return min(lab for lab, v in s.items() if v == best)
 
 
 def _ref_dist(x, y, metric):
@@ -38,8 +31,14 @@ def _ref_dist(x, y, metric):
 
 def _ref_locate(model, rss_map, pos, floor, building, queries, offsets, metric, hierarchical):
     """Loop reference: d(x, y) = min over offsets of d(x, T(y + offset)); kernel-weighted top-k."""
+    X = rss_representation(rss_map)[:, model.beacons_].tolist()
+    return _ref_locate_map(model, X, pos, floor, building, queries, offsets, metric, hierarchical)
+
+
+def _ref_locate_map(model, X, pos, floor, building, queries, offsets, metric, hierarchical):
+    """:func:`_ref_locate` on a map given as lists: X (represented fingerprints on the model's beacons),
+    pos (positions), floor and building labels."""
     cols = model.beacons_
-    X = rss_representation(rss_map)[:, cols].tolist()
     k, n = model.k, len(X)
     h = model.kernel_.bandwidth
     laplace = isinstance(model.kernel_, kk.Laplace)
