@@ -648,7 +648,7 @@ def main(argv=None):
     ap.add_argument("--speed-sketches", default="hadamard,gaussian",
                     help="speed: kernelkit sketches timed, comma-separated from hadamard, gaussian, bfloat16 "
                          "(gaussian with sketch_dtype='bfloat16'; slow on CPUs without AVX512-BF16)")
-    ap.add_argument("--sketch-batch", type=int, default=8192, help="speed: gradient_sketch batch_size")
+    ap.add_argument("--sketch-batch", type=int, default=4096, help="speed: gradient_sketch batch_size")
     ap.add_argument("--curve-sketch", default="gaussian", choices=("gaussian", "hadamard"),
                     help="curves: gradient_sketch(sketch=...) (the recorded curves used gaussian)")
     ap.add_argument("--sketch-pool", type=int, default=1_000, help="sketch: pool size for the exact kernel")
