@@ -143,6 +143,8 @@ def part_rbm(args, save=lambda rows: None):
     out = []
     paper = args.protocol == "paper"
     parametric = args.null == "parametric"
+    if args.disjoint and not paper:
+        raise SystemExit("--disjoint needs --protocol paper (the chain protocol has no pool of chains)")
     if parametric and not paper:
         raise SystemExit("--null parametric needs --protocol paper")
     model_pool, null_agg = None, None
@@ -173,9 +175,11 @@ def part_rbm(args, save=lambda rows: None):
         rej_agg = rej_ksd = 0
         t0 = time.perf_counter()
         if paper:   # (sigma_per = 0 with the parametric null: the model pool itself, as the paper)
-            if args.disjoint and args.pool < args.reps_rbm * args.n_rbm:
-                raise SystemExit(f"--disjoint needs --pool >= reps x n = {args.reps_rbm * args.n_rbm}")
             pool = model_pool if (parametric and sigma == 0.0) else chain_pool(q, args.pool, args.burn_in, rng)
+            if args.disjoint and len(pool) < args.reps_rbm * args.n_rbm:
+                # (at sigma_per = 0 with the parametric null the pool is the model pool: --model-pool chains)
+                raise SystemExit(f"--disjoint needs a pool of at least reps x n = {args.reps_rbm * args.n_rbm} "
+                                 f"chains; this one has {len(pool)} (--pool, or --model-pool at sigma_per = 0)")
             t_pool = time.perf_counter() - t0
         else:
             X = q.gibbs(rng.standard_normal((args.n_rbm, 50)), args.burn_in, rng)

@@ -143,9 +143,8 @@ def gradient_sketch(model, X, k, *, random_state=None, batch_size=4096, sketch_m
     batch_size : int >= 1, default 4096
         Points per forward / backward pass. Results do not depend on it beyond rounding. 4096 rather than
         8192: on the 8 -> 512 -> 512 -> 1 MLP of benchmarks/bench_selection.py (50,256 points, k = 512, AVX-512
-        Xeon, 2 threads) the Hadamard sketch took 0.33-0.37 s at 4096 against 0.41-0.52 s at 8192; torch's
-        profiler put the difference in the elementwise ReLU backward, likely the first touch of each fresh
-        16 MB buffer (not verified further).
+        Xeon, 2 threads, 3 runs each) the Hadamard sketch took 0.33-0.37 s at 4096 against 0.41-0.52 s at 8192
+        (2048 and smaller: as 4096). At 8192, torch's profiler put 142 of 522 ms in the ReLU backward.
     sketch_matrices : list of (R, Q) arrays, optional
         Use these matrices instead of drawing them (e.g. those of a peer);
         ``sketch="gaussian"`` only.
