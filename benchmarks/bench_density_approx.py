@@ -5,8 +5,8 @@ N(0, I_32) with n = 1e6 (4,096 held-out queries from the same distribution). Gau
 Bandwidths: Scott's rule (kernelkit.density.bandwidth_scott) and DEANN's protocol (Karppa, Aumueller &
 Pagh, AISTATS 2022): h such that the mean over the queries of (1/n) sum_i exp(-|y - x_i|^2 / (2 h^2))
 is mu = 1e-3 (30 bisection steps on log h with the exact engine on 100 of the queries).
-For each: kernelkit's exact KernelDensity.score_samples and ApproximateKDE.estimate in the same
-process, the time ratio, the measured relative error |f_hat / f - 1| (mean, 95th percentile), the
+For each: kernelkit's exact KernelDensity.score_samples and ApproximateKDE.estimate (method="sample":
+neighbours + uniform sample; method="tree": stratified tree sampling) in the same process, the time ratio, the measured relative error |f_hat / f - 1| (mean, 95th percentile), the
 promised one (rtol at failure probability delta, per query), the fraction of queries whose error is
 within their own reported bound, and the fraction that converged. DEANN's published 0.11 ms per query
 (shuttle, mu = 1e-3, their C++ code on their machine) is printed for context only.
@@ -18,6 +18,7 @@ Writes benchmarks/results/density_approx.json. Timings on a shared machine are l
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import numpy as np
@@ -33,6 +34,7 @@ from _machine import cpu_info, cpu_line
 from _results import write_results
 
 DEFAULTS = dict(bound="bernstein", rtol=0.1, delta=0.05, n_neighbors=32, n_probe=4, max_samples=65536)
+TREE_DEFAULTS = dict(bound=None, exact_above=4.0)   # method="tree": the CLT error estimate
 DEANN_SHUTTLE_MS = 0.11  # DEANN's published ms per query, shuttle, mu = 1e-3 (their paper; context only)
 
 
@@ -53,19 +55,25 @@ def compare(name, X, Y, h, rule, settings):
     rows = []
     print(f"\n{name}: n={X.shape[0]:,}, d={X.shape[1]}, m={Y.shape[0]:,}, bandwidth {rule} h={h:.4g}; "
           f"exact {t_exact / len(Y) * 1e3:.4f} ms/query")
-    t0 = time.perf_counter()
-    model = ApproximateKDE(bandwidth=h, random_state=0).fit(X)  # the index, shared by the settings
-    t_fit = time.perf_counter() - t0
-    print(f"  index: {model.n_cells_} cells, built in {t_fit:.1f} s ({model.fit_time_})")
+    models = {}
     for st in settings:
-        model.set_params(**{**DEFAULTS, **st})
+        method = st.get("method", "sample")
+        if method not in models:  # one index per method, shared by its settings
+            t0 = time.perf_counter()
+            models[method] = ApproximateKDE(bandwidth=h, method=method, random_state=0).fit(X)
+            t_fit = time.perf_counter() - t0
+            print(f"  index ({method}): {models[method].n_cells_} {'leaves' if method == 'tree' else 'cells'}, "
+                  f"built in {t_fit:.2f} s ({models[method].fit_time_})")
+        model = models[method]
+        t_fit = sum(model.fit_time_.values())
+        model.set_params(**{**DEFAULTS, **({} if method == "sample" else TREE_DEFAULTS), **st})
         t0 = time.perf_counter()
         est = model.estimate(Y)
         t_q = time.perf_counter() - t0
         err = np.abs(np.expm1(est.log_density.astype(np.float64) - exact))
-        within = np.mean(err <= est.rel_error * np.exp(est.log_density - exact) * (1 + 1e-9))
+        within = np.mean(err <= est.rel_error * np.exp(est.log_density - exact) * (1 + 1e-9) + 1e-9)
         row = {"data": name, "rule": rule, "bandwidth": h, "n": X.shape[0], "d": X.shape[1], "m": Y.shape[0],
-               **st, "exact_ms_per_query": t_exact / len(Y) * 1e3, "approx_ms_per_query": t_q / len(Y) * 1e3,
+               **{k: (str(v) if v == math.inf else v) for k, v in st.items()}, "exact_ms_per_query": t_exact / len(Y) * 1e3, "approx_ms_per_query": t_q / len(Y) * 1e3,
                "speedup": t_exact / t_q, "fit_s": t_fit, "fit_parts_s": model.fit_time_, "n_cells": model.n_cells_,
                "mean_rel_error": float(err.mean()), "p95_rel_error": float(np.quantile(err, 0.95)),
                "promised_rtol": st.get("rtol", 0.1), "delta": st.get("delta", 0.05),
@@ -87,6 +95,8 @@ def main():
     print(f"DEANN (published, context only): {DEANN_SHUTTLE_MS} ms per query on shuttle at mu = 1e-3")
     settings = [dict(bound="clt", rtol=0.25), dict(bound="clt", rtol=0.25, n_neighbors=8, n_probe=2),
                 dict(bound="clt", rtol=0.1), dict(bound="bernstein", rtol=0.25, max_samples=4096)]
+    tree = [dict(method="tree", rtol=0.25), dict(method="tree", rtol=0.25, exact_above=math.inf),
+            dict(method="tree", rtol=0.1)]
     results = {"machine": cpu_info(), "deann_shuttle_ms_per_query": DEANN_SHUTTLE_MS, "rows": []}
     why = missing("river")
     if why:
@@ -98,13 +108,13 @@ def main():
         if args.quick:
             Y = Y[:500]
         for rule, h in (("scott", bandwidth_scott(X)), ("deann_mu_1e-3", mu_bandwidth(X, Y[:100], 1e-3))):
-            results["rows"] += compare("shuttle", X, Y, h, rule, settings)
+            results["rows"] += compare("shuttle", X, Y, h, rule, settings + tree)
     rng = np.random.default_rng(1)
     n, m, d = (200_000, 1024, 32) if args.quick else (1_000_000, 4096, 32)
     X = rng.standard_normal((n, d))
     Y = rng.standard_normal((m, d))
     for rule, h in (("deann_mu_1e-3", mu_bandwidth(X, Y[:100], 1e-3)), ("scott", bandwidth_scott(X))):
-        results["rows"] += compare("gaussian32", X, Y, h, rule, settings[:1] if rule == "scott" else settings)
+        results["rows"] += compare("gaussian32", X, Y, h, rule, (settings[:1] if rule == "scott" else settings) + tree[:2])
     write_results("density_approx" + ("_quick" if args.quick else ""), results)
 
 

@@ -750,8 +750,9 @@ class KernelDensity(DensityMixin, BaseEstimator):
         """An :class:`ApproximateKDE` of this estimate: same data, kernel and fitted bandwidth.
 
         For many queries on large n: exact contributions of each query's nearest points plus an unbiased
-        sample of the rest, with a per-query relative error bound (see :class:`ApproximateKDE` for what
-        the bound guarantees). Only for a kernel given by name, equal weights and a scalar bandwidth (no
+        sample of the rest, or (``method="tree"``, Gaussian kernel) stratified sampling on a tree of
+        the points, with a per-query relative error bound (see :class:`ApproximateKDE` for what the
+        bound guarantees). Only for a kernel given by name, equal weights and a scalar bandwidth (no
         bandwidth matrix, bounds or adaptive bandwidths).
 
         Parameters
@@ -761,7 +762,7 @@ class KernelDensity(DensityMixin, BaseEstimator):
         delta : float in (0, 1), default 0.05
             Failure probability of each query's bound.
         **options
-            Other :class:`ApproximateKDE` parameters (``n_neighbors``, ``n_probe``, ``bound``, ...).
+            Other :class:`ApproximateKDE` parameters (``method``, ``n_neighbors``, ``bound``, ...).
 
         Returns
         -------
