@@ -55,7 +55,7 @@ def test_stratified_pass_matches_the_numpy_reference(leaf):
     draws = draw_pairs(T, np.random.default_rng(1))
     SX, cnt = draws[0].astype(np.float64), draws[1]
     L = cnt.size
-    log_sum, rel, n_exact, _, fallback = tree_log_sums(T, draws, Y, 1e9, 1.96, math.inf, 2)
+    log_sum, rel, n_exact, _, fallback, n_eff = tree_log_sums(T, draws, Y, 1e9, 1.96, math.inf, 2)
     D2 = ((Y[:, None, :] - SX.T[None]) ** 2).sum(-1)
     g = np.exp(-0.5 * D2)
     g1, g2 = g[:, :L], g[:, L:]
@@ -63,6 +63,8 @@ def test_stratified_pass_matches_the_numpy_reference(leaf):
     V = (0.25 * cnt ** 2 * (g1 - g2) ** 2).sum(1)
     np.testing.assert_allclose(log_sum, np.log(S), atol=2e-5)
     np.testing.assert_allclose(rel, 1.96 * np.sqrt(V) / S, rtol=1e-3, atol=1e-6)
+    terms = 0.5 * np.hstack([cnt * g1, cnt * g2])
+    np.testing.assert_allclose(n_eff, terms.sum(1) ** 2 / (terms ** 2).sum(1), rtol=1e-4)
     assert np.all(n_exact == 0) and not fallback.any()
 
 
@@ -113,6 +115,7 @@ def test_error_estimate_holds_on_many_queries():
     assert np.all(est.n_samples == 2 * model.n_cells_)
 
 
+@pytest.mark.filterwarnings("ignore:ApproximateKDE.method='tree'.*draws make the estimate")
 def test_smaller_rtol_opens_more_and_is_closer():
     rng = np.random.default_rng(6)
     X, Y = rng.standard_normal((20000, 3)), rng.standard_normal((300, 3))
@@ -143,6 +146,7 @@ def test_far_queries_do_not_underflow_and_the_overflow_case_is_exact():
     assert abs(math.expm1(est.log_density[1] - exact[1])) < 0.2
 
 
+@pytest.mark.filterwarnings("ignore:ApproximateKDE.method='tree'.*draws make the estimate")
 def test_deterministic_and_independent_of_threads():
     rng = np.random.default_rng(8)
     X, Y = rng.standard_normal((5000, 4)), rng.standard_normal((200, 4))
@@ -201,3 +205,21 @@ def test_opened_leaves_are_summed_exactly():
     assert np.all(est.n_exact > 0) and np.all(est.n_exact < X.shape[0] / 16)
     np.testing.assert_allclose(est.log_density, _exact(X, Y, 0.5), rtol=0, atol=1e-10)
     assert np.all(est.rel_error == 0)
+
+
+def test_warns_where_a_few_draws_make_the_estimate():
+    # N(0, I_4), n = 5000, Scott's bandwidth: about a quarter of the queries have a draw effective
+    # number below 10 (measured); summing everything exactly (exact_above=0) silences the warning
+    rng = np.random.default_rng(8)
+    X, Y = rng.standard_normal((5000, 4)), rng.standard_normal((200, 4))
+    model = ApproximateKDE(method="tree", rtol=0.1, random_state=3).fit(X)
+    with pytest.warns(RuntimeWarning, match="fewer than 10 draws make the estimate") as record:
+        est = model.estimate(Y)
+    few = int(np.sum((est.draw_n_eff < 10) & (est.rel_error > 0)))
+    assert f"on {few} of 200 queries" in str(record[0].message) and few > 10
+    assert np.all((est.draw_n_eff >= 1) & (est.draw_n_eff <= 2 * model.n_cells_ + 1e-6))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.set_params(exact_above=0.0).estimate(Y)
+    assert ApproximateKDE(random_state=0).fit(X).estimate(Y[:5]).draw_n_eff is None

@@ -16,7 +16,7 @@
  *      precision (S_hat += exact_l - est_l, V -= var_l), while z sqrt(V) > rtol S_hat or some node
  *      not yet opened could hold more than cap S_hat.
  *   The result is log S_hat and the relative error estimate z sqrt(V) / S_hat (0 when every leaf
- *   was summed). With every leaf opened the sum is exact, so the loop always ends.
+ *   was summed), with the draws' effective number (sum of terms)^2 / sum of squared terms. With every leaf opened the sum is exact, so the loop always ends.
  * Scale: kernel values are relative to g(t0), t0 the smallest squared distance to a drawn point,
  *   so every draw's value is <= 1 and one is exactly 1: nothing underflows.
  * Handed back (flag True in the output, log_sum NaN): a query whose exact leaf is so much closer
@@ -154,20 +154,24 @@ KK_CLONES static double vsum(const double *g, int64_t len) {
     return s;
 }
 
-/* est_l = c_l (g1_l + g2_l) / 2, var_l = c_l^2 (g1_l - g2_l)^2 / 4; their sums into *S, *V */
+/* est_l = c_l (g1_l + g2_l) / 2, var_l = c_l^2 (g1_l - g2_l)^2 / 4; their sums into *S, *V, and the
+ * sum of the squared draw terms (c_l g / 2)^2 into *Q (S^2 / Q: the draws' effective number) */
 KK_CLONES static void leaf_stats(const double *c, const float *g1, const float *g2, double *est, double *var,
-                                 int64_t nl, double *S, double *V) {
-    double s = 0.0, v = 0.0;
-#pragma omp simd reduction(+ : s, v)
+                                 int64_t nl, double *S, double *V, double *Q) {
+    double s = 0.0, v = 0.0, q = 0.0;
+#pragma omp simd reduction(+ : s, v, q)
     for (int64_t l = 0; l < nl; l++) {
-        double e = 0.5 * c[l] * ((double)g1[l] + (double)g2[l]), h = 0.5 * c[l] * ((double)g1[l] - (double)g2[l]);
+        double a1 = 0.5 * c[l] * (double)g1[l], a2 = 0.5 * c[l] * (double)g2[l];
+        double e = a1 + a2, h = a1 - a2;
         est[l] = e;
         var[l] = h * h;
         s += e;
         v += h * h;
+        q += a1 * a1 + a2 * a2;
     }
     *S = s;
     *V = v;
+    *Q = q;
 }
 
 /* log sum_i g(|y - x_i|^2) over lo <= i < hi, and the smallest t into *tmin (two passes) */
@@ -270,11 +274,12 @@ static int open_leaf(const tree_t *T, const double *y, work_t *W, int64_t v, dou
 
 /* one query; returns 1 when the query is handed back for an exact sum (see the top of the file) */
 static int query(const tree_t *T, const double *y, float *g, double rtol, double z, double cap, work_t *W,
-                 double *out_log, double *out_rel, int64_t *out_exact, int64_t *out_nodes) {
+                 double *out_log, double *out_rel, double *out_neff, int64_t *out_exact, int64_t *out_nodes) {
     int64_t nl = T->nl;
     double t0 = (double)sample_vals(g, 2 * nl, (float)T->a);   /* g: this query's row of sample_dists */
-    double S, V;
-    leaf_stats(T->cnt, g, g + nl, W->est, W->var, nl, &S, &V);
+    double S, V, Q;
+    leaf_stats(T->cnt, g, g + nl, W->est, W->var, nl, &S, &V, &Q);
+    *out_neff = S * S / Q;
     memset(W->opened, 0, (size_t)nl);
     int64_t exact = 0, nodes = 1;
     /* open, by upper bound, every node that could hold more than cap * S_hat, and leaves in that
@@ -323,7 +328,7 @@ static PyObject *py_tree_kde(PyObject *self, PyObject *args) {
                                    NPY_INT64, NPY_INT64, NPY_INT64, NPY_INT64, NPY_INT64, NPY_FLOAT64};
     static const int dims[NIN] = {2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 3};
     PyArrayObject *in[NIN] = {NULL};
-    PyArrayObject *outs[5] = {NULL};
+    PyArrayObject *outs[6] = {NULL};
     PyObject *res = NULL;
     double *logc = NULL;
     int ok = 1;
@@ -357,14 +362,15 @@ static PyObject *py_tree_kde(PyObject *self, PyObject *args) {
     for (int64_t v = 0; v < T.nn; v++) logc[v] = log((double)(T.stop[v] - T.start[v]));
     T.logc = logc;
     npy_intp m = PyArray_DIM(in[0], 0);
-    for (int i = 0; i < 5; i++) {
-        outs[i] = (PyArrayObject *)PyArray_SimpleNew(1, &m, i < 2 ? NPY_FLOAT64 : (i < 4 ? NPY_INT64 : NPY_BOOL));
+    for (int i = 0; i < 6; i++) {
+        outs[i] = (PyArrayObject *)PyArray_SimpleNew(1, &m, i < 2 || i == 5 ? NPY_FLOAT64 : (i < 4 ? NPY_INT64 : NPY_BOOL));
         if (!outs[i]) goto done;
     }
     const double *Yd = PyArray_DATA(in[0]);
     double *olog = PyArray_DATA(outs[0]), *orel = PyArray_DATA(outs[1]);
     int64_t *oex = PyArray_DATA(outs[2]), *ond = PyArray_DATA(outs[3]);
     npy_bool *ofb = PyArray_DATA(outs[4]);
+    double *oneff = PyArray_DATA(outs[5]);
     int failed = 0;
     if (nthreads < 1) nthreads = 1;
     Py_BEGIN_ALLOW_THREADS
@@ -392,8 +398,8 @@ static PyObject *py_tree_kde(PyObject *self, PyObject *args) {
                 for (int q = 0; q < nq; q++) {
                     npy_intp j = j0 + q;
                     const double *y = Yd + j * T.d;
-                    ofb[j] = (npy_bool)query(&T, y, tq + q * ns, rtol, z, cap, &W, olog + j, orel + j, oex + j,
-                                             ond + j);
+                    ofb[j] = (npy_bool)query(&T, y, tq + q * ns, rtol, z, cap, &W, olog + j, orel + j, oneff + j,
+                                             oex + j, ond + j);
                     if (ofb[j]) {   /* left to the caller's exact engine */
                         olog[j] = NAN;
                         orel[j] = 0.0;
@@ -409,18 +415,18 @@ static PyObject *py_tree_kde(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    res = Py_BuildValue("OOOOO", outs[0], outs[1], outs[2], outs[3], outs[4]);
+    res = Py_BuildValue("OOOOOO", outs[0], outs[1], outs[2], outs[3], outs[4], outs[5]);
 done:
     free(logc);
     for (int i = 0; i < NIN; i++) Py_XDECREF(in[i]);
-    for (int i = 0; i < 5; i++) Py_XDECREF(outs[i]);
+    for (int i = 0; i < 6; i++) Py_XDECREF(outs[i]);
     return res;
 }
 
 static PyMethodDef methods[] = {
     {"tree_kde", py_tree_kde, METH_VARARGS,
      "tree_kde(Y, XT, SX, mean, radius, leaf_count, start, stop, left, leaf_id, leaf_node, box, a, rtol, z, cap, threads)"
-     " -> (log_sum, rel_error, n_exact, n_nodes, exact_fallback)"},
+     " -> (log_sum, rel_error, n_exact, n_nodes, handed_back, draw_n_eff)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kdtree_ext", "Compiled stratified tree KDE.", -1,

@@ -149,12 +149,13 @@ def draw_pairs(tree, rng):
 def tree_log_sums(tree, draws, Y, rtol, z, cap, threads, engine=None):
     r"""Stratified Gaussian kernel sums at the rows of Y (scaled frame), see the module docstring.
 
-    Returns ``(log_sum, rel_error, n_exact, n_nodes, fallback)``: ``log_sum[j]`` is log of the estimate
+    Returns ``(log_sum, rel_error, n_exact, n_nodes, fallback, draw_n_eff)``: ``log_sum[j]`` is log of the estimate
     of :math:`\sum_i e^{-\|y_j - x_i\|^2 / 2}`; ``rel_error[j]`` the estimated relative error
     z sqrt(V) / S_hat (0 where every leaf was summed); ``n_exact`` the points summed exactly and
     ``n_nodes`` the nodes bounded, per query; ``fallback`` True where the query was handed back
     (its exact leaf would overflow the scale, or its opened leaves passed n / 16 points) and summed
-    exactly by the engine instead.
+    exactly by the engine instead; ``draw_n_eff`` the draws' effective number
+    :math:`(\sum_j w_j g_j)^2 / \sum_j (w_j g_j)^2` (w_j = c_l / 2), small when a few draws make the estimate.
     """
     ext = _ext()
     if ext is None:  # pragma: no cover - depends on the build
@@ -162,7 +163,7 @@ def tree_log_sums(tree, draws, Y, rtol, z, cap, threads, engine=None):
                            "kernelkit with a C compiler, or use method='sample'")
     SX, leaf_count, leaf_id, leaf_node = draws
     Y = np.ascontiguousarray(Y, dtype=np.float64)
-    log_sum, rel, n_exact, n_nodes, fallback = ext.tree_kde(
+    log_sum, rel, n_exact, n_nodes, fallback, n_eff = ext.tree_kde(
         Y, tree.XT, SX, tree.mean, tree.radius, leaf_count, tree.start, tree.stop, tree.left, leaf_id, leaf_node,
         tree.box, 0.5, float(rtol), float(z), float(cap), int(threads))
     if fallback.any():   # handed back: summed exactly by the engine, in the log domain
@@ -171,7 +172,8 @@ def tree_log_sums(tree, draws, Y, rtol, z, cap, threads, engine=None):
         options = {"threads": threads, **(engine or {})}
         log_sum[fallback] = kernel_logsumexp(Gaussian(1.0), tree.XT.T, Y[fallback], **options)
         n_exact[fallback] = tree.XT.shape[1]
-    return log_sum, rel, n_exact, n_nodes, fallback
+        rel[fallback] = 0.0
+    return log_sum, rel, n_exact, n_nodes, fallback, n_eff
 
 
 @dataclass(frozen=True)
@@ -199,8 +201,9 @@ def fit_tree_index(Xs, leaf_size, rng):
 
 def estimate_tree(index, Ys, rtol, z, exact_above, threads, engine=None):
     """Log kernel sums and error estimates at the scaled queries ``Ys``:
-    ``(log_sum, rel_error, n_samples, n_exact, converged)`` as :class:`ApproximateDensity` reports them.
+    ``(log_sum, rel_error, n_samples, n_exact, converged, draw_n_eff)`` as :class:`ApproximateDensity` reports them.
     ``engine``: options (memory, backend) of the exact sums of handed-back queries."""
-    log_sum, rel, n_exact, _, _ = tree_log_sums(index.tree, index.draws, Ys, rtol, z, exact_above, threads, engine)
+    log_sum, rel, n_exact, _, _, n_eff = tree_log_sums(index.tree, index.draws, Ys, rtol, z, exact_above, threads,
+                                                       engine)
     n_samples = np.full(log_sum.shape, 2 * index.n_leaves, dtype=np.int64)
-    return log_sum, rel, n_samples, n_exact, rel <= rtol
+    return log_sum, rel, n_samples, n_exact, rel <= rtol, n_eff
