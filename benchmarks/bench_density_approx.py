@@ -7,7 +7,8 @@ Bandwidths: Scott's rule (kernelkit.density.bandwidth_scott) and DEANN's protoco
 Pagh, AISTATS 2022): h such that the mean over the queries of (1/n) sum_i exp(-|y - x_i|^2 / (2 h^2))
 is mu = 1e-3 (30 bisection steps on log h with the exact engine on 100 of the queries).
 For each: kernelkit's exact KernelDensity.score_samples and ApproximateKDE.estimate (method="sample":
-neighbours + uniform sample; method="tree": stratified tree sampling) in the same process, the time ratio, the measured relative error |f_hat / f - 1| (mean, 95th percentile), the
+neighbours + uniform sample; method="tree": stratified tree sampling) in the same process, the
+time ratio, the measured relative error |f_hat / f - 1| (mean, 95th percentile), the
 promised one (rtol at failure probability delta, per query), the fraction of queries whose error is
 within their own reported bound, and the fraction that converged. DEANN's published 0.11 ms per query
 (shuttle, mu = 1e-3, their C++ code on their machine) is printed for context only.
@@ -74,7 +75,8 @@ def compare(name, X, Y, h, rule, settings):
         err = np.abs(np.expm1(est.log_density.astype(np.float64) - exact))
         within = np.mean(err <= est.rel_error * np.exp(est.log_density - exact) * (1 + 1e-9) + 1e-9)
         row = {"data": name, "rule": rule, "bandwidth": h, "n": X.shape[0], "d": X.shape[1], "m": Y.shape[0],
-               **{k: (str(v) if v == math.inf else v) for k, v in st.items()}, "exact_ms_per_query": t_exact / len(Y) * 1e3, "approx_ms_per_query": t_q / len(Y) * 1e3,
+               **{k: (str(v) if v == math.inf else v) for k, v in st.items()},
+               "exact_ms_per_query": t_exact / len(Y) * 1e3, "approx_ms_per_query": t_q / len(Y) * 1e3,
                "speedup": t_exact / t_q, "fit_s": t_fit, "fit_parts_s": model.fit_time_, "n_cells": model.n_cells_,
                "mean_rel_error": float(err.mean()), "p95_rel_error": float(np.quantile(err, 0.95)),
                "promised_rtol": st.get("rtol", 0.1), "delta": st.get("delta", 0.05),
@@ -119,7 +121,8 @@ def main():
     X = rng.standard_normal((n, d))
     Y = rng.standard_normal((m, d))
     for rule, h in (("deann_mu_1e-3", mu_bandwidth(X, Y[:100], 1e-3)), ("scott", bandwidth_scott(X))):
-        results["rows"] += compare("gaussian32", X, Y, h, rule, (settings[:1] if rule == "scott" else settings) + tree[:2])
+        chosen = (settings[:1] if rule == "scott" else settings) + tree[:2]
+        results["rows"] += compare("gaussian32", X, Y, h, rule, chosen)
     write_results("density_approx" + ("_quick" if args.quick else ""), results)
 
 

@@ -230,8 +230,8 @@ class ApproximateKDE(DensityMixin, BaseEstimator):
     Scott's bandwidth (0.67 of the queries).
 
     **method="tree"** (Gaussian kernel; low and moderate dimension): stratified sampling on a binary
-    tree of the points instead of the neighbours + uniform sample above; see
-    :mod:`kernelkit.density._tree` for the estimator. In short: two points drawn from every leaf at
+    tree of the points instead of the neighbours + uniform sample above (the module
+    ``kernelkit.density._tree`` writes the estimator out). In short: two points drawn from every leaf at
     fit (shared by all queries) give an unbiased stratified estimate and, from the pair differences,
     an unbiased estimate V of its variance; then nodes are opened best first by the upper bound
     :math:`c\,\kappa(t_-)` of their sum (c points, :math:`t_-` the smallest squared distance from y
@@ -244,10 +244,10 @@ class ApproximateKDE(DensityMixin, BaseEstimator):
     variance, so the error estimate is optimistic where a few points make the density. Measured at
     Scott's bandwidth, rtol 0.1-0.25: the error was within its bound on 0.95 of shuttle queries but
     on 0.72-0.93 on N(0, I_d) with d = 2-5 (mean errors 0.02-0.06); the queries with a draw effective
-    number below 10 (``ApproximateDensity.draw_n_eff``) fared worst (0.27-0.57), and estimate warns
+    number below 10 (``ApproximateDensity.draw_n_eff``) fared worst (0.45-0.57), and estimate warns
     when they are more than 5% of those not summed exactly. The draws are evaluated in
-    float32 (relative error of a kernel value about 1e-6 t, t the squared scaled distance; values
-    below e^-80 of the largest draw are dropped), exact leaves in float64. Measured
+    float32 (the tests hold the draw pass to 2e-5 of a float64 reference in the log; values below
+    e^-80 of the largest draw are dropped), exact leaves in float64. Measured
     (benchmarks/bench_density_approx.py, shuttle, 9-d, 2,000 queries, 2 threads, AVX-512 Xeon): see
     the README table; at Scott's bandwidth about 10x the exact engine's speed at mean relative error
     0.03, while at DEANN's smaller bandwidth (mean kernel value 1e-3) it is no faster than exact.
@@ -482,11 +482,12 @@ class ApproximateKDE(DensityMixin, BaseEstimator):
                                                            dict(memory=self.memory, backend=self.backend))
             few = int(np.sum((neff < _FEW_DRAWS) & (rel > 0)))
             if few > _FEW_SHARE * m:
-                warnings.warn(f"ApproximateKDE(method='tree'): on {few} of {m} queries fewer than {_FEW_DRAWS} draws "
-                              "make the estimate (estimate(X).draw_n_eff), where the normal approximation behind "
-                              "rel_error is unreliable (measured on shuttle and on Gaussian data in 2-5 dimensions: the error "
-                              "within its bound on 0.45-0.57 of such queries); a larger bandwidth, exact_above=0 for exact sums, or method='sample' with "
-                              "bound='bernstein'. KernelDensity.diagnose shows how many points make each density.",
+                warnings.warn(f"ApproximateKDE(method='tree'): on {few} of {m} queries fewer than {_FEW_DRAWS} "
+                              "draws make the estimate (estimate(X).draw_n_eff), where the normal approximation "
+                              "behind rel_error is unreliable (measured on shuttle and on Gaussian data in 2-5 "
+                              "dimensions: the error within its bound on 0.45-0.57 of such queries); a larger "
+                              "bandwidth, exact_above=0 for exact sums, or method='sample' with bound='bernstein'. "
+                              "KernelDensity.diagnose shows how many points make each density.",
                               RuntimeWarning, stacklevel=2)
             return ApproximateDensity((logS - self._log_norm).astype(out_dt), rel, ns, nex, conv, neff)
         rng = np.random.default_rng(np.random.SeedSequence([self._sample_seed, m]))
